@@ -1,0 +1,124 @@
+package campaign
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/types"
+	"go.yaml.in/yaml/v3"
+)
+
+// CustomerFields are the fields every customer has in expressions, beside the
+// attributes and counters declared in lifecycle.yaml.
+var CustomerFields = []string{"id", "email", "first_name", "name", "locale", "timezone", "stage"}
+
+// exprScope says which names an expression may use.
+type exprScope int
+
+const (
+	// scopeCustomer: customer and now (audience, only_if, skip_if).
+	scopeCustomer exprScope = iota
+	// scopeEvent: customer, now and the event being handled (trigger and goal where).
+	scopeEvent
+)
+
+// envs are the expr type environments of one lifecycle, compiled once per Load.
+type envs [2]types.Map
+
+func newEnvs(l *Lifecycle) envs {
+	customer := types.Map{}
+	for _, f := range CustomerFields {
+		customer[f] = types.String
+	}
+	for name, t := range l.Attributes {
+		customer[name] = t.exprType()
+	}
+	for name := range l.Counters {
+		customer[name] = types.Int
+	}
+	now := types.TypeOf(time.Time{})
+	base := types.Map{"customer": customer, "now": now}
+	withEvent := types.Map{"customer": customer, "now": now, "event": types.Map{
+		"name": types.String,
+		"at":   now,
+		"data": types.Map{types.Extra: types.Any},
+	}}
+	return envs{scopeCustomer: base, scopeEvent: withEvent}
+}
+
+func (t AttrType) exprType() types.Type {
+	switch t {
+	case AttrString:
+		return types.String
+	case AttrInt:
+		return types.Int
+	case AttrFloat:
+		return types.Float64
+	case AttrBool:
+		return types.Bool
+	case AttrTime:
+		return types.TypeOf(time.Time{})
+	}
+	return types.Any
+}
+
+// expr compiles the condition in n, reporting syntax and type errors at their column.
+func (d *doc) expr(n *yaml.Node, key string, env types.Map) *Expr {
+	src, ok := d.str(n, key)
+	if !ok {
+		return nil
+	}
+	start := d.valuePos(n)
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	if err != nil {
+		msg, pos := err.Error(), start
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			msg = fe.Message
+			if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
+				msg += didYouMean(m[1], fieldNames(env))
+			}
+			if fe.Line > 1 {
+				pos = Pos{start.Line + fe.Line - 1, fe.Column + 1}
+			} else {
+				pos.Col += fe.Column
+			}
+		}
+		d.probs.Add(d.path, pos, "%s: %s", key, msg)
+		return nil
+	}
+	return &Expr{Source: src, Pos: start, Program: prog}
+}
+
+var unknownFieldRE = regexp.MustCompile(`^unknown field (\w+)$`)
+
+// fieldNames lists the names an environment offers one level down (customer.*, event.*).
+func fieldNames(env types.Map) []string {
+	var out []string
+	for _, v := range env {
+		if m, ok := v.(types.Map); ok {
+			for k := range m {
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Eval runs the condition against env: a map with "customer" (map[string]any with the
+// customer fields, attributes and counters), "now" (time.Time) and, for event
+// conditions, "event" (name, at, data).
+func (e *Expr) Eval(env map[string]any) (bool, error) {
+	out, err := expr.Run(e.Program, env)
+	if err != nil {
+		return false, fmt.Errorf("evaluate %q: %w", e.Source, err)
+	}
+	b, _ := out.(bool)
+	return b, nil
+}

@@ -1,0 +1,356 @@
+package campaign
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// CampaignFile is the file that makes a folder a campaign.
+const CampaignFile = "campaign.md"
+
+// DefaultLayout is the layout of steps that name none.
+const DefaultLayout = "default"
+
+var (
+	campaignIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	// stepFileRE matches 01-welcome.md and 01-welcome.nl.md / 01-welcome.pt-BR.md.
+	stepFileRE = regexp.MustCompile(`^(\d+)-([a-z0-9][a-z0-9_-]*?)(?:\.([a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?))?\.md$`)
+)
+
+var (
+	campaignKeys = []string{"name", "trigger", "audience", "exit", "goal", "reentry", "send_window", "topic"}
+	stepKeys     = []string{"subject", "preheader", "delay", "at", "only_if", "skip_if", "layout"}
+	variantKeys  = []string{"subject", "preheader", "layout"}
+)
+
+// Load reads the campaigns directory dir: lifecycle.yaml and every campaign folder.
+// When anything is wrong it returns the Set as far as it could be read together with
+// a Problems error listing every problem; callers that only lint may keep going, but
+// nothing should be sent from a Set that came with problems.
+func Load(dir string) (*Set, error) {
+	return LoadFS(os.DirFS(dir), dir)
+}
+
+// LoadFS is Load on a file system; name is the directory's name in messages and paths.
+func LoadFS(fsys fs.FS, name string) (*Set, error) {
+	var probs Problems
+	set := &Set{Dir: name}
+	lpath := filepath.Join(name, LifecycleFile)
+	src, err := readFile(fsys, LifecycleFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, statErr := fs.Stat(fsys, "."); statErr != nil {
+			return nil, fmt.Errorf("load campaigns: %s is not a directory: %w", name, statErr)
+		}
+		probs.Add(lpath, Pos{1, 1}, "missing %s: every campaigns directory declares its stages and transitions there", LifecycleFile)
+		set.Lifecycle = parseLifecycle(lpath, "stages: []", new(Problems))
+	case err != nil:
+		return nil, fmt.Errorf("load campaigns: %w", err)
+	default:
+		set.Lifecycle = parseLifecycle(lpath, src, &probs)
+	}
+	env := newEnvs(set.Lifecycle)
+
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("load campaigns: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || strings.HasPrefix(e.Name(), "_") {
+			continue
+		}
+		c, err := loadCampaign(fsys, name, e.Name(), set.Lifecycle, env, &probs)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			set.Campaigns = append(set.Campaigns, c)
+		}
+	}
+	return set, probs.Err()
+}
+
+func readFile(fsys fs.FS, name string) (string, error) {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return "", err
+	}
+	return strings.ReplaceAll(string(b), "\r\n", "\n"), nil
+}
+
+func loadCampaign(fsys fs.FS, root, id string, l *Lifecycle, env envs, probs *Problems) (*Campaign, error) {
+	dir := filepath.Join(root, id)
+	c := &Campaign{ID: id, Path: filepath.Join(dir, CampaignFile)}
+	src, err := readFile(fsys, id+"/"+CampaignFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		probs.Add(c.Path, Pos{1, 1}, "missing %s: a campaign folder needs one (or start the folder name with _ to keep it out)", CampaignFile)
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("load campaign %s: %w", id, err)
+	}
+	if !campaignIDRE.MatchString(id) {
+		probs.Add(c.Path, Pos{1, 1}, "campaign folder %q must be lower case letters, digits, - and _ (it is the campaign's stable ID)", id)
+	}
+	fm, body, _, err := splitFrontMatter(src)
+	if err != nil {
+		probs.Add(c.Path, Pos{1, 1}, "%v", err)
+		return nil, nil
+	}
+	c.Description = strings.TrimSpace(body)
+	d := &doc{path: c.Path, lineOffset: 1, probs: probs}
+	if root := d.parse(fm); root != nil {
+		d.campaign(root, c, l, env)
+	}
+
+	entries, err := fs.ReadDir(fsys, id)
+	if err != nil {
+		return nil, fmt.Errorf("load campaign %s: %w", id, err)
+	}
+	variants := map[string][]*Content{} // by base file name
+	byName := map[string]*Step{}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || name == CampaignFile || !strings.HasSuffix(name, ".md") || strings.EqualFold(name, "README.md") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		m := stepFileRE.FindStringSubmatch(name)
+		if m == nil {
+			probs.Add(path, Pos{1, 1}, "step file name %q must be NN-name.md, as in 01-welcome.md (or 01-welcome.nl.md for a locale variant)", name)
+			continue
+		}
+		order, _ := strconv.Atoi(m[1])
+		slug, locale := m[2], m[3]
+		src, err := readFile(fsys, id+"/"+name)
+		if err != nil {
+			return nil, fmt.Errorf("load step %s: %w", path, err)
+		}
+		if locale != "" {
+			if ct := loadContent(path, src, locale, l, env, nil, probs); ct != nil {
+				base := m[1] + "-" + slug + ".md"
+				variants[base] = append(variants[base], ct)
+			}
+			continue
+		}
+		st := &Step{ID: id + "/" + slug, Slug: slug, Campaign: c, Order: order}
+		if st.Content = loadContent(path, src, "", l, env, st, probs); st.Content == nil {
+			continue
+		}
+		for _, other := range c.Steps {
+			switch {
+			case other.Order == order:
+				probs.Add(path, Pos{1, 1}, "step order %s is also used by %s: give each step its own number", m[1], filepath.Base(other.Content.Path))
+			case other.Slug == slug:
+				probs.Add(path, Pos{1, 1}, "step name %q is also used by %s: the name is the step's identity and must be unique in the campaign", slug, filepath.Base(other.Content.Path))
+			}
+		}
+		byName[name] = st
+		c.Steps = append(c.Steps, st)
+	}
+	for base, cts := range variants {
+		st := byName[base]
+		for _, ct := range cts {
+			if st == nil {
+				probs.Add(ct.Path, Pos{1, 1}, "locale variant %s has no base step %s: add the default-locale file first", filepath.Base(ct.Path), base)
+				continue
+			}
+			if st.Variants == nil {
+				st.Variants = map[string]*Content{}
+			}
+			st.Variants[ct.Locale] = ct
+		}
+	}
+	slices.SortStableFunc(c.Steps, func(a, b *Step) int { return a.Order - b.Order })
+	if len(c.Steps) == 0 {
+		probs.Add(c.Path, Pos{1, 1}, "campaign %q has no steps: add an email as %s/01-name.md", id, dir)
+	}
+	return c, nil
+}
+
+// campaign decodes campaign.md front matter into c.
+func (d *doc) campaign(root *yaml.Node, c *Campaign, l *Lifecycle, env envs) {
+	f := d.fields(root, "campaign.md", campaignKeys...)
+	if v := f["name"]; v != nil {
+		c.Name, _ = d.str(v, "name")
+	} else {
+		d.errorf(root, "name is missing: give the campaign a name marketers recognise")
+	}
+	if v := f["trigger"]; v != nil {
+		c.Trigger.Pos = d.pos(v)
+		tf := d.fields(v, "trigger", "stage", "event", "where")
+		if s := tf["stage"]; s != nil {
+			if c.Trigger.Stage, _ = d.str(s, "trigger.stage"); c.Trigger.Stage != "" {
+				d.stageRef(s, c.Trigger.Stage, l)
+			}
+		}
+		if e := tf["event"]; e != nil {
+			c.Trigger.Event, _ = d.str(e, "trigger.event")
+		}
+		if (tf["stage"] == nil) == (tf["event"] == nil) && v.Kind == yaml.MappingNode {
+			d.errorf(v, "trigger needs exactly one of stage (enrol on entering a stage) or event (enrol on an event)")
+		}
+		if w := tf["where"]; w != nil {
+			if c.Trigger.Event == "" {
+				d.errorf(w, "where applies only to event triggers")
+			}
+			c.Trigger.Where = d.expr(w, "trigger.where", env[scopeEvent])
+		}
+	} else {
+		d.errorf(root, "trigger is missing: say when customers enrol, as in trigger: {stage: onboarding}")
+	}
+	if v := f["audience"]; v != nil {
+		c.Audience = d.expr(v, "audience", env[scopeCustomer])
+	}
+	if v := f["exit"]; v != nil {
+		ef := d.fields(v, "exit", "events", "stage_left")
+		if e := ef["events"]; e != nil {
+			c.Exit.Events = d.strs(e, "exit.events")
+		}
+		if s := ef["stage_left"]; s != nil {
+			c.Exit.StageLeft = d.boolean(s, "exit.stage_left")
+			if c.Exit.StageLeft && c.Trigger.Stage == "" && tfHasEvent(c) {
+				d.errorf(s, "exit.stage_left needs a stage trigger: an event-triggered campaign has no stage to leave")
+			}
+		}
+	}
+	if v := f["goal"]; v != nil {
+		g := &Goal{}
+		gf := d.fields(v, "goal", "event", "where")
+		if e := gf["event"]; e != nil {
+			g.Event, _ = d.str(e, "goal.event")
+		} else if v.Kind == yaml.MappingNode {
+			d.errorf(v, "goal needs the event that counts as conversion (event:)")
+		}
+		if w := gf["where"]; w != nil {
+			g.Where = d.expr(w, "goal.where", env[scopeEvent])
+		}
+		c.Goal = g
+	}
+	if v := f["reentry"]; v != nil {
+		d.reentry(v, &c.Reentry)
+	}
+	if v := f["send_window"]; v != nil {
+		w := &Window{Start: 0, End: 24 * 60}
+		for i := range w.Days {
+			w.Days[i] = true
+		}
+		wf := d.fields(v, "send_window", "days", "hours")
+		if s := wf["days"]; s != nil {
+			if txt, ok := d.str(s, "send_window.days"); ok {
+				days, err := parseDays(txt)
+				if err != nil {
+					d.errorf(s, "send_window.days: %v", err)
+				}
+				w.Days = days
+			}
+		}
+		if s := wf["hours"]; s != nil {
+			if txt, ok := d.str(s, "send_window.hours"); ok {
+				start, end, err := parseHours(txt)
+				if err != nil {
+					d.errorf(s, "send_window.hours: %v", err)
+				} else {
+					w.Start, w.End = start, end
+				}
+			}
+		}
+		c.SendWindow = w
+	}
+	if v := f["topic"]; v != nil {
+		if c.Topic, _ = d.str(v, "topic"); c.Topic != "" && !nameRE.MatchString(c.Topic) {
+			d.errorf(v, "topic %q must be lower case letters, digits and _", c.Topic)
+		}
+	}
+}
+
+func tfHasEvent(c *Campaign) bool { return c.Trigger.Event != "" }
+
+func (d *doc) reentry(n *yaml.Node, r *Reentry) {
+	const help = "use never, always or {after: 90d}"
+	if n.Kind == yaml.ScalarNode {
+		switch n.Value {
+		case "never":
+			r.Mode = ReentryNever
+		case "always":
+			r.Mode = ReentryAlways
+		default:
+			d.errorf(n, "reentry: unknown value %q%s: %s", n.Value, didYouMean(n.Value, []string{"never", "always"}), help)
+		}
+		return
+	}
+	f := d.fields(n, "reentry", "after")
+	if v := f["after"]; v != nil {
+		r.Mode, r.After = ReentryAfter, d.duration(v, "reentry.after")
+	} else if n.Kind == yaml.MappingNode {
+		d.errorf(n, "reentry: %s", help)
+	}
+}
+
+// loadContent parses one step file. For a base step, st receives the timing and
+// conditions; for a locale variant st is nil and only content keys are allowed.
+func loadContent(path, src, locale string, l *Lifecycle, env envs, st *Step, probs *Problems) *Content {
+	fm, body, bodyLine, err := splitFrontMatter(src)
+	if err != nil {
+		probs.Add(path, Pos{1, 1}, "%v", err)
+		return nil
+	}
+	ct := &Content{Path: path, Locale: locale, Layout: DefaultLayout, Body: body, BodyLine: bodyLine, SubjectPos: Pos{1, 1}}
+	d := &doc{path: path, lineOffset: 1, probs: probs}
+	root := d.parse(fm)
+	if root == nil {
+		return ct
+	}
+	var f map[string]*yaml.Node
+	if st == nil {
+		f = d.fields(root, "a locale variant", stepKeys...)
+		for _, k := range stepKeys {
+			if f[k] != nil && !slices.Contains(variantKeys, k) {
+				d.errorf(keyNode(root, k), "%s belongs in the base step: a locale variant sets only %s", k, strings.Join(variantKeys, ", "))
+			}
+		}
+	} else {
+		f = d.fields(root, "a step", stepKeys...)
+	}
+	if v := f["subject"]; v != nil {
+		ct.Subject, ct.SubjectPos = v.Value, d.valuePos(v)
+		if v.Kind != yaml.ScalarNode {
+			d.errorf(v, "subject must be text, found %s", kindName(v))
+		}
+	}
+	if v := f["preheader"]; v != nil {
+		ct.Preheader, ct.PreheaderPos = v.Value, d.valuePos(v)
+		if v.Kind != yaml.ScalarNode {
+			d.errorf(v, "preheader must be text, found %s", kindName(v))
+		}
+	}
+	if v := f["layout"]; v != nil {
+		if s, ok := d.str(v, "layout"); ok {
+			ct.Layout, ct.LayoutPos = s, d.pos(v)
+		}
+	}
+	if st == nil {
+		return ct
+	}
+	if v := f["delay"]; v != nil {
+		st.Delay = d.duration(v, "delay")
+	}
+	if v := f["at"]; v != nil {
+		st.At = d.clock(v, "at")
+	}
+	if v := f["only_if"]; v != nil {
+		st.OnlyIf = d.expr(v, "only_if", env[scopeCustomer])
+	}
+	if v := f["skip_if"]; v != nil {
+		st.SkipIf = d.expr(v, "skip_if", env[scopeCustomer])
+	}
+	return ct
+}

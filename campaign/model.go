@@ -1,0 +1,257 @@
+package campaign
+
+import (
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// Set is everything loaded from one campaigns directory.
+type Set struct {
+	// Dir is the campaigns directory as given to Load.
+	Dir       string
+	Lifecycle *Lifecycle
+	// Campaigns are sorted by ID.
+	Campaigns []*Campaign
+}
+
+// Campaign returns the campaign with the given ID, or nil.
+func (s *Set) Campaign(id string) *Campaign {
+	for _, c := range s.Campaigns {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// Step returns the step with the given identity ("onboarding/first-project"), or nil.
+func (s *Set) Step(id string) *Step {
+	for _, c := range s.Campaigns {
+		for _, st := range c.Steps {
+			if st.ID == id {
+				return st
+			}
+		}
+	}
+	return nil
+}
+
+// Pos is a 1-based line and column in a campaign file.
+type Pos struct {
+	Line, Col int
+}
+
+// Lifecycle is campaigns/lifecycle.yaml: the stages a customer moves through, the rules
+// that move them, and what campaigns may refer to (attributes, counters, links, sender).
+type Lifecycle struct {
+	Path string
+	// Stages in the order they are listed; the first is where new customers start.
+	Stages []Stage
+	// Activity lists the event names that count as activity for "inactive" time rules.
+	Activity []string
+	// Transitions in file order; the first that matches wins.
+	Transitions []*Transition
+	// Attributes declares the customer attributes expressions and templates may use.
+	Attributes map[string]AttrType
+	// Counters maps a counter name ("orders") to the event it counts ("order_placed").
+	Counters map[string]string
+	// Timezone is used for customers without one of their own (default UTC).
+	Timezone *time.Location
+	// Locale is used for customers without one of their own (default "en").
+	Locale string
+	// Sender is the organisation behind the emails, shown in every footer.
+	Sender Sender
+	// Links are fixed URLs templates may use as .Links.Name.
+	Links map[string]string
+}
+
+// Stage is one lifecycle stage.
+type Stage struct {
+	Name        string
+	Description string
+	Pos         Pos
+}
+
+// HasStage reports whether name is a declared stage.
+func (l *Lifecycle) HasStage(name string) bool {
+	for _, s := range l.Stages {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Transition is one rule that moves a customer between stages. Exactly one of On,
+// After and Inactive is set: an event rule, a time-in-stage rule or an inactivity rule.
+type Transition struct {
+	Pos Pos
+	// From lists the stages the rule applies in; empty means any stage.
+	From []string
+	To   string
+	// On is the event name of an event rule. The name "activity" matches any event
+	// listed in Lifecycle.Activity.
+	On string
+	// Where is an optional condition on an event rule.
+	Where *Expr
+	// After is the time spent in the stage before a time rule fires.
+	After time.Duration
+	// Inactive is the time without activity before an inactivity rule fires.
+	Inactive time.Duration
+}
+
+// AttrType is the declared type of a customer attribute.
+type AttrType string
+
+// Attribute types that lifecycle.yaml may declare.
+const (
+	AttrString AttrType = "string"
+	AttrInt    AttrType = "int"
+	AttrFloat  AttrType = "float"
+	AttrBool   AttrType = "bool"
+	AttrTime   AttrType = "time"
+)
+
+// Sender is the organisation that sends the emails.
+type Sender struct {
+	// Name is shown as the From display name and in the footer.
+	Name string
+	// Address is the postal address every email carries (CAN-SPAM).
+	Address string
+}
+
+// Campaign is one folder under campaigns/: campaign.md and its steps.
+type Campaign struct {
+	// ID is the folder name; it is part of every step identity and must stay stable.
+	ID   string
+	Path string // campaign.md
+	Name string
+	// Description is the Markdown body of campaign.md.
+	Description string
+	Trigger     Trigger
+	// Audience, when set, must hold for a customer to enrol and at every send.
+	Audience *Expr
+	Exit     Exit
+	// Goal, when set, ends the enrollment as converted.
+	Goal    *Goal
+	Reentry Reentry
+	// SendWindow, when set, limits sends to these days and hours in the customer's timezone.
+	SendWindow *Window
+	// Topic is the subscription topic customers can opt out of on the preference page.
+	Topic string
+	// Steps in file-name order.
+	Steps []*Step
+}
+
+// Trigger says when a customer enrols: on entering a stage, or on an event.
+type Trigger struct {
+	Pos   Pos
+	Stage string
+	Event string
+	// Where is an optional condition on an event trigger.
+	Where *Expr
+}
+
+// Exit says what ends an enrollment early.
+type Exit struct {
+	Events []string
+	// StageLeft ends the enrollment when the customer leaves the trigger stage.
+	StageLeft bool
+}
+
+// Goal is the conversion a campaign works towards.
+type Goal struct {
+	Event string
+	Where *Expr
+}
+
+// ReentryMode says whether a customer may enrol again.
+type ReentryMode int
+
+// Re-entry modes.
+const (
+	ReentryNever ReentryMode = iota
+	ReentryAlways
+	ReentryAfter
+)
+
+// Reentry is a campaign's re-entry rule: never, always, or after a cool-down.
+type Reentry struct {
+	Mode  ReentryMode
+	After time.Duration
+}
+
+// Window is a send window: weekdays and a range of local clock times.
+type Window struct {
+	// Days[time.Sunday] … Days[time.Saturday].
+	Days [7]bool
+	// Start and End are local clock times; sends are allowed in [Start, End).
+	Start, End Clock
+}
+
+// Clock is a time of day in minutes after midnight.
+type Clock int
+
+// Step is one email of a campaign: a Markdown file and its locale variants.
+type Step struct {
+	// ID is the step identity, "campaign/slug": stable across reordering.
+	ID string
+	// Slug is the file name without order prefix, locale and extension.
+	Slug     string
+	Campaign *Campaign
+	// Order is the numeric file-name prefix.
+	Order int
+	// Delay is the wait after the previous step (after enrolment for the first).
+	Delay time.Duration
+	// At, when set, moves the send to this local time of day on or after the due moment.
+	At     *Clock
+	OnlyIf *Expr
+	SkipIf *Expr
+	// Content is the default-locale content.
+	Content *Content
+	// Variants holds locale variants by locale ("nl", "pt-BR").
+	Variants map[string]*Content
+}
+
+// ContentFor returns the content for a customer locale: an exact variant ("pt-BR"),
+// then its language ("pt"), then the default.
+func (s *Step) ContentFor(locale string) *Content {
+	if c, ok := s.Variants[locale]; ok {
+		return c
+	}
+	for i := 0; i < len(locale); i++ {
+		if locale[i] == '-' || locale[i] == '_' {
+			if c, ok := s.Variants[locale[:i]]; ok {
+				return c
+			}
+			break
+		}
+	}
+	return s.Content
+}
+
+// Content is what one file of a step says: headers as template sources and the body.
+type Content struct {
+	// Path is the file the content comes from.
+	Path string
+	// Locale is empty for the default content.
+	Locale       string
+	Subject      string
+	SubjectPos   Pos
+	Preheader    string
+	PreheaderPos Pos
+	// Layout names templates/<layout>.html and .txt; default "default".
+	Layout    string
+	LayoutPos Pos
+	// Body is the Markdown after the front matter; BodyLine is the file line it starts on.
+	Body     string
+	BodyLine int
+}
+
+// Expr is a compiled, type-checked condition.
+type Expr struct {
+	Source  string
+	Pos     Pos
+	Program *vm.Program
+}
