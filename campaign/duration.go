@@ -109,7 +109,7 @@ func parseDays(s string) ([7]bool, error) {
 				return i, nil
 			}
 		}
-		return 0, fmt.Errorf("bad weekday %q%s: %s", name, didYouMean(name, weekdays), help)
+		return 0, fmt.Errorf("bad weekday %q%s: %s", name, DidYouMean(name, weekdays), help)
 	}
 	for part := range strings.SplitSeq(s, ",") {
 		from, to, isRange := strings.Cut(part, "-")
@@ -139,11 +139,11 @@ func parseHours(s string) (start, end Clock, err error) {
 	if !ok {
 		return 0, 0, fmt.Errorf("bad hours %q: use a range of 24-hour times, as in \"09:00-17:00\"", s)
 	}
-	if start, err = ParseClock(strings.TrimSpace(a)); err != nil {
-		return 0, 0, err
-	}
-	if end, err = ParseClock(strings.TrimSpace(b)); err != nil {
-		return 0, 0, err
+	var err1, err2 error
+	start, err1 = ParseClock(strings.TrimSpace(a))
+	end, err2 = ParseClock(strings.TrimSpace(b))
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("bad hours %q: use a range of 24-hour times, as in \"09:00-17:00\"", s)
 	}
 	if end <= start {
 		return 0, 0, fmt.Errorf("bad hours %q: the window must end after it starts on the same day", s)

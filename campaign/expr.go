@@ -81,7 +81,7 @@ func (d *doc) expr(n *yaml.Node, key string, env types.Map) *Expr {
 		if errors.As(err, &fe) {
 			msg = fe.Message
 			if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
-				msg += didYouMean(m[1], fieldNames(env))
+				msg += DidYouMean(m[1], fieldNames(env))
 			}
 			if fe.Line > 1 {
 				pos = Pos{start.Line + fe.Line - 1, fe.Column + 1}

@@ -82,7 +82,7 @@ func parseLifecycle(path, src string, probs *Problems) *Lifecycle {
 			default:
 				if s, ok := d.str(v, "attributes."+k); ok {
 					if !slices.Contains(attrTypes, s) {
-						d.errorf(v, "attributes.%s: unknown type %q%s; use one of %s", k, s, didYouMean(s, attrTypes), strings.Join(attrTypes, ", "))
+						d.errorf(v, "attributes.%s: unknown type %q%s; use one of %s", k, s, DidYouMean(s, attrTypes), strings.Join(attrTypes, ", "))
 					} else {
 						l.Attributes[k] = AttrType(s)
 					}
@@ -232,7 +232,7 @@ func (d *doc) stageRef(n *yaml.Node, name string, l *Lifecycle) {
 		return // with no stages, lifecycle.yaml itself is already reported
 	}
 	names := l.StageNames()
-	d.errorf(n, "unknown stage %q%s; stages are %s", name, didYouMean(name, names), strings.Join(names, ", "))
+	d.errorf(n, "unknown stage %q%s; stages are %s", name, DidYouMean(name, names), strings.Join(names, ", "))
 }
 
 // checkReachable reports stages other than the first that no transition leads to.

@@ -266,8 +266,8 @@ func (d *doc) campaign(root *yaml.Node, c *Campaign, l *Lifecycle, env envs) {
 		c.SendWindow = w
 	}
 	if v := f["topic"]; v != nil {
-		if c.Topic, _ = d.str(v, "topic"); c.Topic != "" && !nameRE.MatchString(c.Topic) {
-			d.errorf(v, "topic %q must be lower case letters, digits and _", c.Topic)
+		if c.Topic, _ = d.str(v, "topic"); c.Topic != "" && !campaignIDRE.MatchString(c.Topic) {
+			d.errorf(v, "topic %q must be lower case letters, digits, - and _", c.Topic)
 		}
 	}
 }
@@ -283,7 +283,7 @@ func (d *doc) reentry(n *yaml.Node, r *Reentry) {
 		case "always":
 			r.Mode = ReentryAlways
 		default:
-			d.errorf(n, "reentry: unknown value %q%s: %s", n.Value, didYouMean(n.Value, []string{"never", "always"}), help)
+			d.errorf(n, "reentry: unknown value %q%s: %s", n.Value, DidYouMean(n.Value, []string{"never", "always"}), help)
 		}
 		return
 	}

@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"slices"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -254,4 +255,9 @@ type Expr struct {
 	Source  string
 	Pos     Pos
 	Program *vm.Program
+}
+
+// AppliesIn reports whether the transition applies to a customer in stage.
+func (t *Transition) AppliesIn(stage string) bool {
+	return len(t.From) == 0 || slices.Contains(t.From, stage)
 }

@@ -126,3 +126,47 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestCoerceAttribute(t *testing.T) {
+	l := loadValid(t).Lifecycle
+	l.Attributes["trial_ends"] = AttrTime
+	l.Attributes["vip"] = AttrBool
+	for _, tc := range []struct {
+		name string
+		in   any
+		want any
+		err  string
+	}{
+		{"seats", 3.0, 3, ""},
+		{"seats", "12", 12, ""},
+		{"seats", 2.5, nil, `attribute "seats" must be a whole number, got 2.5 (float64)`},
+		{"plan", "team", "team", ""},
+		{"vip", "true", true, ""},
+		{"trial_ends", "2026-03-14", time.Date(2026, 3, 14, 0, 0, 0, 0, time.UTC), ""},
+		{"trial_ends", "soon", nil, `attribute "trial_ends" must be a time such as 2026-03-14T09:30:00Z or 2026-03-14, got "soon"`},
+		{"plna", "x", nil, `attribute "plna" is not declared in lifecycle.yaml (did you mean "plan"?)`},
+	} {
+		got, err := l.CoerceAttribute(tc.name, tc.in)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("CoerceAttribute(%q, %v) error = %v, want %q", tc.name, tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("CoerceAttribute(%q, %v) = %v, %v; want %v", tc.name, tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestDidYouMean(t *testing.T) {
+	known := []string{"ID", "Email", "FirstName", "Name", "Locale", "Timezone", "Stage", "Attributes"}
+	for word, want := range map[string]string{
+		"Frist": ` (did you mean "FirstName"?)`, "Emial": ` (did you mean "Email"?)`, "Nmae": ` (did you mean "Name"?)`,
+		"Attr": ` (did you mean "Attributes"?)`, "Locale": "", "Zebra": "", "Stages": ` (did you mean "Stage"?)`,
+	} {
+		if got := DidYouMean(word, known); got != want {
+			t.Errorf("DidYouMean(%q) = %q, want %q", word, got, want)
+		}
+	}
+}

@@ -5,18 +5,27 @@ import (
 	"strings"
 )
 
-// didYouMean returns ` (did you mean "x"?)` for the known word closest to word, or ""
-// when none is close enough to be a likely typo.
-func didYouMean(word string, known []string) string {
-	best, bestDist := "", -1
+// DidYouMean returns ` (did you mean "x"?)` for the known word closest to word, or ""
+// when none is close enough to be a likely typo. A word that is a misspelt start of a
+// known word counts too: "Frist" suggests "FirstName".
+func DidYouMean(word string, known []string) string {
+	w := strings.ToLower(word)
+	best, bestDist, bestPrefix := "", -1, false
 	for _, k := range known {
-		d := editDistance(strings.ToLower(word), strings.ToLower(k))
-		if bestDist < 0 || d < bestDist {
-			best, bestDist = k, d
+		kl := strings.ToLower(k)
+		d, prefix := editDistance(w, kl), false
+		if len(w) >= 4 && len(kl) > len(w) {
+			if pd := editDistance(w, kl[:len(w)]); pd < d {
+				d, prefix = pd, true
+			}
+		}
+		// Whole-word matches win ties over prefix matches.
+		if bestDist < 0 || d < bestDist || d == bestDist && bestPrefix && !prefix {
+			best, bestDist, bestPrefix = k, d, prefix
 		}
 	}
 	limit := max(1, min(len(word), len(best))/3)
-	if bestDist < 0 || bestDist > limit {
+	if bestDist < 0 || bestDist > limit || bestDist == 0 && word == best {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)

@@ -69,7 +69,7 @@ func (d *doc) fields(n *yaml.Node, what string, known ...string) map[string]*yam
 		}
 		keys[k.Value] = k
 		if known != nil && !slices.Contains(known, k.Value) {
-			d.errorf(k, "unknown key %q in %s%s", k.Value, what, didYouMean(k.Value, known))
+			d.errorf(k, "unknown key %q in %s%s", k.Value, what, DidYouMean(k.Value, known))
 			continue
 		}
 		out[k.Value] = v
