@@ -1,0 +1,212 @@
+package render
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/retainmail/retain/campaign"
+)
+
+// Data is what a step's subject, preheader and body are executed with.
+type Data struct {
+	Customer Customer
+	// Campaign and Step are filled in by Render from the compiled set.
+	Campaign Campaign
+	Step     Step
+	Links    Links
+	Sender   Sender
+}
+
+// Customer is the recipient as templates see it.
+type Customer struct {
+	ID        string
+	Email     string
+	FirstName string
+	Name      string
+	Locale    string
+	Timezone  string
+	Stage     string
+	// Attributes holds the attributes declared in lifecycle.yaml, typed by their
+	// declaration: string, int, float64, bool or time.Time. Declared attributes a
+	// customer lacks render as the zero value of their type, so that
+	// {{ .Customer.Attributes.plan | default "free" }} works.
+	Attributes Attributes
+}
+
+// Attributes are a customer's declared attributes by name.
+type Attributes map[string]any
+
+// Campaign is the campaign an email belongs to.
+type Campaign struct {
+	ID    string
+	Name  string
+	Topic string
+}
+
+// Step is the step an email belongs to.
+type Step struct {
+	ID   string // "onboarding/first-project"
+	Slug string // "first-project"
+}
+
+// Sender is the organisation behind the emails, shown in every footer.
+type Sender struct {
+	Name    string
+	Email   string
+	Address string // postal address (CAN-SPAM)
+}
+
+// Links are the URLs templates may use as .Links.Name: LinkUnsubscribe and
+// LinkPreferences (string), LinkNPS ([]NPSLink, scores 0–10) and every link declared in
+// lifecycle.yaml (string). Build them with NewLinks.
+type Links map[string]any
+
+// Keys of the links every email has.
+const (
+	LinkUnsubscribe = "Unsubscribe"
+	LinkPreferences = "Preferences"
+	LinkNPS         = "NPS"
+)
+
+// NPSLink is one score of an NPS question: {{ range .Links.NPS }}[{{ .Score }}]({{ .URL }}) {{ end }}.
+type NPSLink struct {
+	Score int
+	URL   string
+}
+
+// NewLinks returns the links of one email: the customer's signed unsubscribe and
+// preference URLs, nps(score) for scores 0 to 10 (nil leaves .Links.NPS empty), and the
+// fixed links of lifecycle.yaml.
+func NewLinks(unsubscribe, preferences string, nps func(score int) string, fixed map[string]string) Links {
+	l := make(Links, len(fixed)+3)
+	for k, v := range fixed {
+		l[k] = v
+	}
+	l[LinkUnsubscribe] = unsubscribe
+	l[LinkPreferences] = preferences
+	var scores []NPSLink
+	if nps != nil {
+		scores = make([]NPSLink, 11)
+		for i := range scores {
+			scores[i] = NPSLink{Score: i, URL: nps(i)}
+		}
+	}
+	l[LinkNPS] = scores
+	return l
+}
+
+// SampleTime is the moment sample time attributes are set to.
+var SampleTime = time.Date(2026, time.March, 14, 9, 30, 0, 0, time.UTC)
+
+// SampleData returns a plausible customer for previews and for the trial execution in
+// Compile: every attribute declared in set.Lifecycle gets a sample value of its type,
+// and every link points under baseURL ("https://example.com"); the fixed links of
+// lifecycle.yaml are kept as they are. The sender comes from lifecycle.yaml; its Email
+// is a placeholder the caller may overwrite with the configured From address.
+func SampleData(set *campaign.Set, baseURL string) *Data {
+	base := strings.TrimRight(baseURL, "/")
+	d := &Data{
+		Customer: Customer{
+			ID:         "sample",
+			Email:      "ada@example.com",
+			FirstName:  "Ada",
+			Name:       "Ada Lovelace",
+			Locale:     "en",
+			Timezone:   "UTC",
+			Stage:      "onboarding",
+			Attributes: Attributes{},
+		},
+		Sender: Sender{Name: "Example", Email: "hello@example.com", Address: "1 Example Street, Springfield"},
+	}
+	var fixed map[string]string
+	if l := set.Lifecycle; l != nil {
+		if l.Locale != "" {
+			d.Customer.Locale = l.Locale
+		}
+		if l.Timezone != nil {
+			d.Customer.Timezone = l.Timezone.String()
+		}
+		if len(l.Stages) > 0 {
+			d.Customer.Stage = l.Stages[0].Name
+		}
+		if l.Sender.Name != "" {
+			d.Sender.Name = l.Sender.Name
+		}
+		if l.Sender.Address != "" {
+			d.Sender.Address = l.Sender.Address
+		}
+		for name, typ := range l.Attributes {
+			d.Customer.Attributes[name] = sampleValue(name, typ)
+		}
+		fixed = l.Links
+	}
+	d.Links = NewLinks(base+"/u/sample", base+"/preferences/sample",
+		func(score int) string { return fmt.Sprintf("%s/nps/sample/%d", base, score) }, fixed)
+	return d
+}
+
+func sampleValue(name string, typ campaign.AttrType) any {
+	switch typ {
+	case campaign.AttrInt:
+		return 3
+	case campaign.AttrFloat:
+		return 4.5
+	case campaign.AttrBool:
+		return true
+	case campaign.AttrTime:
+		return SampleTime
+	}
+	n := strings.ToLower(name)
+	switch {
+	case strings.Contains(n, "company") || strings.Contains(n, "org"):
+		return "Analytical Engines Ltd"
+	case strings.Contains(n, "plan") || strings.Contains(n, "tier"):
+		return "team"
+	case strings.Contains(n, "city"):
+		return "London"
+	case strings.Contains(n, "country"):
+		return "GB"
+	case strings.Contains(n, "name") || strings.Contains(n, "manager"):
+		return "Charles"
+	case strings.Contains(n, "url") || strings.Contains(n, "link"):
+		return "https://example.com/sample"
+	}
+	return "Sample " + strings.ReplaceAll(name, "_", " ")
+}
+
+// zeroValue is what a declared attribute a customer lacks renders as.
+func zeroValue(typ campaign.AttrType) any {
+	switch typ {
+	case campaign.AttrInt:
+		return 0
+	case campaign.AttrFloat:
+		return 0.0
+	case campaign.AttrBool:
+		return false
+	case campaign.AttrTime:
+		return time.Time{}
+	}
+	return ""
+}
+
+// withDeclared returns attrs with every declared attribute present, copying only when
+// one is missing.
+func withDeclared(attrs Attributes, declared map[string]campaign.AttrType) Attributes {
+	var out Attributes
+	for name, typ := range declared {
+		if _, ok := attrs[name]; ok {
+			continue
+		}
+		if out == nil {
+			out = make(Attributes, len(declared))
+			maps.Copy(out, attrs)
+		}
+		out[name] = zeroValue(typ)
+	}
+	if out == nil {
+		return attrs
+	}
+	return out
+}

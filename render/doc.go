@@ -1,0 +1,56 @@
+// Package render turns the steps of a campaign set into emails: subject, preheader,
+// an HTML part wrapped in an html/template layout and a plain-text part wrapped in a
+// text/template layout.
+//
+// It owns the step templates and the layouts in templates/: Compile parses every step
+// body as Markdown once (goldmark, CommonMark, raw HTML off), with each {{…}} action
+// swapped for an alphanumeric token first and put back after, so actions work in text,
+// headings and link destinations, and an action alone on a line ({{ if }}, {{ else }},
+// {{ end }}, {{ range }}, {{ with }}) wraps whole paragraphs or list items. The
+// result is compiled as html/template, so customer data is escaped in context and never
+// read as Markdown or HTML. The text part comes from the same Markdown tree. Render
+// only executes templates: no Markdown is parsed per customer.
+//
+// Compile also lints: template syntax, unclosed {{ if }}, unknown functions, unknown
+// fields (checked against Data, the declared attributes and the declared links),
+// missing or broken layouts, empty subjects and the Markdown pitfalls (<{{ .X }}>
+// autolinks, {{ range }} building list items on one line, a block action mixed into a
+// paragraph). Every problem is a campaign.Problem at its file:line:col, and everything
+// is executed once with SampleData so that html/template's escaping errors surface
+// at compile time, not at send time.
+//
+// The package does not load campaigns (package campaign), sign links (package web
+// builds the URLs that go into Links), decide who gets which step (package lifecycle)
+// or send mail (package mailer).
+//
+//	set, err := campaign.Load("campaigns")
+//	r, err := render.Compile(set, "templates")      // campaign.Problems on lint errors
+//
+//	// worker, per due send:
+//	d := &render.Data{
+//		Customer: render.Customer{Email: "ada@example.com", FirstName: "Ada", Locale: "nl",
+//			Attributes: render.Attributes{"plan": "team"}},
+//		Links:  render.NewLinks(unsubURL, prefsURL, npsURL, set.Lifecycle.Links),
+//		Sender: render.Sender{Name: "Acme", Email: "hello@acme.test", Address: "…"},
+//	}
+//	email, err := r.Render("onboarding/first-project", d)
+//	if errors.Is(err, render.ErrHeaderInjection) { … } // never send it
+//
+//	// retain preview [--customer FILE] STEP.md:
+//	d := render.SampleData(set, baseURL)              // or a customer from FILE
+//	email, err := r.RenderFile("campaigns/onboarding/01-welcome.nl.md", d)
+//
+// Render picks the locale variant with campaign.Step.ContentFor(d.Customer.Locale) and
+// fills d.Campaign and d.Step itself. Declared attributes the customer lacks render as
+// the zero value of their type, so {{ .Customer.Attributes.plan | default "free" }}
+// works; a missing key anywhere else (an unset link) is an error, not "<no value>".
+//
+// Functions available to steps and layouts, besides text/template's builtins:
+// default (sprig order: {{ .Customer.FirstName | default "there" }}), date (Go layout,
+// time: {{ date "2 January 2006" .Customer.Attributes.renews_at }}), upper and lower.
+//
+// Layouts are templates/<name>.html and templates/<name>.txt. They see .Content (the
+// rendered body: template.HTML in HTML, string in text), .Subject, .Preheader and
+// everything a step sees (.Customer, .Campaign, .Step, .Links, .Sender). Each must use
+// {{ .Content }} and {{ .Links.Unsubscribe }}.
+package render

@@ -1,0 +1,469 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	texttemplate "text/template"
+
+	"github.com/retainmail/retain/campaign"
+)
+
+// Errors callers branch on.
+var (
+	// ErrHeaderInjection means a rendered subject or preheader holds a line break,
+	// almost always from customer data: the email must not be sent.
+	ErrHeaderInjection = errors.New("line break in header")
+	// ErrUnknownStep means the step or file is not part of the compiled set.
+	ErrUnknownStep = errors.New("unknown step")
+)
+
+// Email is one rendered email.
+type Email struct {
+	Subject   string
+	Preheader string
+	HTML      string
+	Text      string
+}
+
+// Renderer holds every step of a campaign set compiled, ready to render for any
+// customer. It is safe for concurrent use.
+type Renderer struct {
+	steps  map[string]*campaign.Step
+	byCont map[*campaign.Content]*compiled
+	byPath map[string]*compiled
+	attrs  map[string]campaign.AttrType
+}
+
+// compiled is one step file, compiled.
+type compiled struct {
+	content   *campaign.Content
+	campaign  Campaign
+	step      Step
+	subject   *texttemplate.Template
+	preheader *texttemplate.Template
+	html      *htmltemplate.Template
+	text      *texttemplate.Template
+	layout    *layout
+
+	// For error positions in the trial execution.
+	body    *source
+	prot    *protected
+	htmlSrc restored
+	textSrc restored
+	subjSrc *source
+	preSrc  *source
+}
+
+// layout is templates/<name>.html and .txt.
+type layout struct {
+	html     *htmltemplate.Template
+	text     *texttemplate.Template
+	htmlPath string
+	textPath string
+	// missing lists the files that do not exist.
+	missing []string
+}
+
+// htmlLayoutData is what an HTML layout is executed with. Its fields are spelled out,
+// not embedded: text/template looks embedded fields up by a slow path.
+type htmlLayoutData struct {
+	Customer  Customer
+	Campaign  Campaign
+	Step      Step
+	Links     Links
+	Sender    Sender
+	Content   htmltemplate.HTML
+	Subject   string
+	Preheader string
+}
+
+// textLayoutData is what a text layout is executed with.
+type textLayoutData struct {
+	Customer  Customer
+	Campaign  Campaign
+	Step      Step
+	Links     Links
+	Sender    Sender
+	Content   string
+	Subject   string
+	Preheader string
+}
+
+// Compile compiles every step of set, its locale variants and the layouts they use
+// from templatesDir, once. It returns campaign.Problems listing every problem found,
+// each at its file:line:col, sorted; the Renderer is nil then.
+func Compile(set *campaign.Set, templatesDir string) (*Renderer, error) {
+	var probs campaign.Problems
+	c := newChecker(set.Lifecycle, &probs)
+	r := &Renderer{
+		steps:  map[string]*campaign.Step{},
+		byCont: map[*campaign.Content]*compiled{},
+		byPath: map[string]*compiled{},
+		attrs:  c.attrs,
+	}
+	layouts := map[string]*layout{}
+	sample := SampleData(set, "https://example.com")
+	for _, camp := range set.Campaigns {
+		for _, st := range camp.Steps {
+			r.steps[st.ID] = st
+			contents := []*campaign.Content{st.Content}
+			for _, loc := range slices.Sorted(mapKeys(st.Variants)) {
+				contents = append(contents, st.Variants[loc])
+			}
+			for _, ct := range contents {
+				if ct == nil {
+					continue
+				}
+				cc := compileContent(c, ct, &probs, templatesDir, layouts)
+				if cc == nil {
+					continue
+				}
+				cc.campaign = Campaign{ID: camp.ID, Name: camp.Name, Topic: camp.Topic}
+				cc.step = Step{ID: st.ID, Slug: st.Slug}
+				// html/template reports escaping problems only when it first executes.
+				if _, err := r.render(cc, sample); err != nil {
+					cc.report(&probs, err)
+					continue
+				}
+				r.byCont[ct] = cc
+				r.byPath[filepath.Clean(ct.Path)] = cc
+			}
+		}
+	}
+	if err := probs.Err(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// headerSource returns the source of a subject or preheader, trimmed of the
+// surrounding blanks a YAML block scalar leaves.
+func headerSource(path, text string, pos campaign.Pos) *source {
+	if pos.Line == 0 {
+		pos = campaign.Pos{Line: 1, Col: 1}
+	}
+	s := &source{path: path, text: text, line: pos.Line, col: pos.Col}
+	if strings.TrimSpace(text) == "" {
+		return &source{path: path, line: pos.Line, col: pos.Col}
+	}
+	lead := len(text) - len(strings.TrimLeft(text, " \t\r\n"))
+	p := s.pos(lead)
+	return &source{path: path, text: strings.TrimSpace(text), line: p.Line, col: p.Col}
+}
+
+func compileContent(c *checker, ct *campaign.Content, probs *campaign.Problems, templatesDir string, layouts map[string]*layout) *compiled {
+	before := len(*probs)
+	cc := &compiled{content: ct}
+
+	cc.subjSrc = headerSource(ct.Path, ct.Subject, ct.SubjectPos)
+	if cc.subjSrc.text == "" {
+		probs.Add(ct.Path, campaign.Pos{Line: cc.subjSrc.line, Col: cc.subjSrc.col}, "empty subject: every email needs one")
+	}
+	cc.subject = compileHeader(c, cc.subjSrc, "subject")
+	cc.preSrc = headerSource(ct.Path, ct.Preheader, ct.PreheaderPos)
+	cc.preheader = compileHeader(c, cc.preSrc, "preheader")
+
+	line := max(ct.BodyLine, 1)
+	cc.body = &source{path: ct.Path, text: ct.Body, line: line, col: 1, markdown: true}
+	if acts, ok := c.check(cc.body, dataType); ok {
+		cc.prot = protect(ct.Body, acts)
+		h, t, err := markdown(cc.prot)
+		if err != nil {
+			probs.Add(ct.Path, campaign.Pos{Line: line, Col: 1}, "markdown: %v", err)
+		} else {
+			cc.htmlSrc = cc.prot.restore(h)
+			cc.textSrc = cc.prot.restore(t)
+			cc.html, err = htmltemplate.New(ct.Path).Funcs(funcs).Option("missingkey=error").Parse(cc.htmlSrc.text)
+			if err != nil {
+				probs.Add(ct.Path, campaign.Pos{Line: line, Col: 1}, "%v", err)
+			}
+			cc.text, err = texttemplate.New(ct.Path).Funcs(funcs).Option("missingkey=error").Parse(cc.textSrc.text)
+			if err != nil {
+				probs.Add(ct.Path, campaign.Pos{Line: line, Col: 1}, "%v", err)
+			}
+		}
+	}
+
+	name := ct.Layout
+	if name == "" {
+		name = campaign.DefaultLayout
+	}
+	lay, ok := layouts[name]
+	if !ok {
+		lay = compileLayout(c, probs, templatesDir, name)
+		layouts[name] = lay
+	}
+	if len(lay.missing) > 0 {
+		pos := ct.LayoutPos
+		if pos.Line == 0 {
+			pos = campaign.Pos{Line: 1, Col: 1}
+		}
+		probs.Add(ct.Path, pos, "layout %q not found: %s does not exist", name, strings.Join(lay.missing, " and "))
+	}
+	cc.layout = lay
+	if len(*probs) > before || lay.html == nil || lay.text == nil {
+		return nil
+	}
+	return cc
+}
+
+func compileHeader(c *checker, s *source, what string) *texttemplate.Template {
+	if strings.ContainsAny(s.text, "\r\n") {
+		c.add(s, strings.IndexAny(s.text, "\r\n"), "%s must be one line", what)
+		return nil
+	}
+	if _, ok := c.check(s, dataType); !ok {
+		return nil
+	}
+	t, err := texttemplate.New(what).Funcs(funcs).Option("missingkey=error").Parse(s.text)
+	if err != nil {
+		c.add(s, 0, "%v", err)
+		return nil
+	}
+	return t
+}
+
+// compileLayout reads and checks templates/<name>.html and .txt. A layout must show
+// the content and a visible unsubscribe link.
+func compileLayout(c *checker, probs *campaign.Problems, dir, name string) *layout {
+	lay := &layout{
+		htmlPath: filepath.Join(dir, name+".html"),
+		textPath: filepath.Join(dir, name+".txt"),
+	}
+	for _, path := range []string{lay.htmlPath, lay.textPath} {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			lay.missing = append(lay.missing, path)
+			continue
+		}
+		if err != nil {
+			probs.Add(path, campaign.Pos{Line: 1, Col: 1}, "%v", err)
+			continue
+		}
+		s := &source{path: path, text: string(b), line: 1, col: 1}
+		root := htmlLayoutType
+		if path == lay.textPath {
+			root = textLayoutType
+		}
+		clear(c.seen)
+		if _, ok := c.check(s, root); !ok {
+			continue
+		}
+		for _, need := range []string{".Content", ".Links.Unsubscribe"} {
+			if !c.seen[need] {
+				c.add(s, 0, "layout never uses {{ %s }}: every email needs it", need)
+			}
+		}
+		if path == lay.htmlPath {
+			lay.html, err = htmltemplate.New(path).Funcs(funcs).Option("missingkey=error").Parse(s.text)
+		} else {
+			lay.text, err = texttemplate.New(path).Funcs(funcs).Option("missingkey=error").Parse(s.text)
+		}
+		if err != nil {
+			c.add(s, 0, "%v", err)
+		}
+	}
+	return lay
+}
+
+// Render renders step stepID for the customer in d, in the locale variant that
+// Step.ContentFor picks for d.Customer.Locale. Campaign and Step of d are filled in from
+// the set; d is not modified.
+func (r *Renderer) Render(stepID string, d *Data) (*Email, error) {
+	st, ok := r.steps[stepID]
+	if !ok {
+		return nil, fmt.Errorf("render %s: %w", stepID, ErrUnknownStep)
+	}
+	cc, ok := r.byCont[st.ContentFor(d.Customer.Locale)]
+	if !ok {
+		return nil, fmt.Errorf("render %s: %w", stepID, ErrUnknownStep)
+	}
+	e, err := r.render(cc, d)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", cc.content.Path, err)
+	}
+	return e, nil
+}
+
+// RenderContent renders one compiled step file, whatever the customer's locale: the
+// preview of a locale variant.
+func (r *Renderer) RenderContent(ct *campaign.Content, d *Data) (*Email, error) {
+	cc, ok := r.byCont[ct]
+	if !ok {
+		return nil, fmt.Errorf("render %s: %w", ct.Path, ErrUnknownStep)
+	}
+	e, err := r.render(cc, d)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", ct.Path, err)
+	}
+	return e, nil
+}
+
+// RenderFile is RenderContent for the step file at path, as the campaign loader named
+// it ("campaigns/onboarding/01-welcome.nl.md").
+func (r *Renderer) RenderFile(path string, d *Data) (*Email, error) {
+	cc, ok := r.byPath[filepath.Clean(path)]
+	if !ok {
+		return nil, fmt.Errorf("render %s: %w", path, ErrUnknownStep)
+	}
+	return r.RenderContent(cc.content, d)
+}
+
+// part names the template an execution error comes from.
+type part int
+
+const (
+	partSubject part = iota
+	partPreheader
+	partHTML
+	partText
+	partLayoutHTML
+	partLayoutText
+)
+
+var partNames = [...]string{"subject", "preheader", "HTML body", "text body", "HTML layout", "text layout"}
+
+// partError is an execution error of one part of an email.
+type partError struct {
+	part part
+	err  error
+}
+
+func (e *partError) Error() string { return partNames[e.part] + ": " + e.err.Error() }
+func (e *partError) Unwrap() error { return e.err }
+
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (r *Renderer) render(cc *compiled, d *Data) (*Email, error) {
+	data := *d
+	data.Campaign, data.Step = cc.campaign, cc.step
+	data.Customer.Attributes = withDeclared(d.Customer.Attributes, r.attrs)
+	buf := bufs.Get().(*bytes.Buffer)
+	defer bufs.Put(buf)
+	exec := func(p part, t interface {
+		Execute(w io.Writer, data any) error
+	}, v any) (string, error) {
+		buf.Reset()
+		if err := t.Execute(buf, v); err != nil {
+			return "", &partError{part: p, err: err}
+		}
+		return buf.String(), nil
+	}
+	var e Email
+	var err error
+	if e.Subject, err = exec(partSubject, textExec{cc.subject}, &data); err != nil {
+		return nil, err
+	}
+	if strings.ContainsAny(e.Subject, "\r\n") {
+		return nil, fmt.Errorf("subject: %w", ErrHeaderInjection)
+	}
+	if e.Preheader, err = exec(partPreheader, textExec{cc.preheader}, &data); err != nil {
+		return nil, err
+	}
+	if strings.ContainsAny(e.Preheader, "\r\n") {
+		return nil, fmt.Errorf("preheader: %w", ErrHeaderInjection)
+	}
+	body, err := exec(partHTML, cc.html, &data)
+	if err != nil {
+		return nil, err
+	}
+	if e.HTML, err = exec(partLayoutHTML, cc.layout.html, &htmlLayoutData{Customer: data.Customer, Campaign: data.Campaign, Step: data.Step, Links: data.Links, Sender: data.Sender, Content: htmltemplate.HTML(body), Subject: e.Subject, Preheader: e.Preheader}); err != nil {
+		return nil, err
+	}
+	if body, err = exec(partText, cc.text, &data); err != nil {
+		return nil, err
+	}
+	text, err := exec(partLayoutText, cc.layout.text, &textLayoutData{Customer: data.Customer, Campaign: data.Campaign, Step: data.Step, Links: data.Links, Sender: data.Sender, Content: finishText(body), Subject: e.Subject, Preheader: e.Preheader})
+	if err != nil {
+		return nil, err
+	}
+	e.Text = finishText(text)
+	return &e, nil
+}
+
+// textExec lets a possibly nil header template (an empty preheader) execute to "".
+type textExec struct{ t *texttemplate.Template }
+
+func (x textExec) Execute(w io.Writer, data any) error {
+	if x.t == nil {
+		return nil
+	}
+	return x.t.Execute(w, data)
+}
+
+var execPos = regexp.MustCompile(`^(?:html/)?template: ?(.*?):(\d+)(?::(\d+))?: (?:executing "[^"]*" at )?`)
+
+// report turns an error of the trial execution into a problem at the source position
+// it comes from.
+func (cc *compiled) report(probs *campaign.Problems, err error) {
+	var pe *partError
+	if !errors.As(err, &pe) {
+		probs.Add(cc.content.Path, campaign.Pos{Line: 1, Col: 1}, "%v", err)
+		return
+	}
+	msg := pe.err.Error()
+	line, col, off := 0, 0, -1
+	var he *htmltemplate.Error
+	if errors.As(pe.err, &he) {
+		msg = he.Description
+		if he.Node != nil {
+			off = int(he.Node.Position())
+		}
+		line = he.Line
+	}
+	if m := execPos.FindStringSubmatch(pe.err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[2])
+		col, _ = strconv.Atoi(m[3])
+		if he == nil {
+			msg = pe.err.Error()[len(m[0]):]
+		}
+	}
+	at := func(s *source) int {
+		if off >= 0 {
+			return off
+		}
+		return s.offset(line, max(col, 1))
+	}
+	msg = "with sample data: " + msg
+	switch pe.part {
+	case partSubject:
+		probs.Add(cc.content.Path, cc.subjSrc.pos(at(cc.subjSrc)), "subject %s", msg)
+	case partPreheader:
+		probs.Add(cc.content.Path, cc.preSrc.pos(at(cc.preSrc)), "preheader %s", msg)
+	case partHTML, partText:
+		rs := cc.htmlSrc
+		if pe.part == partText {
+			rs = cc.textSrc
+		}
+		gen := &source{text: rs.text, line: 1, col: 1}
+		probs.Add(cc.content.Path, cc.body.pos(rs.sourceOffset(cc.prot, at(gen))), "%s", msg)
+	case partLayoutHTML, partLayoutText:
+		path := cc.layout.htmlPath
+		if pe.part == partLayoutText {
+			path = cc.layout.textPath
+		}
+		b, _ := os.ReadFile(path)
+		s := &source{path: path, text: string(b), line: 1, col: 1}
+		probs.Add(path, s.pos(at(s)), "%s", msg)
+	}
+}
