@@ -1,0 +1,111 @@
+package mailer
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+)
+
+// ErrHeaderInjection is returned when a header value would carry a line break.
+var ErrHeaderInjection = errors.New("header value contains a line break")
+
+// Message is one email to one customer, ready to be written or sent.
+type Message struct {
+	From mail.Address
+	To   mail.Address
+	// ReplyTo is optional.
+	ReplyTo   *mail.Address
+	Subject   string
+	Text      string
+	HTML      string
+	MessageID string
+	Date      time.Time
+	// Unsubscribe is the customer's one-click unsubscribe URL. An https URL gets the
+	// RFC 8058 List-Unsubscribe-Post header; an http URL (local development) only
+	// List-Unsubscribe.
+	Unsubscribe string
+	// UnsubscribeMailto is an optional mailto: alternative for List-Unsubscribe.
+	UnsubscribeMailto string
+}
+
+// MessageID returns the deterministic Message-ID (without angle brackets) of the
+// email for one step, customer and enrollment: a retry of the same send carries the
+// same ID, so a relay or mailbox that saw it can tell.
+func MessageID(stepID, customerID string, enrollment int, domain string) string {
+	h := sha256.Sum256([]byte(stepID + "\x00" + customerID + "\x00" + strconv.Itoa(enrollment)))
+	id := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:16]))
+	return "retain." + id + "@" + domain
+}
+
+// Build returns the go-mail message. It refuses header values with line breaks.
+func (m *Message) Build() (*gomail.Msg, error) {
+	for name, v := range map[string]string{
+		"From": m.From.Name + m.From.Address, "To": m.To.Name + m.To.Address, "Subject": m.Subject, "Message-ID": m.MessageID,
+		"List-Unsubscribe": m.Unsubscribe + m.UnsubscribeMailto,
+	} {
+		if strings.ContainsAny(v, "\r\n") {
+			return nil, fmt.Errorf("%s: %w", name, ErrHeaderInjection)
+		}
+	}
+	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	if err := msg.FromFormat(m.From.Name, m.From.Address); err != nil {
+		return nil, fmt.Errorf("from %q: %w", m.From.Address, err)
+	}
+	if err := msg.AddToFormat(m.To.Name, m.To.Address); err != nil {
+		return nil, fmt.Errorf("to %q: %w", m.To.Address, err)
+	}
+	if m.ReplyTo != nil {
+		if err := msg.ReplyToFormat(m.ReplyTo.Name, m.ReplyTo.Address); err != nil {
+			return nil, fmt.Errorf("reply-to %q: %w", m.ReplyTo.Address, err)
+		}
+	}
+	msg.Subject(m.Subject)
+	msg.SetDateWithValue(m.Date)
+	if m.MessageID != "" {
+		msg.SetMessageIDWithValue(m.MessageID)
+	}
+	if err := m.setUnsubscribe(msg); err != nil {
+		return nil, err
+	}
+	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	return msg, nil
+}
+
+func (m *Message) setUnsubscribe(msg *gomail.Msg) error {
+	var extra []string
+	if m.UnsubscribeMailto != "" {
+		if !strings.HasPrefix(m.UnsubscribeMailto, "mailto:") {
+			return fmt.Errorf("unsubscribe mailto %q must start with mailto:", m.UnsubscribeMailto)
+		}
+		extra = append(extra, m.UnsubscribeMailto)
+	}
+	switch {
+	case strings.HasPrefix(m.Unsubscribe, "https://"):
+		if err := msg.SetListUnsubscribeOneClick(m.Unsubscribe, extra...); err != nil {
+			return fmt.Errorf("unsubscribe URL: %w", err)
+		}
+	case m.Unsubscribe != "":
+		msg.SetListUnsubscribe(append([]string{m.Unsubscribe}, extra...)...)
+	case len(extra) > 0:
+		msg.SetListUnsubscribe(extra...)
+	}
+	return nil
+}
+
+// WriteTo writes the complete RFC 5322 message to w.
+func (m *Message) WriteTo(w io.Writer) (int64, error) {
+	msg, err := m.Build()
+	if err != nil {
+		return 0, err
+	}
+	return msg.WriteTo(w)
+}
