@@ -1,0 +1,200 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/mail"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/mailer"
+	"github.com/retainmail/retain/render"
+)
+
+var previewCmd = &command{
+	name:    "preview",
+	summary: "Render one email step as a customer will receive it",
+	usage:   "preview [--customer FILE] [--format html|text|eml] STEP.md",
+	help: `STEP.md is a step file inside a campaign folder, such as
+campaigns/onboarding/01-welcome.md; a locale variant (01-welcome.nl.md) previews
+that translation. The whole campaigns folder is loaded, so the preview uses the
+same lifecycle.yaml and layouts as a real send.
+
+Without --customer, a built-in sample customer is used. A customer file is JSON:
+  {"id": "c42", "email": "ada@example.com", "first_name": "Ada", "locale": "en",
+   "timezone": "Europe/Amsterdam", "stage": "onboarding",
+   "attributes": {"plan": "team"}}
+
+Formats: html (the HTML part inside its layout), text (the plain-text part),
+eml (the complete RFC 5322 message with the headers it is sent with).
+
+Environment: RETAIN_FROM (From address, default "hello@example.com" with the
+sender name of lifecycle.yaml), RETAIN_BASE_URL (base of unsubscribe and
+preference links, default http://localhost:8080).
+
+Exit status: 0 rendered, 1 the step or its campaigns have problems, 2 usage error.
+
+Examples:
+  retain preview campaigns/onboarding/01-welcome.md
+  retain preview --format text --customer ada.json campaigns/nps/01-survey.nl.md
+  retain preview --format eml campaigns/onboarding/01-welcome.md > welcome.eml`,
+	run: runPreview,
+}
+
+func runPreview(c *command, e *env, args []string) int {
+	fs := c.flags()
+	customerPath := fs.String("customer", "", "customer `FILE` (JSON) to render for; default a built-in sample customer")
+	format := fs.String("format", "html", "output `format`: html, text or eml")
+	templates := fs.String("templates", "", "layouts folder (default: templates/ beside the campaigns folder)")
+	pos, code, ok := c.parse(fs, e, args)
+	if !ok {
+		return code
+	}
+	usageErr := func(format string, args ...any) int {
+		fmt.Fprintf(e.stderr, "retain preview: "+format+"\nUsage: retain %s\n", append(args, c.usage)...)
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		return usageErr("give exactly one step file, got %d", len(pos))
+	}
+	switch *format {
+	case "html", "text", "eml":
+	default:
+		return usageErr("unknown format %q: use html, text or eml", *format)
+	}
+	stepPath := filepath.Clean(pos[0])
+	if filepath.Base(stepPath) == campaign.CampaignFile || !strings.HasSuffix(stepPath, ".md") {
+		return usageErr("%s is not a step file: give one like campaigns/onboarding/01-welcome.md", stepPath)
+	}
+	campaignsDir := filepath.Dir(filepath.Dir(stepPath))
+	d, err := resolveDirs(campaignsDir, *templates)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	l, probs, err := loadCampaigns(d)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain preview: %v\n", err)
+		return exitProblems
+	}
+	step, content := findContent(l.set, stepPath)
+	if len(probs) > 0 {
+		for _, p := range probs {
+			fmt.Fprintln(e.stderr, p)
+		}
+		fmt.Fprintf(e.stderr, "retain preview: %s must be fixed first (retain lint %s lists them)\n", plural(len(probs), "problem"), d.campaigns)
+		return exitProblems
+	}
+	if content == nil {
+		fmt.Fprintf(e.stderr, "retain preview: %s is not a step of the campaigns in %s\n", stepPath, d.campaigns)
+		return exitProblems
+	}
+
+	data := render.SampleData(l.set, baseURL(e))
+	if *customerPath != "" {
+		c, err := readCustomer(*customerPath, l.set.Lifecycle)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "retain preview: %v\n", err)
+			return exitProblems
+		}
+		data.Customer = c
+		data.Links = customerLinks(baseURL(e), c.ID, l.set.Lifecycle.Links)
+	}
+	if content.Locale != "" {
+		data.Customer.Locale = content.Locale
+	}
+	from, err := fromAddress(e, l.set.Lifecycle)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain preview: %v\n", err)
+		return exitUsage
+	}
+	data.Sender.Email = from.Address
+
+	email, err := l.renderer.Render(step.ID, data)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain preview: %s: %v\n", stepPath, err)
+		return exitProblems
+	}
+	switch *format {
+	case "html":
+		io.WriteString(e.stdout, email.HTML)
+	case "text":
+		io.WriteString(e.stdout, email.Text)
+	case "eml":
+		msg := &mailer.Message{
+			From:        *from,
+			To:          mail.Address{Name: data.Customer.Name, Address: data.Customer.Email},
+			Subject:     email.Subject,
+			Text:        email.Text,
+			HTML:        email.HTML,
+			MessageID:   mailer.MessageID(step.ID, data.Customer.ID, 1, domainOf(from.Address)),
+			Date:        time.Now(),
+			Unsubscribe: fmt.Sprint(data.Links[render.LinkUnsubscribe]),
+		}
+		if _, err := msg.WriteTo(e.stdout); err != nil {
+			fmt.Fprintf(e.stderr, "retain preview: %s: %v\n", stepPath, err)
+			return exitProblems
+		}
+	}
+	return exitOK
+}
+
+// findContent returns the step and the content (default or locale variant) that
+// were loaded from path.
+func findContent(set *campaign.Set, path string) (*campaign.Step, *campaign.Content) {
+	for _, c := range set.Campaigns {
+		for _, st := range c.Steps {
+			if filepath.Clean(st.Content.Path) == path {
+				return st, st.Content
+			}
+			for _, v := range st.Variants {
+				if filepath.Clean(v.Path) == path {
+					return st, v
+				}
+			}
+		}
+	}
+	return nil, nil
+}
+
+func baseURL(e *env) string {
+	if u := e.getenv("RETAIN_BASE_URL"); u != "" {
+		return u
+	}
+	return "http://localhost:8080"
+}
+
+// fromAddress is RETAIN_FROM, or hello@example.com named after the sender.
+func fromAddress(e *env, l *campaign.Lifecycle) (*mail.Address, error) {
+	from := e.getenv("RETAIN_FROM")
+	if from == "" {
+		return &mail.Address{Name: l.Sender.Name, Address: "hello@example.com"}, nil
+	}
+	a, err := mail.ParseAddress(from)
+	if err != nil {
+		return nil, fmt.Errorf("RETAIN_FROM %q is not an email address such as \"Acme <hello@acme.example>\": %v", from, err)
+	}
+	if a.Name == "" {
+		a.Name = l.Sender.Name
+	}
+	return a, nil
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[i+1:]
+	}
+	return "localhost"
+}
+
+// customerLinks are the unsubscribe, preference and NPS links of one customer. They
+// point at retain web's pages; until those pages sign their links, previews show
+// them with the customer ID where the signed token will be.
+func customerLinks(base, customerID string, fixed map[string]string) render.Links {
+	base = strings.TrimRight(base, "/")
+	id := url.PathEscape(customerID)
+	return render.NewLinks(base+"/u/"+id, base+"/preferences/"+id,
+		func(score int) string { return fmt.Sprintf("%s/nps/%s/%d", base, id, score) }, fixed)
+}
