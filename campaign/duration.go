@@ -55,7 +55,8 @@ func ParseDuration(s string) (time.Duration, error) {
 	return total, nil
 }
 
-// FormatDuration writes d the way campaign files do (2d, 1d12h, 30m).
+// FormatDuration writes d the way campaign files do (2d, 21d, 1d12h, 30m), in days
+// rather than weeks, as rules like "21d without activity" are usually written.
 func FormatDuration(d time.Duration) string {
 	if d == 0 {
 		return "0"
@@ -64,7 +65,7 @@ func FormatDuration(d time.Duration) string {
 	for _, u := range []struct {
 		d time.Duration
 		s string
-	}{{7 * 24 * time.Hour, "w"}, {24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}} {
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}} {
 		if n := d / u.d; n > 0 {
 			fmt.Fprintf(&b, "%d%s", n, u.s)
 			d -= n * u.d

@@ -1,0 +1,87 @@
+package lifecycle
+
+import "time"
+
+// Customer is everything the engine knows of one customer: profile, stage, counters
+// and enrollments. The store persists it; the engine reads and changes it.
+type Customer struct {
+	ID        string `json:"id"`
+	Email     string `json:"email"`
+	FirstName string `json:"first_name,omitempty"`
+	Name      string `json:"name,omitempty"`
+	// Locale and Timezone are empty for the lifecycle's defaults.
+	Locale   string `json:"locale,omitempty"`
+	Timezone string `json:"timezone,omitempty"`
+	// Attributes hold the attributes declared in lifecycle.yaml, typed by
+	// campaign.Lifecycle.CoerceAttribute.
+	Attributes map[string]any `json:"attributes,omitempty"`
+	// Counters count events by counter name (lifecycle.yaml counters:).
+	Counters map[string]int `json:"counters,omitempty"`
+
+	Stage      string    `json:"stage"`
+	StageSince time.Time `json:"stage_since"`
+	CreatedAt  time.Time `json:"created_at"`
+	// LastActivity is the time of the last activity event; zero when none yet.
+	LastActivity time.Time `json:"last_activity,omitzero"`
+	// LastEvent is the time of the latest event applied; the engine's clock for
+	// this customer never runs backwards past it.
+	LastEvent time.Time `json:"last_event,omitzero"`
+
+	// Unsubscribed is set when the customer unsubscribed from every email.
+	Unsubscribed bool `json:"unsubscribed,omitempty"`
+	// OptedOut lists the topics the customer opted out of.
+	OptedOut []string `json:"opted_out,omitempty"`
+
+	// Enrollments by campaign ID: the current or latest enrollment of each.
+	Enrollments map[string]*Enrollment `json:"enrollments,omitempty"`
+}
+
+// Event is something a customer did or that happened to them.
+type Event struct {
+	// ID makes an event idempotent: applying the same ID twice changes nothing.
+	ID   string         `json:"id,omitempty"`
+	Name string         `json:"name"`
+	At   time.Time      `json:"at"`
+	Data map[string]any `json:"data,omitempty"`
+}
+
+// StageChange is one move between stages, with its cause.
+type StageChange struct {
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	At    time.Time `json:"at"`
+	Cause string    `json:"cause"`
+}
+
+// Status is the state of an enrollment.
+type Status string
+
+// Enrollment statuses.
+const (
+	Active    Status = "active"
+	Completed Status = "completed"    // every step passed
+	Exited    Status = "exited"       // an exit event, leaving the stage, or an audience change
+	Converted Status = "goal_reached" // the campaign's goal event happened
+)
+
+// Enrollment is one pass of a customer through a campaign.
+type Enrollment struct {
+	Campaign string `json:"campaign"`
+	// Number counts the customer's enrollments in this campaign, from 1; it is part
+	// of every ledger entry and Message-ID, so a re-entry sends anew.
+	Number  int       `json:"n"`
+	Started time.Time `json:"started"`
+	Status  Status    `json:"status"`
+	// Ended and Reason are set once the enrollment is no longer active.
+	Ended  time.Time `json:"ended,omitzero"`
+	Reason string    `json:"reason,omitempty"`
+	// Passed lists the slugs of the steps sent or skipped, in order. Steps are known
+	// by slug, so reordering or adding steps to a live campaign is safe.
+	Passed []string `json:"passed,omitempty"`
+	// Last is when the latest step was passed (Started before the first).
+	Last time.Time `json:"last"`
+	// Next is the slug of the next step and Due its send time; both empty when the
+	// enrollment is not active or has no step left.
+	Next string    `json:"next,omitempty"`
+	Due  time.Time `json:"due,omitzero"`
+}

@@ -1,0 +1,166 @@
+package lifecycle
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/retainmail/retain/campaign"
+)
+
+// Action is what to do with an enrollment's next step now.
+type Action int
+
+// Actions Decide can return.
+const (
+	// None: the enrollment is not active or has no step left.
+	None Action = iota
+	// Wait: the step is not due yet; Decision.Due says when.
+	Wait
+	// Send: send Decision.Step now, then call Pass(sent=true).
+	Send
+	// Skip: the step's conditions rule it out; call Pass(sent=false).
+	Skip
+	// Stop: the enrollment must end (Decision.Reason); call Stop.
+	Stop
+)
+
+func (a Action) String() string {
+	return [...]string{"none", "wait", "send", "skip", "stop"}[a]
+}
+
+// Decision is what Decide found for one enrollment.
+type Decision struct {
+	Action Action
+	// Step is the step concerned (Wait, Send, Skip).
+	Step *campaign.Step
+	// Enrollment is the enrollment decided on (nil for None when there is none).
+	Enrollment *Enrollment
+	// Due is the step's send time (Wait and Send).
+	Due time.Time
+	// Reason explains a Skip or Stop.
+	Reason string
+}
+
+// Due returns the campaign IDs of c's active enrollments whose next step is due at
+// or before now, earliest first.
+func (e *Engine) Due(c *Customer, now time.Time) []string {
+	var ids []string
+	for _, id := range sortedKeys(c.Enrollments) {
+		enr := c.Enrollments[id]
+		if enr.Status == Active && enr.Next != "" && !enr.Due.After(now) {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortStableFunc(ids, func(a, b string) int { return c.Enrollments[a].Due.Compare(c.Enrollments[b].Due) })
+	return ids
+}
+
+// NextDue is the earliest send time among c's active enrollments, or zero.
+func (e *Engine) NextDue(c *Customer) time.Time {
+	var next time.Time
+	for _, enr := range c.Enrollments {
+		if enr.Status == Active && enr.Next != "" && (next.IsZero() || enr.Due.Before(next)) {
+			next = enr.Due
+		}
+	}
+	return next
+}
+
+// Decide re-checks everything about the next step of c's enrollment in campaignID
+// at now: that the campaign and step still exist (rescheduling when the campaign was
+// edited), the customer's subscription, the audience, the step's time and send
+// window, and only_if/skip_if. The worker calls it at send time; plan at each due
+// time. It changes c only to follow campaign edits.
+func (e *Engine) Decide(c *Customer, campaignID string, now time.Time) Decision {
+	enr := c.Enrollments[campaignID]
+	if enr == nil || enr.Status != Active {
+		return Decision{Action: None, Enrollment: enr}
+	}
+	camp := e.set.Campaign(campaignID)
+	if camp == nil {
+		return Decision{Action: Stop, Enrollment: enr, Reason: "campaign removed"}
+	}
+	st := stepBySlug(camp, enr.Next)
+	if st == nil || st != nextStep(camp, enr) {
+		// The campaign was edited: find the step and time that now come next.
+		var ch changes
+		e.schedule(c, camp, enr, &ch)
+		if enr.Status != Active {
+			return Decision{Action: None, Enrollment: enr}
+		}
+		st = stepBySlug(camp, enr.Next)
+	} else if due := sendTime(camp, st, enr.Last, e.Location(c)); !due.Equal(enr.Due) {
+		enr.Due = due // its delay, time of day or window was edited
+	}
+	d := Decision{Enrollment: enr, Step: st, Due: enr.Due}
+	switch {
+	case c.Unsubscribed:
+		return Decision{Action: Stop, Enrollment: enr, Step: st, Reason: "unsubscribed"}
+	case camp.Topic != "" && slices.Contains(c.OptedOut, camp.Topic):
+		return Decision{Action: Stop, Enrollment: enr, Step: st, Reason: "opted out of " + camp.Topic}
+	case now.Before(enr.Due):
+		d.Action = Wait
+		return d
+	case !allowed(camp.SendWindow, now, e.Location(c)):
+		d.Action, d.Due = Wait, inWindow(camp.SendWindow, st.At, now, e.Location(c))
+		return d
+	}
+	env := e.env(c, now, nil)
+	var ch changes
+	switch {
+	case !e.eval(camp.Audience, env, &ch):
+		d.Action, d.Reason = Stop, "no longer in the audience ("+camp.Audience.Source+")"
+	case st.OnlyIf != nil && !e.eval(st.OnlyIf, env, &ch):
+		d.Action, d.Reason = Skip, "only_if is false: "+st.OnlyIf.Source
+	case st.SkipIf != nil && e.eval(st.SkipIf, env, &ch):
+		d.Action, d.Reason = Skip, "skip_if is true: "+st.SkipIf.Source
+	default:
+		d.Action = Send
+	}
+	if ch.err != nil {
+		d.Action, d.Reason = Skip, ch.err.Error()
+	}
+	return d
+}
+
+// Pass records that the next step of c's enrollment in campaignID was sent (or
+// skipped) at at, and schedules the step after it from then, or completes the
+// enrollment.
+func (e *Engine) Pass(c *Customer, campaignID string, at time.Time, sent bool, reason string) ([]Change, error) {
+	enr := c.Enrollments[campaignID]
+	camp := e.set.Campaign(campaignID)
+	if enr == nil || enr.Status != Active || enr.Next == "" || camp == nil {
+		return nil, fmt.Errorf("pass %s for %s: no active enrollment with a next step", campaignID, c.ID)
+	}
+	var ch changes
+	kind := KindSent
+	if !sent {
+		kind = KindSkipped
+	}
+	ch.add(Change{Kind: kind, At: at, Campaign: camp.ID, Enrollment: enr.Number, Step: camp.ID + "/" + enr.Next, Reason: reason})
+	enr.Passed = append(enr.Passed, enr.Next)
+	enr.Last = at
+	e.schedule(c, camp, enr, &ch)
+	return ch.list, ch.err
+}
+
+// Stop ends c's enrollment in campaignID as exited, for reason (a Decision's).
+func (e *Engine) Stop(c *Customer, campaignID string, at time.Time, reason string) []Change {
+	enr := c.Enrollments[campaignID]
+	if enr == nil || enr.Status != Active {
+		return nil
+	}
+	var ch changes
+	e.end(enr, Exited, at, reason, KindExited, &ch)
+	return ch.list
+}
+
+func stepBySlug(camp *campaign.Campaign, slug string) *campaign.Step {
+	for _, st := range camp.Steps {
+		if st.Slug == slug {
+			return st
+		}
+	}
+	return nil
+}

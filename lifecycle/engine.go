@@ -1,0 +1,327 @@
+package lifecycle
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/retainmail/retain/campaign"
+)
+
+// maxCascade bounds how many stage changes one call may make, so rules that lead
+// in a circle (a → b after 0, b → a after 0) cannot loop forever.
+const maxCascade = 64
+
+// Engine decides what happens to customers under one campaign set. It holds no
+// customer state and is safe for concurrent use.
+type Engine struct {
+	set      *campaign.Set
+	lc       *campaign.Lifecycle
+	activity map[string]bool
+	byStage  map[string][]*campaign.Campaign
+	byEvent  map[string][]*campaign.Campaign
+	zones    sync.Map // time zone name → *time.Location
+}
+
+// New returns the engine for set, which must have loaded without problems.
+func New(set *campaign.Set) *Engine {
+	e := &Engine{set: set, lc: set.Lifecycle, activity: map[string]bool{},
+		byStage: map[string][]*campaign.Campaign{}, byEvent: map[string][]*campaign.Campaign{}}
+	for _, a := range e.lc.Activity {
+		e.activity[a] = true
+	}
+	for _, c := range set.Campaigns {
+		if c.Trigger.Stage != "" {
+			e.byStage[c.Trigger.Stage] = append(e.byStage[c.Trigger.Stage], c)
+		}
+		if c.Trigger.Event != "" {
+			e.byEvent[c.Trigger.Event] = append(e.byEvent[c.Trigger.Event], c)
+		}
+	}
+	return e
+}
+
+// Set returns the campaigns the engine decides with.
+func (e *Engine) Set() *campaign.Set { return e.set }
+
+// Location returns the customer's time zone, or the lifecycle default when the
+// customer has none or an unknown one. Zones are loaded once per engine.
+func (e *Engine) Location(c *Customer) *time.Location {
+	if c.Timezone == "" {
+		return e.lc.Timezone
+	}
+	if loc, ok := e.zones.Load(c.Timezone); ok {
+		return loc.(*time.Location)
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		loc = e.lc.Timezone
+	}
+	e.zones.Store(c.Timezone, loc)
+	return loc
+}
+
+// NewCustomer returns a customer who enters stage (the first stage when empty) at
+// at, with the enrollments that entering it triggers.
+func (e *Engine) NewCustomer(id, email, stage string, at time.Time) (*Customer, []Change, error) {
+	if stage == "" {
+		if len(e.lc.Stages) == 0 {
+			return nil, nil, fmt.Errorf("lifecycle has no stages")
+		}
+		stage = e.lc.Stages[0].Name
+	}
+	if !e.lc.HasStage(stage) {
+		return nil, nil, fmt.Errorf("unknown stage %q%s", stage, campaign.DidYouMean(stage, e.lc.StageNames()))
+	}
+	c := &Customer{ID: id, Email: email, Stage: stage, StageSince: at, CreatedAt: at, LastEvent: at}
+	var ch changes
+	e.enterStage(c, stage, at, &ch)
+	return c, ch.list, ch.err
+}
+
+// SetStage moves c to stage at at for cause (an import or an operator), with the
+// exits and enrollments that follow. Moving to the current stage does nothing.
+func (e *Engine) SetStage(c *Customer, stage string, at time.Time, cause string) ([]Change, error) {
+	if !e.lc.HasStage(stage) {
+		return nil, fmt.Errorf("unknown stage %q%s", stage, campaign.DidYouMean(stage, e.lc.StageNames()))
+	}
+	var ch changes
+	if stage != c.Stage {
+		e.moveStage(c, stage, at, cause, &ch)
+	}
+	return ch.list, ch.err
+}
+
+// Apply applies event ev to c: first any time rule that fired before it, then
+// counters and activity, goals, exits, the first matching event transition, and
+// event-triggered enrollments. An event older than the customer's latest event is
+// applied at the latest event's time: the engine's clock never runs backwards.
+func (e *Engine) Apply(c *Customer, ev Event) ([]Change, error) {
+	var ch changes
+	at := ev.At
+	if at.Before(c.LastEvent) {
+		at = c.LastEvent
+	}
+	e.advance(c, at, &ch)
+	c.LastEvent = at
+
+	for name, evName := range e.lc.Counters {
+		if evName == ev.Name {
+			if c.Counters == nil {
+				c.Counters = map[string]int{}
+			}
+			c.Counters[name]++
+		}
+	}
+	if e.activity[ev.Name] {
+		c.LastActivity = at
+	}
+	env := e.env(c, at, &ev)
+
+	for _, id := range sortedKeys(c.Enrollments) {
+		enr := c.Enrollments[id]
+		camp := e.set.Campaign(id)
+		if enr.Status != Active || camp == nil {
+			continue
+		}
+		if g := camp.Goal; g != nil && g.Event == ev.Name && e.eval(g.Where, env, &ch) {
+			e.end(enr, Converted, at, "goal "+ev.Name, KindGoal, &ch)
+			continue
+		}
+		if slices.Contains(camp.Exit.Events, ev.Name) {
+			e.end(enr, Exited, at, "event "+ev.Name, KindExited, &ch)
+		}
+	}
+
+	for _, t := range e.lc.Transitions {
+		if t.On == "" || !t.AppliesIn(c.Stage) {
+			continue
+		}
+		if t.On != ev.Name && !(t.On == campaign.ActivityEvent && e.activity[ev.Name]) {
+			continue
+		}
+		if !e.eval(t.Where, env, &ch) {
+			continue
+		}
+		if t.To != c.Stage {
+			e.moveStage(c, t.To, at, "event "+ev.Name, &ch)
+			env = e.env(c, at, &ev)
+		}
+		break
+	}
+
+	for _, camp := range e.byEvent[ev.Name] {
+		if e.eval(camp.Trigger.Where, env, &ch) {
+			e.enroll(c, camp, at, &ch)
+		}
+	}
+	return ch.list, ch.err
+}
+
+// Advance applies every time rule that fires at or before now, each at its own
+// moment, and returns the changes. It does not send: see Due and Decide.
+func (e *Engine) Advance(c *Customer, now time.Time) ([]Change, error) {
+	var ch changes
+	e.advance(c, now, &ch)
+	return ch.list, ch.err
+}
+
+func (e *Engine) advance(c *Customer, now time.Time, ch *changes) {
+	for range maxCascade {
+		t, at := e.nextRule(c)
+		if t == nil || at.After(now) {
+			return
+		}
+		cause := "after " + campaign.FormatDuration(t.After) + " in " + c.Stage
+		if t.Inactive > 0 {
+			cause = campaign.FormatDuration(t.Inactive) + " without activity"
+		}
+		e.moveStage(c, t.To, at, cause, ch)
+	}
+}
+
+// NextWake is when the next time rule can fire for c, or zero when none can. Index
+// customers by it so a sweep touches only those that are due.
+func (e *Engine) NextWake(c *Customer) time.Time {
+	_, at := e.nextRule(c)
+	return at
+}
+
+// nextRule returns the time rule of c's stage that fires first, and when.
+func (e *Engine) nextRule(c *Customer) (*campaign.Transition, time.Time) {
+	var best *campaign.Transition
+	var bestAt time.Time
+	loc := e.Location(c)
+	for _, t := range e.lc.Transitions {
+		if t.On != "" || !t.AppliesIn(c.Stage) || t.To == c.Stage {
+			continue
+		}
+		var at time.Time
+		switch {
+		case t.After > 0 || t.Inactive == 0:
+			at = addDelay(c.StageSince, t.After, loc)
+		default:
+			from := c.StageSince
+			if c.LastActivity.After(from) {
+				from = c.LastActivity
+			}
+			at = addDelay(from, t.Inactive, loc)
+		}
+		if best == nil || at.Before(bestAt) {
+			best, bestAt = t, at
+		}
+	}
+	return best, bestAt
+}
+
+// moveStage records the change from c's stage to to, ends enrollments that exit
+// when their stage is left, and enrolls c in the campaigns of the new stage.
+func (e *Engine) moveStage(c *Customer, to string, at time.Time, cause string, ch *changes) {
+	from := c.Stage
+	ch.add(Change{Kind: KindStage, At: at, From: from, To: to, Reason: cause})
+	for _, id := range sortedKeys(c.Enrollments) {
+		enr := c.Enrollments[id]
+		camp := e.set.Campaign(id)
+		if enr.Status == Active && camp != nil && camp.Exit.StageLeft && camp.Trigger.Stage == from {
+			e.end(enr, Exited, at, "left stage "+from, KindExited, ch)
+		}
+	}
+	c.Stage, c.StageSince = to, at
+	e.enterStage(c, to, at, ch)
+}
+
+func (e *Engine) enterStage(c *Customer, stage string, at time.Time, ch *changes) {
+	for _, camp := range e.byStage[stage] {
+		e.enroll(c, camp, at, ch)
+	}
+}
+
+// enroll starts camp for c at at, when the audience and the re-entry rule allow.
+func (e *Engine) enroll(c *Customer, camp *campaign.Campaign, at time.Time, ch *changes) {
+	prev := c.Enrollments[camp.ID]
+	n := 1
+	if prev != nil {
+		if prev.Status == Active {
+			return
+		}
+		switch camp.Reentry.Mode {
+		case campaign.ReentryNever:
+			return
+		case campaign.ReentryAfter:
+			if at.Before(prev.Started.Add(camp.Reentry.After)) {
+				return
+			}
+		}
+		n = prev.Number + 1
+	}
+	if !e.eval(camp.Audience, e.env(c, at, nil), ch) {
+		return
+	}
+	enr := &Enrollment{Campaign: camp.ID, Number: n, Started: at, Status: Active, Last: at}
+	if c.Enrollments == nil {
+		c.Enrollments = map[string]*Enrollment{}
+	}
+	c.Enrollments[camp.ID] = enr
+	ch.add(Change{Kind: KindEnrolled, At: at, Campaign: camp.ID, Enrollment: n})
+	e.schedule(c, camp, enr, ch)
+}
+
+// schedule sets the enrollment's next step and its due time from the steps passed,
+// or completes it when none is left. Steps are found by slug, so a campaign edited
+// while customers are in it skips removed steps and reaches new ones that lie
+// after the customer's place.
+func (e *Engine) schedule(c *Customer, camp *campaign.Campaign, enr *Enrollment, ch *changes) {
+	st := nextStep(camp, enr)
+	if st == nil {
+		enr.Next, enr.Due = "", time.Time{}
+		e.end(enr, Completed, enr.Last, "all steps passed", KindCompleted, ch)
+		return
+	}
+	enr.Next = st.Slug
+	enr.Due = sendTime(camp, st, enr.Last, e.Location(c))
+}
+
+func nextStep(camp *campaign.Campaign, enr *Enrollment) *campaign.Step {
+	last := -1
+	for i, st := range camp.Steps {
+		if slices.Contains(enr.Passed, st.Slug) {
+			last = i
+		}
+	}
+	for _, st := range camp.Steps[last+1:] {
+		if !slices.Contains(enr.Passed, st.Slug) {
+			return st
+		}
+	}
+	return nil
+}
+
+func (e *Engine) end(enr *Enrollment, s Status, at time.Time, reason string, kind Kind, ch *changes) {
+	enr.Status, enr.Ended, enr.Reason = s, at, reason
+	enr.Next, enr.Due = "", time.Time{}
+	ch.add(Change{Kind: kind, At: at, Campaign: enr.Campaign, Enrollment: enr.Number, Reason: reason})
+}
+
+// changes collects decisions and the first expression error.
+type changes struct {
+	list []Change
+	err  error
+}
+
+func (ch *changes) add(c Change) { ch.list = append(ch.list, c) }
+
+func (ch *changes) fail(err error) {
+	if ch.err == nil {
+		ch.err = err
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

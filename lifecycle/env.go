@@ -1,0 +1,69 @@
+package lifecycle
+
+import (
+	"time"
+
+	"github.com/retainmail/retain/campaign"
+)
+
+// env is the expression environment for c at now, with ev for event conditions.
+// Declared attributes and counters the customer lacks take their zero value, so
+// conditions never compare against nil.
+func (e *Engine) env(c *Customer, now time.Time, ev *Event) map[string]any {
+	cust := make(map[string]any, len(campaign.CustomerFields)+len(e.lc.Attributes)+len(e.lc.Counters))
+	cust["id"], cust["email"], cust["first_name"], cust["name"] = c.ID, c.Email, c.FirstName, c.Name
+	cust["locale"], cust["timezone"], cust["stage"] = c.Locale, c.Timezone, c.Stage
+	if c.Locale == "" {
+		cust["locale"] = e.lc.Locale
+	}
+	if c.Timezone == "" {
+		cust["timezone"] = e.lc.Timezone.String()
+	}
+	for name, t := range e.lc.Attributes {
+		v, ok := c.Attributes[name]
+		if !ok {
+			v = zero(t)
+		}
+		cust[name] = v
+	}
+	for name := range e.lc.Counters {
+		cust[name] = c.Counters[name]
+	}
+	env := map[string]any{"customer": cust, "now": now}
+	if ev != nil {
+		data := ev.Data
+		if data == nil {
+			data = map[string]any{}
+		}
+		env["event"] = map[string]any{"name": ev.Name, "at": ev.At, "data": data}
+	}
+	return env
+}
+
+func zero(t campaign.AttrType) any {
+	switch t {
+	case campaign.AttrInt:
+		return 0
+	case campaign.AttrFloat:
+		return 0.0
+	case campaign.AttrBool:
+		return false
+	case campaign.AttrTime:
+		return time.Time{}
+	}
+	return ""
+}
+
+// eval evaluates a condition; a missing condition holds. An evaluation error counts
+// as false and is kept in ch for the caller.
+func (e *Engine) eval(x *campaign.Expr, env map[string]any, ch *changes) bool {
+	if x == nil {
+		return true
+	}
+	ok, err := x.Eval(env)
+	if err != nil {
+		ch.fail(err)
+		return false
+	}
+	return ok
+}
