@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/render"
+)
+
+var planCmd = &command{
+	name:    "plan",
+	summary: "Print a customer's coming timeline: stage changes, each email and each skipped step",
+	usage:   "plan --customer FILE [--from TIME] [--horizon 90d] [--json] [--campaigns DIR]",
+	help: `The customer file is JSON, as for preview, with the customer's event history:
+  {"id": "c42", "email": "ada@example.com", "first_name": "Ada",
+   "timezone": "Europe/Amsterdam", "stage": "lead", "attributes": {"plan": "team"},
+   "events": [{"name": "signed_up", "at": "2026-03-02T14:10:00+01:00"}]}
+"stage" is the stage the customer starts in (default: the first stage); the
+events are replayed from the first one. plan runs the same engine the worker and
+scheduler run, on a simulated clock: what happens before --from is history and
+is not printed; the timeline runs from --from until the campaigns end or the
+horizon. Emails before --from count as sent.
+
+TIME is RFC 3339 (2026-03-14T09:30:00Z), "2026-03-14 09:30" or 2026-03-14, in the
+customer's timezone when it has no offset. The default is now.
+
+--json prints one object:
+  {"customer": "c42", "timezone": "Europe/Amsterdam",
+   "from": "<RFC 3339>", "until": "<RFC 3339>", "stage": "<stage at the horizon>",
+   "timeline": [{"kind": "email|skip|stage|enrolled|exited|goal_reached|completed",
+     "at": "<UTC, RFC 3339>", "local": "<customer time, RFC 3339>",
+     "campaign": "onboarding", "enrollment": 1, "step": "onboarding/first-project",
+     "file": "campaigns/onboarding/02-first-project.md", "subject": "...",
+     "from": "lead", "to": "onboarding", "reason": "..."}]}
+Fields that do not apply to a kind are left out.
+
+Exit status: 0 printed, 1 the campaigns or the customer file have problems, 2 usage error.
+
+Examples:
+  retain plan --customer ada.json
+  retain plan --customer ada.json --from 2026-03-01 --horizon 180d --json`,
+	run: runPlan,
+}
+
+// planEntry is one line of a plan, as --json prints it.
+type planEntry struct {
+	Kind       string `json:"kind"`
+	At         string `json:"at"`
+	Local      string `json:"local"`
+	Campaign   string `json:"campaign,omitempty"`
+	Enrollment int    `json:"enrollment,omitempty"`
+	Step       string `json:"step,omitempty"`
+	File       string `json:"file,omitempty"`
+	Subject    string `json:"subject,omitempty"`
+	From       string `json:"from,omitempty"`
+	To         string `json:"to,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+type planOutput struct {
+	Customer string      `json:"customer"`
+	Timezone string      `json:"timezone"`
+	From     string      `json:"from"`
+	Until    string      `json:"until"`
+	Stage    string      `json:"stage"`
+	Timeline []planEntry `json:"timeline"`
+}
+
+func runPlan(c *command, e *env, args []string) int {
+	fs := c.flags()
+	customerPath := fs.String("customer", "", "customer `FILE` (JSON) with its event history (required)")
+	fromFlag := fs.String("from", "", "start of the timeline (`TIME`; default now)")
+	horizonFlag := fs.String("horizon", "90d", "how far ahead to plan (a `duration` such as 90d or 26w)")
+	asJSON := fs.Bool("json", false, "print the timeline as JSON")
+	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
+	templates := fs.String("templates", "", "layouts folder (default: templates/ beside the campaigns folder)")
+	pos, code, ok := c.parse(fs, e, args)
+	if !ok {
+		return code
+	}
+	usageErr := func(format string, args ...any) int {
+		fmt.Fprintf(e.stderr, "retain plan: "+format+"\nUsage: retain %s\n", append(args, c.usage)...)
+		return exitUsage
+	}
+	if len(pos) > 0 {
+		return usageErr("unexpected argument %q", pos[0])
+	}
+	if *customerPath == "" {
+		return usageErr("--customer FILE is required")
+	}
+	horizon, err := campaign.ParseDuration(*horizonFlag)
+	if err != nil || horizon <= 0 {
+		return usageErr("--horizon: %v", errOr(err, "must be longer than 0"))
+	}
+	dir := campaignsDir(e)
+	if *dirFlag != "" {
+		dir = *dirFlag
+	}
+	d, err := resolveDirs(dir, *templates)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	l, probs, err := loadCampaigns(d)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain plan: %v\n", err)
+		return exitProblems
+	}
+	if len(probs) > 0 {
+		for _, p := range probs {
+			fmt.Fprintln(e.stderr, p)
+		}
+		fmt.Fprintf(e.stderr, "retain plan: %s must be fixed first\n", plural(len(probs), "problem"))
+		return exitProblems
+	}
+	rec, err := ingest.ReadCustomerFile(*customerPath, l.set.Lifecycle)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain plan: %v\n", err)
+		return exitProblems
+	}
+	eng := lifecycle.New(l.set)
+	from := time.Now()
+	if *fromFlag != "" {
+		loc := l.set.Lifecycle.Timezone
+		if rec.Timezone != "" {
+			loc, _ = time.LoadLocation(rec.Timezone)
+		}
+		if from, err = ingest.ParseTime(*fromFlag, loc); err != nil {
+			return usageErr("--from: %v", err)
+		}
+	}
+	until := from.Add(horizon)
+
+	created := from
+	for _, ev := range rec.Events {
+		if ev.At.Before(created) {
+			created = ev.At
+		}
+	}
+	cust, _, err := eng.NewCustomer(rec.ID, rec.Email, rec.Stage, created)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain plan: %s: %v\n", *customerPath, err)
+		return exitProblems
+	}
+	cust.FirstName, cust.Name, cust.Locale, cust.Timezone, cust.Attributes = rec.FirstName, rec.Name, rec.Locale, rec.Timezone, rec.Attributes
+	changes, err := eng.Simulate(cust, rec.Events, until)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain plan: %v\n", err)
+		return exitProblems
+	}
+
+	loc := eng.Location(cust)
+	out := planOutput{Customer: cust.ID, Timezone: loc.String(), From: from.Format(time.RFC3339), Until: until.Format(time.RFC3339), Stage: cust.Stage, Timeline: []planEntry{}}
+	data := render.SampleData(l.set, baseURL(e))
+	data.Customer, _ = readCustomer(*customerPath, l.set.Lifecycle)
+	for _, ch := range changes {
+		if ch.At.Before(from) {
+			continue
+		}
+		pe := planEntry{Kind: string(ch.Kind), At: ch.At.UTC().Format(time.RFC3339), Local: ch.At.In(loc).Format(time.RFC3339),
+			Campaign: ch.Campaign, Enrollment: ch.Enrollment, Step: ch.Step, From: ch.From, To: ch.To, Reason: ch.Reason}
+		switch ch.Kind {
+		case lifecycle.KindSent:
+			pe.Kind = "email"
+		case lifecycle.KindSkipped:
+			pe.Kind = "skip"
+		}
+		if st := l.set.Step(ch.Step); st != nil {
+			ct := st.ContentFor(data.Customer.Locale)
+			pe.File = ct.Path
+			if pe.Kind == "email" {
+				if email, err := l.renderer.Render(st.ID, data); err == nil {
+					pe.Subject = email.Subject
+				}
+			}
+		}
+		out.Timeline = append(out.Timeline, pe)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return exitOK
+	}
+	printPlan(e.stdout, out, loc, horizon)
+	return exitOK
+}
+
+func printPlan(w io.Writer, p planOutput, loc *time.Location, horizon time.Duration) {
+	from, _ := time.Parse(time.RFC3339, p.From)
+	fmt.Fprintf(w, "Plan for %s (%s) from %s, %s ahead\n\n", p.Customer, p.Timezone, from.In(loc).Format("Mon 2006-01-02 15:04 MST"), campaign.FormatDuration(horizon))
+	if len(p.Timeline) == 0 {
+		fmt.Fprintln(w, "Nothing happens in this period.")
+	}
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LOCAL TIME\tUTC\tWHAT\tDETAIL")
+	for _, e := range p.Timeline {
+		at, _ := time.Parse(time.RFC3339, e.At)
+		var what, detail string
+		switch e.Kind {
+		case "email":
+			what, detail = "email "+e.Step, filepath.Base(e.File)
+			if e.Subject != "" {
+				detail = fmt.Sprintf("%q", e.Subject)
+			}
+		case "skip":
+			what, detail = "skip  "+e.Step, e.Reason
+		case "stage":
+			what, detail = "stage "+e.From+" → "+e.To, e.Reason
+		default:
+			what = strings.ReplaceAll(e.Kind, "_", " ") + " " + e.Campaign
+			if e.Enrollment > 1 {
+				what += fmt.Sprintf(" (#%d)", e.Enrollment)
+			}
+			if e.Kind != "enrolled" {
+				detail = e.Reason
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", at.In(loc).Format("Mon 2006-01-02 15:04 MST"), at.UTC().Format("01-02 15:04Z"), what, detail)
+	}
+	tw.Flush()
+	for line := range strings.Lines(table.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+	}
+	fmt.Fprintf(w, "\nStage at the end: %s\n", p.Stage)
+}
+
+func errOr(err error, msg string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return msg
+}
