@@ -95,7 +95,7 @@ func decodeCustomer(dec *json.Decoder, src []byte, path string, line int, l *cam
 		}
 		r.Events = append(r.Events, ev)
 	}
-	if err := check(r, l); err != nil {
+	if err := Check(r, l); err != nil {
 		return nil, &Error{path, line, 0, err.Error()}
 	}
 	return r, nil

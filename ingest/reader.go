@@ -135,7 +135,7 @@ func (c *csvReader) Next() (*Record, error) {
 				if ev.Data == nil {
 					ev.Data = map[string]any{}
 				}
-				ev.Data[key] = cellValue(v)
+				ev.Data[key] = Value(v)
 			} else {
 				r.Attributes[col] = v
 			}
@@ -159,15 +159,16 @@ func (c *csvReader) Next() (*Record, error) {
 		ev.At = t
 		r.Events = []lifecycle.Event{ev}
 	}
-	if err := check(r, c.l); err != nil {
+	if err := Check(r, c.l); err != nil {
 		return nil, &Error{c.path, line, 0, err.Error()}
 	}
 	return r, nil
 }
 
-// cellValue reads event data from a CSV cell: numbers and booleans as such, so
-// conditions like event.data.total > 50 work; anything else as text.
-func cellValue(s string) any {
+// Value reads event data given as text (a CSV cell, a key=value argument): numbers
+// and booleans as such, so conditions like event.data.total > 50 work; anything
+// else as text.
+func Value(s string) any {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
 		return f
 	}

@@ -44,8 +44,9 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.Path, e.Line, e.Msg)
 }
 
-// check validates r against l, converting its attributes in place.
-func check(r *Record, l *campaign.Lifecycle) error {
+// Check validates r against l, converting its attributes to their declared types
+// and giving events without an ID their content-derived one.
+func Check(r *Record, l *campaign.Lifecycle) error {
 	if r.ID == "" {
 		r.ID = r.Email
 	}

@@ -1,0 +1,223 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/retainmail/retain/lifecycle"
+)
+
+// Errors callers branch on. Every error the store returns wraps one of these or
+// the underlying Redis error, with the customer or email it concerns.
+var (
+	// ErrNotFound means no customer has that ID or email.
+	ErrNotFound = errors.New("customer not found")
+	// ErrDuplicate means the event ID was applied to the customer before; nothing
+	// was written.
+	ErrDuplicate = errors.New("event already applied")
+	// ErrEmailTaken means another customer already has the email address.
+	ErrEmailTaken = errors.New("email address belongs to another customer")
+	// ErrConflict means an update lost the optimistic-locking race MaxAttempts
+	// times in a row; nothing was written and the update may be retried.
+	ErrConflict = errors.New("too many concurrent updates")
+)
+
+// DefaultPrefix is the key prefix New uses when given none.
+const DefaultPrefix = "retain:"
+
+// RecentEvents is how many recent events are kept per customer.
+const RecentEvents = 50
+
+// Store keeps customers in Redis. It is safe for concurrent use.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+
+	// MaxAttempts bounds how often Update runs its read-modify-write when other
+	// clients keep changing the customer in between. Default 100.
+	MaxAttempts int
+	// SweepBatch is how many due customers Sweep reads and writes in one
+	// transaction. Default 100.
+	SweepBatch int
+}
+
+// New returns a Store keeping every key under prefix (DefaultPrefix when empty).
+func New(rdb redis.UniversalClient, prefix string) *Store {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return &Store{rdb: rdb, prefix: prefix, MaxAttempts: 100, SweepBatch: 100}
+}
+
+// Key names; see the table in doc.go. The customer ID always comes last, so an ID
+// holding ':' cannot collide with another customer's keys.
+func (s *Store) customerKey(id string) string { return s.prefix + "c:" + id }
+func (s *Store) stagesKey(id string) string   { return s.prefix + "stages:" + id }
+func (s *Store) eventsKey(id string) string   { return s.prefix + "events:" + id }
+func (s *Store) seenKey(id string) string     { return s.prefix + "seen:" + id }
+func (s *Store) wakeKey() string              { return s.prefix + "wake" }
+func (s *Store) emailKey() string             { return s.prefix + "email" }
+func (s *Store) suppressedKey() string        { return s.prefix + "suppressed" }
+
+// normEmail is the form of an address in the email and suppression indexes:
+// trimmed and lower-cased, so Ann@Example.com and ann@example.com are one person.
+func normEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// Customer returns the customer with the ID, or an error wrapping ErrNotFound.
+func (s *Store) Customer(ctx context.Context, id string) (*lifecycle.Customer, error) {
+	b, err := s.rdb.Get(ctx, s.customerKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("store: get customer %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get customer %s: %w", id, err)
+	}
+	c, err := decodeCustomer(b)
+	if err != nil {
+		return nil, fmt.Errorf("store: decode customer %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// CustomerByEmail returns the customer with the email address (compared without
+// case), or an error wrapping ErrNotFound.
+func (s *Store) CustomerByEmail(ctx context.Context, email string) (*lifecycle.Customer, error) {
+	id, err := s.rdb.HGet(ctx, s.emailKey(), normEmail(email)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("store: get customer by email %s: %w", email, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get customer by email %s: %w", email, err)
+	}
+	return s.Customer(ctx, id)
+}
+
+// History returns the customer's stage changes, oldest first.
+func (s *Store) History(ctx context.Context, id string) ([]lifecycle.StageChange, error) {
+	raw, err := s.rdb.LRange(ctx, s.stagesKey(id), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: stage history %s: %w", id, err)
+	}
+	out := make([]lifecycle.StageChange, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal([]byte(r), &out[i]); err != nil {
+			return nil, fmt.Errorf("store: decode stage history %s: %w", id, err)
+		}
+	}
+	return out, nil
+}
+
+// Events returns the customer's n most recent events (all kept, at most
+// RecentEvents, when n <= 0), newest first.
+func (s *Store) Events(ctx context.Context, id string, n int) ([]lifecycle.Event, error) {
+	stop := int64(n) - 1
+	if n <= 0 {
+		stop = -1
+	}
+	raw, err := s.rdb.LRange(ctx, s.eventsKey(id), 0, stop).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: recent events %s: %w", id, err)
+	}
+	out := make([]lifecycle.Event, len(raw))
+	for i, r := range raw {
+		if out[i], err = decodeEvent([]byte(r)); err != nil {
+			return nil, fmt.Errorf("store: decode recent events %s: %w", id, err)
+		}
+	}
+	return out, nil
+}
+
+// Delete erases the customer: profile, stage history, recent events, seen event
+// IDs, its wake entry and its email index entry (GDPR erasure). The suppression
+// list is kept: it holds addresses that must not be mailed again, which is why it
+// is keyed by address and not by customer. Delete returns an error wrapping
+// ErrNotFound when the customer had no keys.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	key := s.customerKey(id)
+	err := s.retry(ctx, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			var email string
+			b, err := tx.Get(ctx, key).Bytes()
+			switch {
+			case errors.Is(err, redis.Nil):
+			case err != nil:
+				return err
+			default:
+				c, err := decodeCustomer(b)
+				if err != nil {
+					return fmt.Errorf("decode: %w", err)
+				}
+				email = normEmail(c.Email)
+			}
+			// The email entry changes only with the customer key we watch, so
+			// reading it here is enough to know whether it is this customer's.
+			var ownsEmail bool
+			if email != "" {
+				owner, err := tx.HGet(ctx, s.emailKey(), email).Result()
+				if err != nil && !errors.Is(err, redis.Nil) {
+					return err
+				}
+				ownsEmail = owner == id
+			}
+			var del *redis.IntCmd
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				del = p.Del(ctx, key, s.stagesKey(id), s.eventsKey(id), s.seenKey(id))
+				p.ZRem(ctx, s.wakeKey(), id)
+				if ownsEmail {
+					p.HDel(ctx, s.emailKey(), email)
+				}
+				return nil
+			})
+			if err == nil && del.Val() == 0 {
+				return ErrNotFound
+			}
+			return err
+		}, key)
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete customer %s: %w", id, err)
+	}
+	return nil
+}
+
+// Suppression is an address that must not be mailed, and why.
+type Suppression struct {
+	Email  string    `json:"-"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Suppress records that the address must not be mailed (a hard bounce, a
+// complaint), replacing any earlier reason. Addresses are compared without case.
+func (s *Store) Suppress(ctx context.Context, email, reason string, at time.Time) error {
+	b, err := json.Marshal(Suppression{Reason: reason, At: at})
+	if err != nil {
+		return fmt.Errorf("store: suppress %s: %w", email, err)
+	}
+	if err := s.rdb.HSet(ctx, s.suppressedKey(), normEmail(email), b).Err(); err != nil {
+		return fmt.Errorf("store: suppress %s: %w", email, err)
+	}
+	return nil
+}
+
+// Suppression returns the address's suppression, or nil when it may be mailed.
+func (s *Store) Suppression(ctx context.Context, email string) (*Suppression, error) {
+	b, err := s.rdb.HGet(ctx, s.suppressedKey(), normEmail(email)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: suppression %s: %w", email, err)
+	}
+	sup := &Suppression{Email: normEmail(email)}
+	if err := json.Unmarshal(b, sup); err != nil {
+		return nil, fmt.Errorf("store: decode suppression %s: %w", email, err)
+	}
+	return sup, nil
+}

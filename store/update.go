@@ -1,0 +1,307 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/retainmail/retain/lifecycle"
+)
+
+// Change is what an update writes. The zero Change writes nothing but a wake
+// removal (see Wake).
+type Change struct {
+	// Customer is the new state; nil leaves it unchanged. Its ID must be the
+	// updated customer's.
+	Customer *lifecycle.Customer
+	// History is appended to the stage history.
+	History []lifecycle.StageChange
+	// Event is recorded in the recent events; its ID, if any, joins the seen set.
+	Event *lifecycle.Event
+	// Wake is when the customer's next time rule can fire; zero removes the
+	// customer from the wake index.
+	Wake time.Time
+}
+
+// Update runs a read-modify-write of one customer under optimistic locking: it
+// reads the customer, calls fn with it (nil when the customer does not exist
+// yet) and writes the returned Change in one MULTI/EXEC that fails if anyone
+// wrote the customer in between, in which case it reads and calls fn again, up to
+// MaxAttempts times (then ErrConflict). fn may thus run more than once and must
+// have no side effects beyond its result. A nil Change writes nothing.
+//
+// When eventID is not empty and was applied before (it is in the customer's seen
+// set), Update returns ErrDuplicate without calling fn. eventID joins the seen
+// set with the Change. A Change that leaves the stored customer JSON, the wake
+// time, the history and the events as they are writes nothing.
+//
+// Errors from fn are returned wrapped, unchanged for errors.Is.
+func (s *Store) Update(ctx context.Context, id, eventID string, fn func(c *lifecycle.Customer) (*Change, error)) error {
+	if id == "" {
+		return errors.New("store: update: empty customer ID")
+	}
+	_, err := s.update(ctx, id, eventID, nil, fn)
+	if err != nil {
+		return fmt.Errorf("store: update customer %s: %w", id, err)
+	}
+	return nil
+}
+
+// update is Update with a guard: when guard is set and returns false for the
+// customer as read, fn is not called and ran is false.
+func (s *Store) update(ctx context.Context, id, eventID string, guard func(current) bool, fn func(*lifecycle.Customer) (*Change, error)) (ran bool, err error) {
+	key := s.customerKey(id)
+	err = s.retry(ctx, func() error {
+		ran = false
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			var get *redis.StringCmd
+			var wake, seen *redis.FloatCmd
+			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+				get = p.Get(ctx, key)
+				wake = p.ZScore(ctx, s.wakeKey(), id)
+				if eventID != "" {
+					seen = p.ZScore(ctx, s.seenKey(id), eventID)
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			if seen != nil && seen.Err() == nil {
+				return fmt.Errorf("event %s: %w", eventID, ErrDuplicate)
+			}
+			cur, err := readCurrent(get, wake)
+			if err != nil {
+				return err
+			}
+			if guard != nil && !guard(cur) {
+				return nil
+			}
+			ran = true
+			w, err := s.plan(id, eventID, cur, fn)
+			if err != nil || w == nil {
+				return err
+			}
+			if w.emailChanged() {
+				if err := s.checkEmail(ctx, tx, w); err != nil {
+					return err
+				}
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				s.queue(ctx, p, w)
+				return nil
+			})
+			return err
+		}, key)
+	})
+	return ran, err
+}
+
+// retry runs op until it does not fail on a lost WATCH, at most MaxAttempts
+// times, sleeping a short random while between attempts so that contenders
+// spread out instead of colliding again.
+func (s *Store) retry(ctx context.Context, op func() error) error {
+	attempts := max(s.MaxAttempts, 1)
+	for i := range attempts {
+		err := op()
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+		if i == attempts-1 {
+			break
+		}
+		ceiling := min(time.Duration(i+1)*500*time.Microsecond, 20*time.Millisecond)
+		t := time.NewTimer(rand.N(ceiling) + 50*time.Microsecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return fmt.Errorf("%d attempts: %w", attempts, ErrConflict)
+}
+
+// current is a customer as read inside a WATCH.
+type current struct {
+	raw   []byte // stored JSON; nil when the customer does not exist
+	c     *lifecycle.Customer
+	email string // normalized stored email
+	wake  int64  // wake score, unix ms; 0 when not in the index
+}
+
+func readCurrent(get *redis.StringCmd, wake *redis.FloatCmd) (current, error) {
+	var cur current
+	if err := wake.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return cur, err
+	}
+	cur.wake = int64(wake.Val())
+	raw, err := get.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return cur, nil
+	}
+	if err != nil {
+		return cur, err
+	}
+	c, err := decodeCustomer(raw)
+	if err != nil {
+		return cur, fmt.Errorf("decode: %w", err)
+	}
+	cur.raw, cur.c, cur.email = raw, c, normEmail(c.Email)
+	return cur, nil
+}
+
+// write is a Change turned into what to send to Redis.
+type write struct {
+	id       string
+	blob     []byte // customer JSON; always written, so watchers of the key notice
+	oldEmail string
+	newEmail string
+	// oldEmailOwned says the index entry for oldEmail is this customer's; set
+	// by checkEmail.
+	oldEmailOwned bool
+	history       [][]byte
+	event         []byte
+	seen          []string
+	seenScore     float64
+	wakeChanged   bool
+	wake          int64
+}
+
+func (w *write) emailChanged() bool { return w.oldEmail != w.newEmail }
+
+// wakeScore is the wake index score of t: unix milliseconds, 0 for the zero time.
+func wakeScore(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// plan calls fn on the current customer and turns its Change into a write; nil
+// when there is nothing to write.
+func (s *Store) plan(id, eventID string, cur current, fn func(*lifecycle.Customer) (*Change, error)) (*write, error) {
+	ch, err := fn(cur.c)
+	if err != nil || ch == nil {
+		return nil, err
+	}
+	w := &write{id: id, blob: cur.raw, oldEmail: cur.email, newEmail: cur.email}
+	changed := false
+	if ch.Customer != nil {
+		if ch.Customer.ID != id {
+			return nil, fmt.Errorf("change carries customer %q", ch.Customer.ID)
+		}
+		b, err := encodeCustomer(ch.Customer)
+		if err != nil {
+			return nil, fmt.Errorf("encode: %w", err)
+		}
+		if !bytes.Equal(b, cur.raw) {
+			w.blob, changed = b, true
+			w.newEmail = normEmail(ch.Customer.Email)
+		}
+	}
+	if wk := wakeScore(ch.Wake); wk != cur.wake {
+		w.wakeChanged, w.wake, changed = true, wk, true
+	}
+	for _, h := range ch.History {
+		b, err := json.Marshal(h)
+		if err != nil {
+			return nil, fmt.Errorf("encode stage change: %w", err)
+		}
+		w.history = append(w.history, b)
+		changed = true
+	}
+	if eventID != "" {
+		w.seen = append(w.seen, eventID)
+	}
+	if e := ch.Event; e != nil {
+		if w.event, err = encodeEvent(e); err != nil {
+			return nil, fmt.Errorf("encode event: %w", err)
+		}
+		if e.ID != "" && e.ID != eventID {
+			w.seen = append(w.seen, e.ID)
+		}
+		w.seenScore = float64(wakeScore(e.At))
+		changed = true
+	}
+	if !changed {
+		return nil, nil
+	}
+	if w.blob == nil {
+		return nil, fmt.Errorf("change without a customer for a customer that does not exist: %w", ErrNotFound)
+	}
+	return w, nil
+}
+
+// checkEmail makes the write's email change safe: it watches the email index
+// (only email changes contend on it) and fails with ErrEmailTaken when the new
+// address belongs to someone else.
+func (s *Store) checkEmail(ctx context.Context, tx *redis.Tx, w *write) error {
+	if err := tx.Watch(ctx, s.emailKey()).Err(); err != nil {
+		return err
+	}
+	var newOwner, oldOwner *redis.StringCmd
+	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if w.newEmail != "" {
+			newOwner = p.HGet(ctx, s.emailKey(), w.newEmail)
+		}
+		if w.oldEmail != "" {
+			oldOwner = p.HGet(ctx, s.emailKey(), w.oldEmail)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	if newOwner != nil {
+		if o := newOwner.Val(); o != "" && o != w.id {
+			return fmt.Errorf("email %s: %w", w.newEmail, ErrEmailTaken)
+		}
+	}
+	w.oldEmailOwned = oldOwner != nil && oldOwner.Val() == w.id
+	return nil
+}
+
+// queue adds the write's commands to a MULTI/EXEC pipeline.
+func (s *Store) queue(ctx context.Context, p redis.Pipeliner, w *write) {
+	p.Set(ctx, s.customerKey(w.id), w.blob, 0)
+	if w.emailChanged() {
+		if w.oldEmail != "" && w.oldEmailOwned {
+			p.HDel(ctx, s.emailKey(), w.oldEmail)
+		}
+		if w.newEmail != "" {
+			p.HSet(ctx, s.emailKey(), w.newEmail, w.id)
+		}
+	}
+	if len(w.history) > 0 {
+		args := make([]any, len(w.history))
+		for i, h := range w.history {
+			args[i] = h
+		}
+		p.RPush(ctx, s.stagesKey(w.id), args...)
+	}
+	if w.event != nil {
+		p.LPush(ctx, s.eventsKey(w.id), w.event)
+		p.LTrim(ctx, s.eventsKey(w.id), 0, RecentEvents-1)
+	}
+	if len(w.seen) > 0 {
+		zs := make([]redis.Z, len(w.seen))
+		for i, id := range w.seen {
+			zs[i] = redis.Z{Score: w.seenScore, Member: id}
+		}
+		p.ZAdd(ctx, s.seenKey(w.id), zs...)
+	}
+	if w.wakeChanged {
+		if w.wake == 0 {
+			p.ZRem(ctx, s.wakeKey(), w.id)
+		} else {
+			p.ZAdd(ctx, s.wakeKey(), redis.Z{Score: float64(w.wake), Member: w.id})
+		}
+	}
+}
