@@ -147,3 +147,17 @@ func stageChanges(chs []lifecycle.Change) []lifecycle.StageChange {
 	}
 	return out
 }
+
+// Sweep applies the time rules of every customer whose next rule is due at now,
+// at most limit customers (all when limit ≤ 0), and returns how many it touched.
+// Only due customers are read: the store's wake index finds them. Two sweeps at
+// once do not apply a rule twice (each customer is updated under its WATCH).
+func (a *Applier) Sweep(ctx context.Context, now time.Time, limit int) (int, error) {
+	return a.Store.Sweep(ctx, now, limit, func(c *lifecycle.Customer) (*store.Change, error) {
+		chs, err := a.Engine.Advance(c, now)
+		if err != nil {
+			return nil, err
+		}
+		return &store.Change{Customer: c, History: stageChanges(chs), Wake: a.Engine.NextWake(c)}, nil
+	})
+}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -171,5 +172,40 @@ func TestImportMovesStageAndKeepsCause(t *testing.T) {
 	}
 	if _, err := b.applier.Record(b.ctx, &Record{ID: "c10", FirstName: "No Email"}); err == nil {
 		t.Error("a new customer without an email was created")
+	}
+}
+
+func TestSweepMovesOnlyDueCustomers(t *testing.T) {
+	b := setup(t)
+	// Three customers become active at different times; the lifecycle moves active
+	// customers to at_risk after 21 days without activity.
+	for i, day := range []int{1, 5, 20} {
+		at := time.Date(2026, 3, day, 10, 0, 0, 0, time.UTC)
+		rec := &Record{ID: fmt.Sprintf("c%d", i), Email: fmt.Sprintf("c%d@example.com", i),
+			Events: []lifecycle.Event{{Name: "order_placed", At: at}}}
+		if err := Check(rec, b.l); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.applier.Record(b.ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Date(2026, 3, 28, 0, 0, 0, 0, time.UTC) // c0 (due 22 March) and c1 (26 March) are due
+	n, err := b.applier.Sweep(b.ctx, now, 0)
+	if err != nil || n != 2 {
+		t.Fatalf("Sweep = %d, %v; want 2 customers", n, err)
+	}
+	for id, want := range map[string]string{"c0": "at_risk", "c1": "at_risk", "c2": "active"} {
+		c, err := b.store.Customer(b.ctx, id)
+		if err != nil || c.Stage != want {
+			t.Errorf("%s stage = %v, %v; want %s", id, c.Stage, err, want)
+		}
+	}
+	h, _ := b.store.History(b.ctx, "c0")
+	if last := h[len(h)-1]; last.To != "at_risk" || !last.At.Equal(time.Date(2026, 3, 22, 10, 0, 0, 0, time.UTC)) || last.Cause != "21d without activity" {
+		t.Errorf("c0 moved %+v; want at_risk at its own moment, 22 March 10:00", last)
+	}
+	if n, _ := b.applier.Sweep(b.ctx, now, 0); n != 0 {
+		t.Errorf("a second sweep at the same time touched %d customers", n)
 	}
 }
