@@ -34,7 +34,9 @@
 //	                                                                      a hash table from the first (Redis 7.0)
 //	{p}wake          sorted set  customer ID scored by the unix ms when   Due reads only the due range: a sweep
 //	                             its next time rule can fire              costs what is due, not every customer
-//	{p}email         hash        lower-cased email -> customer ID         CustomerByEmail; one address per customer
+//	{p}email:{addr}  string      customer ID of the lower-cased address   CustomerByEmail; one address per customer;
+//	                                                                      a key per address, so creating customers
+//	                                                                      in parallel never contends on one key
 //	{p}suppressed    hash        lower-cased email -> {"reason","at"}     addresses never to mail again; kept by
 //	                                                                      Delete, as it is about the address
 //

@@ -62,7 +62,7 @@ func (s *Store) stagesKey(id string) string   { return s.prefix + "stages:" + id
 func (s *Store) eventsKey(id string) string   { return s.prefix + "events:" + id }
 func (s *Store) seenKey(id string) string     { return s.prefix + "seen:" + id }
 func (s *Store) wakeKey() string              { return s.prefix + "wake" }
-func (s *Store) emailKey() string             { return s.prefix + "email" }
+func (s *Store) emailKey(email string) string { return s.prefix + "email:" + email }
 func (s *Store) suppressedKey() string        { return s.prefix + "suppressed" }
 
 // normEmail is the form of an address in the email and suppression indexes:
@@ -88,7 +88,7 @@ func (s *Store) Customer(ctx context.Context, id string) (*lifecycle.Customer, e
 // CustomerByEmail returns the customer with the email address (compared without
 // case), or an error wrapping ErrNotFound.
 func (s *Store) CustomerByEmail(ctx context.Context, email string) (*lifecycle.Customer, error) {
-	id, err := s.rdb.HGet(ctx, s.emailKey(), normEmail(email)).Result()
+	id, err := s.rdb.Get(ctx, s.emailKey(normEmail(email))).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("store: get customer by email %s: %w", email, ErrNotFound)
 	}
@@ -159,7 +159,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 			// reading it here is enough to know whether it is this customer's.
 			var ownsEmail bool
 			if email != "" {
-				owner, err := tx.HGet(ctx, s.emailKey(), email).Result()
+				owner, err := tx.Get(ctx, s.emailKey(email)).Result()
 				if err != nil && !errors.Is(err, redis.Nil) {
 					return err
 				}
@@ -170,7 +170,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 				del = p.Del(ctx, key, s.stagesKey(id), s.eventsKey(id), s.seenKey(id))
 				p.ZRem(ctx, s.wakeKey(), id)
 				if ownsEmail {
-					p.HDel(ctx, s.emailKey(), email)
+					p.Del(ctx, s.emailKey(email))
 				}
 				return nil
 			})

@@ -243,16 +243,22 @@ func (s *Store) plan(id, eventID string, cur current, fn func(*lifecycle.Custome
 // (only email changes contend on it) and fails with ErrEmailTaken when the new
 // address belongs to someone else.
 func (s *Store) checkEmail(ctx context.Context, tx *redis.Tx, w *write) error {
-	if err := tx.Watch(ctx, s.emailKey()).Err(); err != nil {
+	var watch []string
+	for _, e := range []string{w.newEmail, w.oldEmail} {
+		if e != "" {
+			watch = append(watch, s.emailKey(e))
+		}
+	}
+	if err := tx.Watch(ctx, watch...).Err(); err != nil {
 		return err
 	}
 	var newOwner, oldOwner *redis.StringCmd
 	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if w.newEmail != "" {
-			newOwner = p.HGet(ctx, s.emailKey(), w.newEmail)
+			newOwner = p.Get(ctx, s.emailKey(w.newEmail))
 		}
 		if w.oldEmail != "" {
-			oldOwner = p.HGet(ctx, s.emailKey(), w.oldEmail)
+			oldOwner = p.Get(ctx, s.emailKey(w.oldEmail))
 		}
 		return nil
 	})
@@ -273,10 +279,10 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, w *write) {
 	p.Set(ctx, s.customerKey(w.id), w.blob, 0)
 	if w.emailChanged() {
 		if w.oldEmail != "" && w.oldEmailOwned {
-			p.HDel(ctx, s.emailKey(), w.oldEmail)
+			p.Del(ctx, s.emailKey(w.oldEmail))
 		}
 		if w.newEmail != "" {
-			p.HSet(ctx, s.emailKey(), w.newEmail, w.id)
+			p.Set(ctx, s.emailKey(w.newEmail), w.id, 0)
 		}
 	}
 	if len(w.history) > 0 {

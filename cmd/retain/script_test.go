@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/retainmail/retain/internal/redistest"
 )
 
 // TestMain lets testscript run the real retain command in-process.
@@ -31,6 +35,20 @@ func TestScripts(t *testing.T) {
 		UpdateScripts: os.Getenv("RETAIN_UPDATE_SCRIPTS") != "",
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("PROJECT", root)
+			// Commands that need Redis use the test Redis under a prefix of
+			// the script's own, removed when the script ends.
+			prefix := redistest.Prefix()
+			e.Setenv("REDIS_URL", redistest.URL())
+			e.Setenv("RETAIN_REDIS_PREFIX", prefix)
+			e.Defer(func() {
+				opt, err := redis.ParseURL(redistest.URL())
+				if err != nil {
+					return
+				}
+				rdb := redis.NewClient(opt)
+				defer rdb.Close()
+				redistest.Delete(context.Background(), rdb, prefix)
+			})
 			return nil
 		},
 	})

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
+)
+
+var eventCmd = &command{
+	name:    "event",
+	summary: "Record an event for a customer and apply the lifecycle rules it triggers",
+	usage:   "event [--at TIME] [--id EVENT_ID] [--email ADDR] [--campaigns DIR] CUSTOMER EVENT [key=value...]",
+	help: `CUSTOMER is the customer's ID. The key=value pairs become the event's data
+(numbers and true/false are typed, so conditions like event.data.total > 50
+work). With --email, a customer retain has not seen yet is created first.
+
+The event is applied once: the same --id (or, without one, the same customer,
+name, time and data) is recognised and changes nothing the second time.
+
+Environment: REDIS_URL (default redis://127.0.0.1:6379/0), RETAIN_REDIS_PREFIX
+(default "retain:"), RETAIN_CAMPAIGNS.
+
+Examples:
+  retain event --email ada@example.com c42 signed_up plan=team
+  retain event c42 order_placed total=59.90 sku=T-100`,
+	run: runEvent,
+}
+
+func runEvent(c *command, e *env, args []string) int {
+	fs := c.flags()
+	atFlag := fs.String("at", "", "when it happened (`TIME`; default now)")
+	id := fs.String("id", "", "idempotency `ID` of the event (default: derived from its content)")
+	email := fs.String("email", "", "create the customer with this `address` if retain does not know it")
+	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
+	pos, code, ok := c.parse(fs, e, args)
+	if !ok {
+		return code
+	}
+	usageErr := func(format string, args ...any) int {
+		fmt.Fprintf(e.stderr, "retain event: "+format+"\nUsage: retain %s\n", append(args, c.usage)...)
+		return exitUsage
+	}
+	if len(pos) < 2 {
+		return usageErr("give a customer and an event name")
+	}
+	ev := lifecycle.Event{ID: *id, Name: pos[1], At: time.Now()}
+	for _, kv := range pos[2:] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageErr("event data %q must be key=value", kv)
+		}
+		if ev.Data == nil {
+			ev.Data = map[string]any{}
+		}
+		ev.Data[k] = ingest.Value(v)
+	}
+	ctx := context.Background()
+	ws, code := openWorkspace(ctx, c, e, *dirFlag)
+	if ws == nil {
+		return code
+	}
+	defer ws.close()
+	if *atFlag != "" {
+		t, err := ingest.ParseTime(*atFlag, ws.engine.Set().Lifecycle.Timezone)
+		if err != nil {
+			return usageErr("--at: %v", err)
+		}
+		ev.At = t
+	}
+	rec := &ingest.Record{ID: pos[0], Email: *email, Events: []lifecycle.Event{ev}}
+	if err := ingest.Check(rec, ws.engine.Set().Lifecycle); err != nil {
+		fmt.Fprintf(e.stderr, "retain event: %v\n", err)
+		return exitProblems
+	}
+	var changes []lifecycle.Change
+	var err error
+	if *email != "" {
+		var res ingest.Result
+		res, err = ws.applier.Record(ctx, rec)
+		changes = res.Changes
+		if err == nil && res.Duplicates > 0 {
+			err = store.ErrDuplicate
+		}
+	} else {
+		changes, err = ws.applier.Event(ctx, rec.ID, rec.Events[0])
+	}
+	switch {
+	case errors.Is(err, store.ErrDuplicate):
+		fmt.Fprintf(e.stdout, "%s: %s was applied before (event %s); nothing changed\n", rec.ID, ev.Name, rec.Events[0].ID)
+		return exitOK
+	case errors.Is(err, ingest.ErrUnknownCustomer):
+		fmt.Fprintf(e.stderr, "retain event: customer %q is unknown: give --email ADDR to create it, or import it first\n", rec.ID)
+		return exitProblems
+	case err != nil:
+		fmt.Fprintf(e.stderr, "retain event: %v\n", err)
+		return exitProblems
+	}
+	cust, err := ws.store.Customer(ctx, rec.ID)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain event: %v\n", err)
+		return exitProblems
+	}
+	fmt.Fprintf(e.stdout, "%s: %s applied (event %s)\n", rec.ID, ev.Name, rec.Events[0].ID)
+	printChanges(e, ws.engine, cust, changes)
+	return exitOK
+}
+
+// printChanges lists the engine's decisions and what is due next.
+func printChanges(e *env, eng *lifecycle.Engine, c *lifecycle.Customer, changes []lifecycle.Change) {
+	loc := eng.Location(c)
+	for _, ch := range changes {
+		switch ch.Kind {
+		case lifecycle.KindStage:
+			fmt.Fprintf(e.stdout, "  stage %s → %s (%s)\n", ch.From, ch.To, ch.Reason)
+		case lifecycle.KindEnrolled:
+			fmt.Fprintf(e.stdout, "  enrolled in %s (#%d)\n", ch.Campaign, ch.Enrollment)
+		default:
+			fmt.Fprintf(e.stdout, "  %s %s (%s)\n", strings.ReplaceAll(string(ch.Kind), "_", " "), ch.Campaign, ch.Reason)
+		}
+	}
+	fmt.Fprintf(e.stdout, "  stage now: %s\n", c.Stage)
+	for _, id := range sortedIDs(c.Enrollments) {
+		if enr := c.Enrollments[id]; enr.Status == lifecycle.Active && enr.Next != "" {
+			fmt.Fprintf(e.stdout, "  next: %s/%s due %s\n", id, enr.Next, enr.Due.In(loc).Format("Mon 2006-01-02 15:04 MST"))
+		}
+	}
+	if w := eng.NextWake(c); !w.IsZero() {
+		fmt.Fprintf(e.stdout, "  next time rule: %s\n", w.In(loc).Format("Mon 2006-01-02 15:04 MST"))
+	}
+}

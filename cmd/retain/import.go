@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/retainmail/retain/ingest"
+)
+
+var importCmd = &command{
+	name:    "import",
+	summary: "Import customers and events from a CSV or JSONL file",
+	usage:   "import [--dry-run] [--campaigns DIR] FILE.csv|FILE.jsonl",
+	help: `JSONL: one customer per line, in the customer file format:
+  {"id": "c42", "email": "ada@example.com", "first_name": "Ada", "stage": "active",
+   "attributes": {"plan": "team"},
+   "events": [{"name": "order_placed", "at": "2026-03-02T10:00:00Z", "data": {"total": 59.9}}]}
+
+CSV: a header row naming the columns: id, email, first_name, name, locale,
+timezone, stage, any attribute declared in lifecycle.yaml, and for an event on
+the same row: event, at, event_id and data.<key>. Empty cells change nothing.
+
+Every row is checked against lifecycle.yaml. A bad row is reported with its line
+and reason and skipped; the good rows are kept. Importing the same file again
+changes nothing: customers are upserted and events are applied once (by event_id,
+or by customer, name, time and data). Rows of one customer are applied in file
+order; different customers in parallel.
+
+Exit status: 0 every row imported, 1 some rows were bad (the rest are in), 2
+usage error.
+
+Environment: REDIS_URL, RETAIN_REDIS_PREFIX, RETAIN_CAMPAIGNS (see retain help event).`,
+	run: runImport,
+}
+
+// importWorkers apply records in parallel, each customer always on the same one.
+const importWorkers = 8
+
+// importStats counts what an import did; safe for concurrent use.
+type importStats struct {
+	rows, bad, created, changed, unchanged, events, duplicates atomic.Int64
+}
+
+func runImport(c *command, e *env, args []string) int {
+	fs := c.flags()
+	dryRun := fs.Bool("dry-run", false, "check every row and report, without writing anything")
+	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
+	pos, code, ok := c.parse(fs, e, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(e.stderr, "retain import: give one file to import\nUsage: retain %s\n", c.usage)
+		return exitUsage
+	}
+	path := pos[0]
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain import: %v\n", err)
+		return exitUsage
+	}
+	defer f.Close()
+	info, _ := f.Stat()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var ws *workspace
+	var l *loaded
+	if *dryRun {
+		l, code = loadChecked(c, e, *dirFlag)
+	} else if ws, code = openWorkspace(ctx, c, e, *dirFlag); ws != nil {
+		defer ws.close()
+		l = ws.loaded
+	}
+	if l == nil {
+		return code
+	}
+	counted := &countingReader{r: f}
+	r, err := ingest.NewReader(path, counted, l.set.Lifecycle)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain import: %v\n", err)
+		return exitProblems
+	}
+
+	var st importStats
+	out := &progress{w: e.stderr, on: isTerminal(e.stderr) && e.getenv("CI") == "", path: path, size: info.Size(), read: &counted.n, rows: &st.rows}
+	out.start()
+	report := func(err error) {
+		st.bad.Add(1)
+		out.println(err.Error())
+	}
+
+	queues := make([]chan *ingest.Record, importWorkers)
+	var wg sync.WaitGroup
+	var fatal atomic.Pointer[error]
+	for i := range queues {
+		queues[i] = make(chan *ingest.Record, 64)
+		wg.Go(func() {
+			for rec := range queues[i] {
+				if ws == nil || fatal.Load() != nil {
+					continue
+				}
+				res, err := ws.applier.Record(ctx, rec)
+				switch {
+				case ctx.Err() != nil:
+					fatal.CompareAndSwap(nil, &err)
+				case err != nil && isConnectionError(err):
+					fatal.CompareAndSwap(nil, &err)
+				case err != nil:
+					report(fmt.Errorf("%s:%d: %v", path, rec.Line, errors.Unwrap(err)))
+				default:
+					st.count(res)
+				}
+			}
+		})
+	}
+	var readErr error
+	for ctx.Err() == nil && fatal.Load() == nil {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		var ie *ingest.Error
+		if errors.As(err, &ie) {
+			st.rows.Add(1)
+			report(ie)
+			continue
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+		st.rows.Add(1)
+		h := fnv.New32a()
+		h.Write([]byte(rec.ID))
+		queues[h.Sum32()%importWorkers] <- rec
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	out.stop()
+
+	if p := fatal.Load(); p != nil || readErr != nil || ctx.Err() != nil {
+		err := readErr
+		if p != nil {
+			err = *p
+		}
+		if ctx.Err() != nil {
+			err = errors.New("interrupted")
+		}
+		fmt.Fprintf(e.stderr, "retain import: stopped after %d rows: %v\nRows already applied are kept; importing the file again skips them.\n", st.rows.Load(), err)
+		return exitProblems
+	}
+	good := st.rows.Load() - st.bad.Load()
+	if *dryRun {
+		fmt.Fprintf(e.stdout, "%s: %d rows, %d good, %d bad; dry run, nothing written\n", path, st.rows.Load(), good, st.bad.Load())
+	} else {
+		fmt.Fprintf(e.stdout, "%s: %d rows: %d customers created, %d updated; %d events applied, %d already applied; %d rows changed nothing; %d bad rows\n",
+			path, st.rows.Load(), st.created.Load(), st.changed.Load(), st.events.Load(), st.duplicates.Load(), st.unchanged.Load(), st.bad.Load())
+	}
+	if st.bad.Load() > 0 {
+		return exitProblems
+	}
+	return exitOK
+}
+
+func (s *importStats) count(r ingest.Result) {
+	switch {
+	case r.Created:
+		s.created.Add(1)
+	case r.Changed:
+		s.changed.Add(1)
+	case r.Events == 0:
+		s.unchanged.Add(1) // nothing new in this row at all
+	}
+	s.events.Add(int64(r.Events))
+	s.duplicates.Add(int64(r.Duplicates))
+}
+
+// isConnectionError tells Redis being unreachable (stop the import) from a bad
+// record (report it and go on).
+func isConnectionError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "EOF") || errors.Is(err, context.DeadlineExceeded)
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
