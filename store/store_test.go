@@ -2,11 +2,8 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/retainmail/retain/internal/redistest"
 	"github.com/retainmail/retain/lifecycle"
 )
 
@@ -29,60 +27,16 @@ type testBundle struct {
 	cmds *recorder
 }
 
-// setup connects to the test Redis ($REDIS_URL or 127.0.0.1:6379) and gives the
-// test a Store under a key prefix of its own, whose keys are deleted at cleanup.
+// setup gives the test a Store on the test Redis under a key prefix of its own,
+// whose keys are deleted at cleanup (see internal/redistest).
 func setup(tb testing.TB) *testBundle {
 	tb.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		tb.Fatalf("REDIS_URL=%q: %v", url, err)
-	}
-	rdb := redis.NewClient(opt)
-	ctx := tb.Context()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		tb.Fatalf("no Redis at %s (%v): run scripts/test, which starts one, or set REDIS_URL", url, err)
-	}
-	var r [6]byte
-	rand.Read(r[:])
-	prefix := "retain-test:" + hex.EncodeToString(r[:]) + ":"
+	rdb, prefix := redistest.New(tb)
 	rec := &recorder{}
 	if _, ok := tb.(*testing.B); !ok {
 		rdb.AddHook(rec) // not in benchmarks, whose figures it would skew
 	}
-	tb.Cleanup(func() {
-		ctx := context.Background()
-		deleteKeys(tb, ctx, rdb, prefix)
-		rdb.Close()
-	})
-	return &testBundle{ctx: ctx, rdb: rdb, store: New(rdb, prefix), prefix: prefix, cmds: rec}
-}
-
-func deleteKeys(tb testing.TB, ctx context.Context, rdb *redis.Client, prefix string) {
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	flush := func() {
-		if len(keys) > 0 {
-			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
-				tb.Errorf("cleanup: %v", err)
-			}
-			keys = keys[:0]
-		}
-	}
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 1000 {
-			flush()
-		}
-	}
-	flush()
-	if err := iter.Err(); err != nil {
-		tb.Errorf("cleanup: %v", err)
-	}
+	return &testBundle{ctx: tb.Context(), rdb: rdb, store: New(rdb, prefix), prefix: prefix, cmds: rec}
 }
 
 // keys returns the test's keys, without the prefix, sorted.
