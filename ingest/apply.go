@@ -78,7 +78,7 @@ func (a *Applier) Record(ctx context.Context, r *Record) (Result, error) {
 		setProfile(c, r)
 		res.Changed = res.Created || profile(c) != before || len(chs) > 0
 		res.Changes = chs
-		return &store.Change{Customer: c, History: stageChanges(chs), Wake: a.Engine.NextWake(c)}, nil
+		return &store.Change{Customer: c, History: stageChanges(chs), Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 	})
 	if err != nil {
 		return res, err
@@ -111,7 +111,7 @@ func (a *Applier) Event(ctx context.Context, customerID string, ev lifecycle.Eve
 			return nil, err
 		}
 		out = chs
-		return &store.Change{Customer: c, History: stageChanges(chs), Event: &ev, Wake: a.Engine.NextWake(c)}, nil
+		return &store.Change{Customer: c, History: stageChanges(chs), Event: &ev, Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 	})
 	return out, err
 }
@@ -158,6 +158,6 @@ func (a *Applier) Sweep(ctx context.Context, now time.Time, limit int) (int, err
 		if err != nil {
 			return nil, err
 		}
-		return &store.Change{Customer: c, History: stageChanges(chs), Wake: a.Engine.NextWake(c)}, nil
+		return &store.Change{Customer: c, History: stageChanges(chs), Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 	})
 }

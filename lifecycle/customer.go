@@ -27,6 +27,10 @@ type Customer struct {
 	// this customer never runs backwards past it.
 	LastEvent time.Time `json:"last_event,omitzero"`
 
+	// LastSent is when the customer was last sent an email by any campaign, for
+	// the frequency cap; zero when never.
+	LastSent time.Time `json:"last_sent,omitzero"`
+
 	// Unsubscribed is set when the customer unsubscribed from every email.
 	Unsubscribed bool `json:"unsubscribed,omitempty"`
 	// OptedOut lists the topics the customer opted out of.

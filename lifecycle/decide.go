@@ -102,6 +102,10 @@ func (e *Engine) Decide(c *Customer, campaignID string, now time.Time) Decision 
 	case now.Before(enr.Due):
 		d.Action = Wait
 		return d
+	case e.FrequencyCap > 0 && !c.LastSent.IsZero() && now.Before(c.LastSent.Add(e.FrequencyCap)):
+		d.Action, d.Due = Wait, inWindow(camp.SendWindow, st.At, c.LastSent.Add(e.FrequencyCap), e.Location(c))
+		d.Reason = "frequency cap"
+		return d
 	case !allowed(camp.SendWindow, now, e.Location(c)):
 		d.Action, d.Due = Wait, inWindow(camp.SendWindow, st.At, now, e.Location(c))
 		return d
@@ -141,6 +145,9 @@ func (e *Engine) Pass(c *Customer, campaignID string, at time.Time, sent bool, r
 	ch.add(Change{Kind: kind, At: at, Campaign: camp.ID, Enrollment: enr.Number, Step: camp.ID + "/" + enr.Next, Reason: reason})
 	enr.Passed = append(enr.Passed, enr.Next)
 	enr.Last = at
+	if sent {
+		c.LastSent = at
+	}
 	e.schedule(c, camp, enr, &ch)
 	return ch.list, ch.err
 }

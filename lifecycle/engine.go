@@ -22,6 +22,10 @@ type Engine struct {
 	byStage  map[string][]*campaign.Campaign
 	byEvent  map[string][]*campaign.Campaign
 	zones    sync.Map // time zone name → *time.Location
+
+	// FrequencyCap, when set, is the least time between two emails to one
+	// customer across all campaigns: a step due sooner waits.
+	FrequencyCap time.Duration
 }
 
 // New returns the engine for set, which must have loaded without problems.

@@ -339,3 +339,23 @@ func TestUnsubscribedStopsAndEditedCampaignsReschedule(t *testing.T) {
 		t.Errorf("unsubscribed: Decide = %v (%s), want stop", d.Action, d.Reason)
 	}
 }
+
+func TestFrequencyCapMakesStepsWait(t *testing.T) {
+	e := engine(t)
+	e.FrequencyCap = 3 * 24 * time.Hour
+	start := at(ams, "2026-05-04 10:00")
+	c, _, _ := e.NewCustomer("c11", "jo@example.com", "", start)
+	got := brief(ams, run(t, e, c, []Event{{Name: "order_placed", At: start}}, at(ams, "2026-05-12 00:00")))
+	want := []string{
+		"Mon 2026-05-04 10:00 stage lead→active (event order_placed)",
+		"Mon 2026-05-04 10:00 enrolled tips#1",
+		"Mon 2026-05-04 10:00 enrolled second-order#1",
+		"Tue 2026-05-05 10:00 sent second-order/thanks",
+		// The tip was due at the same moment; the cap holds it three days.
+		"Fri 2026-05-08 10:00 sent tips/tip",
+		"Fri 2026-05-08 10:00 completed tips#1 (all steps passed)",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+}

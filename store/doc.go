@@ -34,6 +34,9 @@
 //	                                                                      a hash table from the first (Redis 7.0)
 //	{p}wake          sorted set  customer ID scored by the unix ms when   Due reads only the due range: a sweep
 //	                             its next time rule can fire              costs what is due, not every customer
+//	{p}due           sorted set  customer ID scored by the unix ms when   ClaimDue reads only the due range and
+//	                             its next email is due (or its lease     leases what it takes, so schedulers never
+//	                             ends, while a worker has it)            hand the same customer out twice
 //	{p}email:{addr}  string      customer ID of the lower-cased address   CustomerByEmail; one address per customer;
 //	                                                                      a key per address, so creating customers
 //	                                                                      in parallel never contends on one key

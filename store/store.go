@@ -62,6 +62,7 @@ func (s *Store) stagesKey(id string) string   { return s.prefix + "stages:" + id
 func (s *Store) eventsKey(id string) string   { return s.prefix + "events:" + id }
 func (s *Store) seenKey(id string) string     { return s.prefix + "seen:" + id }
 func (s *Store) wakeKey() string              { return s.prefix + "wake" }
+func (s *Store) dueKey() string               { return s.prefix + "due" }
 func (s *Store) emailKey(email string) string { return s.prefix + "email:" + email }
 func (s *Store) suppressedKey() string        { return s.prefix + "suppressed" }
 
@@ -169,6 +170,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				del = p.Del(ctx, key, s.stagesKey(id), s.eventsKey(id), s.seenKey(id))
 				p.ZRem(ctx, s.wakeKey(), id)
+				p.ZRem(ctx, s.dueKey(), id)
 				if ownsEmail {
 					p.Del(ctx, s.emailKey(email))
 				}

@@ -95,10 +95,12 @@ func (s *Store) sweepBatch(ctx context.Context, ids []string, due func(current) 
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 		gets := make([]*redis.StringCmd, len(ids))
 		wakes := make([]*redis.FloatCmd, len(ids))
+		dues := make([]*redis.FloatCmd, len(ids))
 		_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range ids {
 				gets[i] = p.Get(ctx, keys[i])
 				wakes[i] = p.ZScore(ctx, s.wakeKey(), id)
+				dues[i] = p.ZScore(ctx, s.dueKey(), id)
 			}
 			return nil
 		})
@@ -108,7 +110,7 @@ func (s *Store) sweepBatch(ctx context.Context, ids []string, due func(current) 
 		var writes []*write
 		var stale []string
 		for i, id := range ids {
-			cur, err := readCurrent(gets[i], wakes[i])
+			cur, err := readCurrent(gets[i], wakes[i], dues[i])
 			switch {
 			case err != nil:
 				fallback = append(fallback, id) // for Update to report

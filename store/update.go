@@ -27,6 +27,9 @@ type Change struct {
 	// Wake is when the customer's next time rule can fire; zero removes the
 	// customer from the wake index.
 	Wake time.Time
+	// Due is when the customer's next email is due; zero removes the customer
+	// from the due index.
+	Due time.Time
 }
 
 // Update runs a read-modify-write of one customer under optimistic locking: it
@@ -61,10 +64,11 @@ func (s *Store) update(ctx context.Context, id, eventID string, guard func(curre
 		ran = false
 		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var get *redis.StringCmd
-			var wake, seen *redis.FloatCmd
+			var wake, due, seen *redis.FloatCmd
 			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 				get = p.Get(ctx, key)
 				wake = p.ZScore(ctx, s.wakeKey(), id)
+				due = p.ZScore(ctx, s.dueKey(), id)
 				if eventID != "" {
 					seen = p.ZScore(ctx, s.seenKey(id), eventID)
 				}
@@ -76,7 +80,7 @@ func (s *Store) update(ctx context.Context, id, eventID string, guard func(curre
 			if seen != nil && seen.Err() == nil {
 				return fmt.Errorf("event %s: %w", eventID, ErrDuplicate)
 			}
-			cur, err := readCurrent(get, wake)
+			cur, err := readCurrent(get, wake, due)
 			if err != nil {
 				return err
 			}
@@ -134,14 +138,17 @@ type current struct {
 	c     *lifecycle.Customer
 	email string // normalized stored email
 	wake  int64  // wake score, unix ms; 0 when not in the index
+	due   int64  // due score, unix ms; 0 when not in the index
 }
 
-func readCurrent(get *redis.StringCmd, wake *redis.FloatCmd) (current, error) {
+func readCurrent(get *redis.StringCmd, wake, due *redis.FloatCmd) (current, error) {
 	var cur current
-	if err := wake.Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return cur, err
+	for _, z := range []*redis.FloatCmd{wake, due} {
+		if err := z.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return cur, err
+		}
 	}
-	cur.wake = int64(wake.Val())
+	cur.wake, cur.due = int64(wake.Val()), int64(due.Val())
 	raw, err := get.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return cur, nil
@@ -172,6 +179,8 @@ type write struct {
 	seenScore     float64
 	wakeChanged   bool
 	wake          int64
+	dueChanged    bool
+	due           int64
 }
 
 func (w *write) emailChanged() bool { return w.oldEmail != w.newEmail }
@@ -208,6 +217,9 @@ func (s *Store) plan(id, eventID string, cur current, fn func(*lifecycle.Custome
 	}
 	if wk := wakeScore(ch.Wake); wk != cur.wake {
 		w.wakeChanged, w.wake, changed = true, wk, true
+	}
+	if d := wakeScore(ch.Due); d != cur.due {
+		w.dueChanged, w.due, changed = true, d, true
 	}
 	for _, h := range ch.History {
 		b, err := json.Marshal(h)
@@ -303,11 +315,17 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, w *write) {
 		}
 		p.ZAdd(ctx, s.seenKey(w.id), zs...)
 	}
-	if w.wakeChanged {
-		if w.wake == 0 {
-			p.ZRem(ctx, s.wakeKey(), w.id)
-		} else {
-			p.ZAdd(ctx, s.wakeKey(), redis.Z{Score: float64(w.wake), Member: w.id})
+	for _, z := range []struct {
+		changed bool
+		key     string
+		score   int64
+	}{{w.wakeChanged, s.wakeKey(), w.wake}, {w.dueChanged, s.dueKey(), w.due}} {
+		switch {
+		case !z.changed:
+		case z.score == 0:
+			p.ZRem(ctx, z.key, w.id)
+		default:
+			p.ZAdd(ctx, z.key, redis.Z{Score: float64(z.score), Member: w.id})
 		}
 	}
 }
