@@ -1,0 +1,268 @@
+package mailer
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// sink is a real SMTP server (go-smtp) on 127.0.0.1 that records what it receives
+// and can be told to misbehave for the next messages.
+type sink struct {
+	addr     string
+	port     string
+	password string // user "retain"; empty: no AUTH offered
+	discard  bool   // count messages without keeping them (benchmarks)
+
+	accepted atomic.Int64 // TCP connections accepted
+	open     atomic.Int64 // TCP connections not yet closed
+	count    atomic.Int64 // messages accepted
+
+	mu     sync.Mutex
+	msgs   []received
+	faults []*fault
+}
+
+type received struct {
+	From string
+	To   []string
+	Data []byte
+	TLS  bool
+}
+
+// fault makes the sink answer the next n commands of one stage ("mail", "rcpt",
+// "data") with reply, or drop the connection after reading the message (drop), or
+// hold the reply until stall is closed.
+type fault struct {
+	stage string
+	n     int
+	reply *smtp.SMTPError
+	drop  bool
+	stall chan struct{}
+}
+
+type sinkOptions struct {
+	tls      string // "", "starttls" or "implicit"
+	password string
+	discard  bool
+}
+
+func newSink(t testing.TB, opt sinkOptions) *sink {
+	t.Helper()
+	s := &sink{password: opt.password, discard: opt.discard}
+	srv := smtp.NewServer(s)
+	srv.Domain = "sink.test"
+	srv.AllowInsecureAuth = true
+	srv.ReadTimeout = 10 * time.Second
+	srv.WriteTimeout = 10 * time.Second
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l net.Listener = &countingListener{Listener: ln, s: s}
+	switch opt.tls {
+	case "starttls":
+		srv.TLSConfig = selfSigned(t)
+	case "implicit":
+		l = tls.NewListener(l, selfSigned(t))
+	}
+	s.addr = ln.Addr().String()
+	_, s.port, _ = net.SplitHostPort(s.addr)
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		s.mu.Lock()
+		for _, f := range s.faults {
+			if f.stall != nil {
+				close(f.stall)
+			}
+		}
+		s.faults = nil
+		s.mu.Unlock()
+		srv.Close()
+	})
+	return s
+}
+
+func (s *sink) inject(f *fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, f)
+}
+
+// take returns the fault for stage, if one is pending, and uses it up.
+func (s *sink) take(stage string) *fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.faults {
+		if f.stage == stage && f.n > 0 {
+			f.n--
+			if f.n == 0 && f.stall == nil {
+				s.faults = append(s.faults[:i], s.faults[i+1:]...)
+			}
+			return f
+		}
+	}
+	return nil
+}
+
+func (s *sink) messages() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]received(nil), s.msgs...)
+}
+
+func (s *sink) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{s: s, c: c}, nil
+}
+
+type session struct {
+	s      *sink
+	c      *smtp.Conn
+	authed bool
+	from   string
+	to     []string
+}
+
+func (ss *session) apply(f *fault) error {
+	if f == nil {
+		return nil
+	}
+	if f.stall != nil {
+		<-f.stall
+	}
+	if f.drop {
+		ss.c.Conn().Close()
+		return io.ErrUnexpectedEOF
+	}
+	if f.reply != nil {
+		return f.reply
+	}
+	return nil
+}
+
+func (ss *session) AuthMechanisms() []string {
+	if ss.s.password == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (ss *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != "retain" || pass != ss.s.password {
+			return smtp.ErrAuthFailed
+		}
+		ss.authed = true
+		return nil
+	}), nil
+}
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	if ss.s.password != "" && !ss.authed {
+		return smtp.ErrAuthRequired
+	}
+	if err := ss.apply(ss.s.take("mail")); err != nil {
+		return err
+	}
+	ss.from = from
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := ss.apply(ss.s.take("rcpt")); err != nil {
+		return err
+	}
+	ss.to = append(ss.to, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	f := ss.s.take("data")
+	if f != nil && f.reply != nil {
+		return ss.apply(f)
+	}
+	// The message is in: record it before a stall or a drop, as a relay that
+	// queued it and then lost the connection would have.
+	ss.s.count.Add(1)
+	if !ss.s.discard {
+		_, isTLS := ss.c.TLSConnectionState()
+		ss.s.mu.Lock()
+		ss.s.msgs = append(ss.s.msgs, received{From: ss.from, To: ss.to, Data: data, TLS: isTLS})
+		ss.s.mu.Unlock()
+	}
+	return ss.apply(f)
+}
+
+func (ss *session) Reset() { ss.from, ss.to = "", nil }
+
+func (ss *session) Logout() error { return nil }
+
+type countingListener struct {
+	net.Listener
+	s *sink
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.s.accepted.Add(1)
+	l.s.open.Add(1)
+	return &countingConn{Conn: c, s: l.s}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	s    *sink
+	once sync.Once
+}
+
+func (c *countingConn) Close() error {
+	c.once.Do(func() { c.s.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// selfSigned returns a server TLS config with a fresh certificate for 127.0.0.1.
+func selfSigned(t testing.TB) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "sink.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
