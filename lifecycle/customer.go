@@ -88,4 +88,6 @@ type Enrollment struct {
 	// enrollment is not active or has no step left.
 	Next string    `json:"next,omitempty"`
 	Due  time.Time `json:"due,omitzero"`
+	// Attempts counts temporary delivery failures of the next step.
+	Attempts int `json:"attempts,omitempty"`
 }

@@ -144,7 +144,7 @@ func (e *Engine) Pass(c *Customer, campaignID string, at time.Time, sent bool, r
 	}
 	ch.add(Change{Kind: kind, At: at, Campaign: camp.ID, Enrollment: enr.Number, Step: camp.ID + "/" + enr.Next, Reason: reason})
 	enr.Passed = append(enr.Passed, enr.Next)
-	enr.Last = at
+	enr.Last, enr.Attempts = at, 0
 	if sent {
 		c.LastSent = at
 	}

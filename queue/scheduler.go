@@ -1,0 +1,111 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/store"
+)
+
+// SchedulerConfig configures a Scheduler. Zero fields take the defaults noted.
+type SchedulerConfig struct {
+	// Interval between ticks; default 1 second.
+	Interval time.Duration
+	// Batch is how many due customers one send:due task carries; default 50.
+	Batch int
+	// Lease is how long a claimed customer stays out of the due index while a
+	// worker has it; default 5 minutes. When a worker dies, the customer comes
+	// due again after it.
+	Lease time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Log; default slog.Default().
+	Log *slog.Logger
+}
+
+// Scheduler hands due customers to the workers and runs the time rules. Any
+// number may run at once: claims are atomic, and the time-rule sweep takes a lock
+// per tick, so no work is done twice.
+type Scheduler struct {
+	cfg     SchedulerConfig
+	rdb     redis.UniversalClient
+	lockKey string
+	store   *store.Store
+	applier *ingest.Applier
+	client  *Client
+}
+
+// NewScheduler returns a scheduler; rdb and prefix must be the store's.
+func NewScheduler(cfg SchedulerConfig, rdb redis.UniversalClient, prefix string, applier *ingest.Applier, client *Client) *Scheduler {
+	cfg.Interval = cmpOr(cfg.Interval, time.Second)
+	cfg.Batch = cmpOr(cfg.Batch, 50)
+	cfg.Lease = cmpOr(cfg.Lease, 5*time.Minute)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if prefix == "" {
+		prefix = store.DefaultPrefix
+	}
+	return &Scheduler{cfg: cfg, rdb: rdb, lockKey: prefix + "lock:sweep", store: applier.Store, applier: applier, client: client}
+}
+
+// Run ticks until ctx ends. A failing tick is logged and retried next tick: a
+// Redis outage stalls the schedule, it never drops it.
+func (s *Scheduler) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		if _, _, err := s.Tick(ctx); err != nil && ctx.Err() == nil {
+			s.cfg.Log.Error("scheduler tick failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Tick runs the time rules that are due and enqueues every customer with an
+// email due, in batches. It returns how many customers it swept and enqueued.
+func (s *Scheduler) Tick(ctx context.Context) (swept, enqueued int, err error) {
+	now := s.cfg.Now()
+	ok, err := s.rdb.SetNX(ctx, s.lockKey, "1", s.cfg.Interval).Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("scheduler lock: %w", err)
+	}
+	if ok {
+		swept, err = s.applier.Sweep(ctx, now, 0)
+		if err != nil {
+			s.cfg.Log.Error("time-rule sweep", "error", err)
+		}
+	}
+	var errs []error
+	for {
+		ids, err := s.store.ClaimDue(ctx, now, s.cfg.Lease, s.cfg.Batch)
+		if err != nil {
+			return swept, enqueued, errors.Join(append(errs, err)...)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		if err := s.client.EnqueueSends(ctx, ids, now.Add(s.cfg.Lease)); err != nil {
+			// The claims stand: the customers come due again when the lease ends.
+			return swept, enqueued, errors.Join(append(errs, err)...)
+		}
+		enqueued += len(ids)
+		if len(ids) < s.cfg.Batch {
+			break
+		}
+	}
+	return swept, enqueued, errors.Join(errs...)
+}

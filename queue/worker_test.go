@@ -1,0 +1,180 @@
+package queue
+
+import (
+	"mime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/retainmail/retain/internal/smtptest"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/mailer"
+	"github.com/retainmail/retain/store"
+)
+
+func subject(m smtptest.Message) string {
+	s, _ := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+	return s
+}
+
+func TestOnboardingEmailsArriveInOrderWithTheirSpacing(t *testing.T) {
+	b := setup(t)
+	b.signUp(t, "c1", "Ada")
+	b.run(t)
+	b.advance(t, 2*24*time.Hour)
+	b.advance(t, 5*24*time.Hour)
+	b.advance(t, 30*24*time.Hour) // nothing more comes
+
+	msgs := b.smtp.Messages()
+	var subjects []string
+	for _, m := range msgs {
+		subjects = append(subjects, subject(m))
+	}
+	want := []string{"Welcome, Ada", "Your first project", "How is it going?"}
+	if strings.Join(subjects, "|") != strings.Join(want, "|") {
+		t.Fatalf("emails = %q, want %q", subjects, want)
+	}
+	var dates []time.Time
+	for _, m := range msgs {
+		d, err := m.Header.Date()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dates = append(dates, d)
+	}
+	if gap := dates[1].Sub(dates[0]); gap != 48*time.Hour {
+		t.Errorf("welcome → first project: %v, want 48h", gap)
+	}
+	if gap := dates[2].Sub(dates[1]); gap != 5*24*time.Hour {
+		t.Errorf("first project → check-in: %v, want 120h", gap)
+	}
+	m := msgs[0]
+	to, _ := m.Header.AddressList("To")
+	checks := map[string][2]string{
+		"From":                  {m.Header.Get("From"), `"Acme" <hello@acme.example>`},
+		"To":                    {to[0].String(), `"Ada" <c1@example.org>`},
+		"envelope to":           {strings.Join(m.To, ","), "c1@example.org"},
+		"Message-ID":            {m.Header.Get("Message-ID"), "<" + mailer.MessageID("onboarding/welcome", "c1", 1, "acme.example") + ">"},
+		"List-Unsubscribe":      {m.Header.Get("List-Unsubscribe"), "<https://retain.acme.example/u/c1>"},
+		"List-Unsubscribe-Post": {m.Header.Get("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click"},
+	}
+	for name, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("%s = %q, want %q", name, c[0], c[1])
+		}
+	}
+	body := string(m.Raw)
+	if !strings.Contains(body, "Hello Ada") || !strings.Contains(body, "multipart/alternative") {
+		t.Errorf("welcome body lacks the greeting or is not multipart/alternative:\n%s", body)
+	}
+	c, _ := b.store.Customer(b.ctx, "c1")
+	if enr := c.Enrollments["onboarding"]; enr.Status != lifecycle.Completed || len(enr.Passed) != 3 {
+		t.Errorf("enrollment = %+v, want completed with 3 steps passed", enr)
+	}
+}
+
+func TestUnsubscribeBeforeStep2StopsStep2(t *testing.T) {
+	b := setup(t)
+	b.signUp(t, "c1", "Ada")
+	b.run(t)
+	err := b.store.Update(b.ctx, "c1", "", func(c *lifecycle.Customer) (*store.Change, error) {
+		c.Unsubscribed = true
+		return &store.Change{Customer: c, Due: b.applier.Engine.NextDue(c)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.advance(t, 2*24*time.Hour)
+	b.advance(t, 5*24*time.Hour)
+	if n := len(b.smtp.Messages()); n != 1 {
+		t.Errorf("%d emails arrived, want only the welcome", n)
+	}
+	c, _ := b.store.Customer(b.ctx, "c1")
+	if enr := c.Enrollments["onboarding"]; enr.Status != lifecycle.Exited || enr.Reason != "unsubscribed" {
+		t.Errorf("enrollment = %+v, want exited: unsubscribed", enr)
+	}
+}
+
+func TestSMTP421Then250DeliversExactlyOnce(t *testing.T) {
+	b := setup(t)
+	b.smtp.FailNext(&smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "try again later"})
+	b.signUp(t, "c1", "Ada")
+	b.run(t)
+	if n := len(b.smtp.Messages()); n != 0 {
+		t.Fatalf("%d emails arrived through a 421", n)
+	}
+	c, _ := b.store.Customer(b.ctx, "c1")
+	enr := c.Enrollments["onboarding"]
+	if enr.Attempts != 1 || !enr.Due.Equal(b.clock.Now().Add(time.Minute)) {
+		t.Errorf("after a 421: attempts %d, due %v; want 1 and a retry in 1 minute", enr.Attempts, enr.Due)
+	}
+	b.advance(t, 30*time.Second) // not yet
+	b.advance(t, 30*time.Second)
+	b.advance(t, time.Hour)
+	msgs := b.smtp.Messages()
+	if len(msgs) != 1 || subject(msgs[0]) != "Welcome, Ada" {
+		t.Fatalf("after the retry: %d emails, want the welcome once", len(msgs))
+	}
+	// The retry is the same message: a relay that did take the first would see
+	// the same Message-ID.
+	if got := msgs[0].Header.Get("Message-ID"); got != "<"+mailer.MessageID("onboarding/welcome", "c1", 1, "acme.example")+">" {
+		t.Errorf("Message-ID = %s", got)
+	}
+}
+
+func TestSMTP550BadAddressSuppressesAndNeverRetries(t *testing.T) {
+	b := setup(t)
+	b.smtp.FailNext(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"})
+	b.signUp(t, "c1", "Ada")
+	b.run(t)
+	b.advance(t, 2*24*time.Hour)
+	b.advance(t, 5*24*time.Hour)
+	if n := len(b.smtp.Messages()); n != 0 {
+		t.Errorf("%d emails arrived for a refused address", n)
+	}
+	if n := b.smtp.Attempts(); n != 1 {
+		t.Errorf("the relay saw %d attempts, want 1: a 5xx is not retried", n)
+	}
+	sup, err := b.store.Suppression(b.ctx, "c1@example.org")
+	if err != nil || sup == nil || !strings.Contains(sup.Reason, "5.1.1") {
+		t.Errorf("suppression = %+v, %v; want one naming 5.1.1", sup, err)
+	}
+	c, _ := b.store.Customer(b.ctx, "c1")
+	if enr := c.Enrollments["onboarding"]; enr.Status != lifecycle.Exited || !strings.HasPrefix(enr.Reason, "bounced") {
+		t.Errorf("enrollment = %+v, want exited: bounced", enr)
+	}
+	// A suppressed address is not mailed by other campaigns either.
+	b.signUp(t, "c2", "Bob")
+	b.run(t)
+	if n := len(b.smtp.Messages()); n != 1 {
+		t.Errorf("c2 got %d emails, want 1", n)
+	}
+}
+
+func TestDuplicateSendTaskDoesNotSendTwice(t *testing.T) {
+	b := setup(t)
+	b.signUp(t, "c1", "Ada")
+	// Two workers get the same customer at once (a requeued task, two
+	// schedulers): the ledger lets one send.
+	done := make(chan error, 2)
+	for range 2 {
+		go func() { done <- b.worker.Process(b.ctx, "c1") }()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.run(t)
+	if n := len(b.smtp.Messages()); n != 1 {
+		t.Errorf("%d welcome emails, want 1", n)
+	}
+	// And a task that comes again after the send finds the ledger entry.
+	b.worker.Process(b.ctx, "c1")
+	if n := len(b.smtp.Messages()); n != 1 {
+		t.Errorf("%d welcome emails after a repeated task, want 1", n)
+	}
+}
+
