@@ -177,4 +177,3 @@ func TestDuplicateSendTaskDoesNotSendTwice(t *testing.T) {
 		t.Errorf("%d welcome emails after a repeated task, want 1", n)
 	}
 }
-
