@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,15 +98,33 @@ func BenchmarkCompile(b *testing.B) {
 }
 
 // BenchmarkRenderBodyHTML executes only the compiled HTML body of the step, without
-// subject, layout and text part: the per-customer cost of the Markdown part alone.
+// subject, layout and text part, the way Render does (its program, or its template
+// if it has none): the per-customer cost of the Markdown part alone.
 func BenchmarkRenderBodyHTML(b *testing.B) {
 	r, d := benchSetup(b)
 	cc := r.byCont[r.steps["onboarding/welcome"].Content]
-	var sb strings.Builder
+	if cc.progs[partHTML] == nil {
+		b.Log("the HTML body is not compiled: measuring its template")
+	}
+	data := *d
+	data.Campaign, data.Step = cc.campaign, cc.step
+	var buf bytes.Buffer
 	b.ReportAllocs()
 	for b.Loop() {
-		sb.Reset()
-		if err := cc.html.Execute(&sb, d); err != nil {
+		if err := r.execute(&buf, cc, partHTML, &data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRenderTemplates is BenchmarkRender with every part executed as a
+// template, never as its compiled program: what the programs save.
+func BenchmarkRenderTemplates(b *testing.B) {
+	r, d := benchSetup(b)
+	r.templatesOnly = true
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Render("onboarding/welcome", d); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -40,6 +40,18 @@
 //	d := render.SampleData(set, baseURL)              // or a customer from FILE
 //	email, err := r.RenderFile("campaigns/onboarding/01-welcome.nl.md", d)
 //
+// Render does not run the templates through text/template's reflection. Once Compile
+// has executed a step (html/template escapes on first execution), it turns each
+// template's parse tree into a program of Go closures (program.go): static text,
+// field chains on Data and the layout data resolved once, retain's functions, the
+// builtins and html/template's escapers (ported in escape.go) called directly. A
+// template using anything a program does not support (a CSS or JS context, an
+// unknown function, {{ template }}) stays a template, and a program that meets a
+// value it does not handle at send time (an attribute of an unexpected type, a
+// missing link, any error) hands over to the template, whose output or error is what
+// counts. The output is byte for byte html/template's and text/template's; the tests
+// check that on every example campaign and under fuzzing.
+//
 // Render picks the locale variant with campaign.Step.ContentFor(d.Customer.Locale) and
 // fills d.Campaign and d.Step itself. Declared attributes the customer lacks render as
 // the zero value of their type, so {{ .Customer.Attributes.plan | default "free" }}

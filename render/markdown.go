@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
@@ -203,36 +204,51 @@ func (w *textWriter) inlineTo(b *strings.Builder, n ast.Node) {
 }
 
 // finishText tidies an executed plain-text part: headings underlined to their width,
-// trailing blanks removed, runs of blank lines squeezed to one.
-func finishText(s string) string {
+// trailing blanks removed, runs of blank lines squeezed to one. It runs twice per
+// email, on the bytes just executed, so it splits and trims by hand.
+func finishText(s []byte) string {
 	var b strings.Builder
-	b.Grow(len(s))
-	prev := ""
+	b.Grow(len(s) + 1)
+	var prev []byte
 	blank := 0
-	for line := range strings.Lines(s) {
-		line = strings.TrimRight(line, "\r\n")
-		if line != "-- " { // the signature delimiter keeps its space
-			line = strings.TrimRight(line, " \t")
+	for len(s) > 0 {
+		line := s
+		if nl := bytes.IndexByte(s, '\n'); nl >= 0 {
+			line, s = s[:nl+1], s[nl+1:]
+		} else {
+			s = nil
 		}
-		if rest, ok := strings.CutPrefix(line, underline); ok {
-			line = strings.Repeat(rest, max(3, len([]rune(prev))))
+		line = trimRight(line, '\r', '\n')
+		if string(line) != "-- " { // the signature delimiter keeps its space
+			line = trimRight(line, ' ', '\t')
 		}
-		if line == "" {
+		if rest, ok := bytes.CutPrefix(line, []byte(underline)); ok {
+			line = bytes.Repeat(rest, max(3, utf8.RuneCount(prev)))
+		}
+		if len(line) == 0 {
 			blank++
 			continue
 		}
 		if b.Len() > 0 {
-			b.WriteString("\n")
+			b.WriteByte('\n')
 			if blank > 0 {
-				b.WriteString("\n")
+				b.WriteByte('\n')
 			}
 		}
 		blank = 0
-		b.WriteString(line)
+		b.Write(line)
 		prev = line
 	}
 	if b.Len() > 0 {
-		b.WriteString("\n")
+		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// trimRight is bytes.TrimRight with a cutset of the two bytes c1 and c2.
+func trimRight(s []byte, c1, c2 byte) []byte {
+	for len(s) > 0 && (s[len(s)-1] == c1 || s[len(s)-1] == c2) {
+		s = s[:len(s)-1]
+	}
+	return s
 }

@@ -8,12 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	texttemplate "text/template"
+	"text/template/parse"
 
 	"github.com/retainmail/retain/campaign"
 )
@@ -42,6 +44,10 @@ type Renderer struct {
 	byCont map[*campaign.Content]*compiled
 	byPath map[string]*compiled
 	attrs  map[string]campaign.AttrType
+	// templatesOnly makes Render execute every template as a template, never as
+	// its compiled program; programsOnly makes a program that gives up an error
+	// instead of a reason to execute the template. For tests that compare the two.
+	templatesOnly, programsOnly bool
 }
 
 // compiled is one step file, compiled.
@@ -54,6 +60,9 @@ type compiled struct {
 	html      *htmltemplate.Template
 	text      *texttemplate.Template
 	layout    *layout
+	// progs are the compiled programs of the parts, by part; nil where a template
+	// could not be compiled and runs as a template.
+	progs [len(partNames)]*program
 
 	// For error positions in the trial execution.
 	body    *source
@@ -72,6 +81,10 @@ type layout struct {
 	textPath string
 	// missing lists the files that do not exist.
 	missing []string
+	// htmlProg and textProg are the compiled layouts, built once with the first
+	// step that uses the layout; compiled tells they were.
+	htmlProg, textProg *program
+	compiled           bool
 }
 
 // htmlLayoutData is what an HTML layout is executed with. Its fields are spelled out,
@@ -135,6 +148,7 @@ func Compile(set *campaign.Set, templatesDir string) (*Renderer, error) {
 					cc.report(&probs, err)
 					continue
 				}
+				cc.compilePrograms()
 				r.byCont[ct] = cc
 				r.byPath[filepath.Clean(ct.Path)] = cc
 			}
@@ -360,45 +374,112 @@ func (r *Renderer) render(cc *compiled, d *Data) (*Email, error) {
 	data.Customer.Attributes = withDeclared(d.Customer.Attributes, r.attrs)
 	buf := bufs.Get().(*bytes.Buffer)
 	defer bufs.Put(buf)
-	exec := func(p part, t interface {
-		Execute(w io.Writer, data any) error
-	}, v any) (string, error) {
-		buf.Reset()
-		if err := t.Execute(buf, v); err != nil {
-			return "", &partError{part: p, err: err}
+	exec := func(p part, v any) (string, error) {
+		if err := r.execute(buf, cc, p, v); err != nil {
+			return "", err
 		}
 		return buf.String(), nil
 	}
 	var e Email
 	var err error
-	if e.Subject, err = exec(partSubject, textExec{cc.subject}, &data); err != nil {
+	if e.Subject, err = exec(partSubject, &data); err != nil {
 		return nil, err
 	}
 	if strings.ContainsAny(e.Subject, "\r\n") {
 		return nil, fmt.Errorf("subject: %w", ErrHeaderInjection)
 	}
-	if e.Preheader, err = exec(partPreheader, textExec{cc.preheader}, &data); err != nil {
+	if e.Preheader, err = exec(partPreheader, &data); err != nil {
 		return nil, err
 	}
 	if strings.ContainsAny(e.Preheader, "\r\n") {
 		return nil, fmt.Errorf("preheader: %w", ErrHeaderInjection)
 	}
-	body, err := exec(partHTML, cc.html, &data)
+	body, err := exec(partHTML, &data)
 	if err != nil {
 		return nil, err
 	}
-	if e.HTML, err = exec(partLayoutHTML, cc.layout.html, &htmlLayoutData{Customer: data.Customer, Campaign: data.Campaign, Step: data.Step, Links: data.Links, Sender: data.Sender, Content: htmltemplate.HTML(body), Subject: e.Subject, Preheader: e.Preheader}); err != nil {
+	if e.HTML, err = exec(partLayoutHTML, &htmlLayoutData{Customer: data.Customer, Campaign: data.Campaign, Step: data.Step, Links: data.Links, Sender: data.Sender, Content: htmltemplate.HTML(body), Subject: e.Subject, Preheader: e.Preheader}); err != nil {
 		return nil, err
 	}
-	if body, err = exec(partText, cc.text, &data); err != nil {
+	if err := r.execute(buf, cc, partText, &data); err != nil {
 		return nil, err
 	}
-	text, err := exec(partLayoutText, cc.layout.text, &textLayoutData{Customer: data.Customer, Campaign: data.Campaign, Step: data.Step, Links: data.Links, Sender: data.Sender, Content: finishText(body), Subject: e.Subject, Preheader: e.Preheader})
-	if err != nil {
+	content := finishText(buf.Bytes())
+	if err := r.execute(buf, cc, partLayoutText, &textLayoutData{Customer: data.Customer, Campaign: data.Campaign, Step: data.Step, Links: data.Links, Sender: data.Sender, Content: content, Subject: e.Subject, Preheader: e.Preheader}); err != nil {
 		return nil, err
 	}
-	e.Text = finishText(text)
+	e.Text = finishText(buf.Bytes())
 	return &e, nil
+}
+
+// execute writes part p of cc, executed with v, to buf (reset first): through its
+// compiled program when it has one, through the template when it has not or when
+// the program gives up, so that the template's output or error is what counts.
+func (r *Renderer) execute(buf *bytes.Buffer, cc *compiled, p part, v any) error {
+	buf.Reset()
+	if prog := cc.progs[p]; prog != nil && !r.templatesOnly {
+		err := prog.run(buf, v)
+		if err == nil {
+			return nil
+		}
+		if r.programsOnly {
+			return &partError{part: p, err: err}
+		}
+		buf.Reset()
+	}
+	if err := cc.template(p).Execute(buf, v); err != nil {
+		return &partError{part: p, err: err}
+	}
+	return nil
+}
+
+// template returns the template of part p.
+func (cc *compiled) template(p part) interface {
+	Execute(w io.Writer, data any) error
+} {
+	switch p {
+	case partSubject:
+		return textExec{cc.subject}
+	case partPreheader:
+		return textExec{cc.preheader}
+	case partHTML:
+		return cc.html
+	case partText:
+		return cc.text
+	case partLayoutHTML:
+		return cc.layout.html
+	}
+	return cc.layout.text
+}
+
+// compilePrograms builds the programs of cc's templates, and of its layout's if that
+// is not done yet. It must run after cc was executed once, when html/template has
+// escaped the HTML templates. What cannot be compiled keeps running as a template.
+func (cc *compiled) compilePrograms() {
+	data := reflect.TypeFor[*Data]()
+	build := func(tree *parse.Tree, root reflect.Type, html bool) *program {
+		p, err := newProgram(tree, root, html)
+		if err != nil {
+			return nil
+		}
+		return p
+	}
+	if cc.subject != nil {
+		cc.progs[partSubject] = build(cc.subject.Tree, data, false)
+	}
+	if cc.preheader != nil {
+		cc.progs[partPreheader] = build(cc.preheader.Tree, data, false)
+	}
+	cc.progs[partHTML] = build(cc.html.Tree, data, true)
+	cc.progs[partText] = build(cc.text.Tree, data, false)
+	lay := cc.layout
+	if !lay.compiled {
+		lay.htmlProg = build(lay.html.Tree, reflect.TypeFor[*htmlLayoutData](), true)
+		lay.textProg = build(lay.text.Tree, reflect.TypeFor[*textLayoutData](), false)
+		lay.compiled = true
+	}
+	cc.progs[partLayoutHTML] = lay.htmlProg
+	cc.progs[partLayoutText] = lay.textProg
 }
 
 // textExec lets a possibly nil header template (an empty preheader) execute to "".
