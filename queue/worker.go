@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -75,7 +76,16 @@ type Worker struct {
 	ledger   *ledger
 	rate     *rateLimiter
 	owner    string
+	stopping atomic.Bool
 }
+
+// ErrStopping is returned for the customers of a task left unprocessed when the
+// worker stops: the task is retried later (and the customers' leases expire).
+var ErrStopping = errors.New("worker stopping")
+
+// Stop makes the worker finish the email it is sending and take no further
+// customer; call it before the Asynq server's Shutdown.
+func (w *Worker) Stop() { w.stopping.Store(true) }
 
 // NewWorker returns a worker. rdb and prefix must be the store's.
 func NewWorker(cfg WorkerConfig, rdb redis.UniversalClient, prefix string, st *store.Store, eng *lifecycle.Engine, r *render.Renderer, sender Sender) (*Worker, error) {
@@ -151,8 +161,8 @@ func (w *Worker) handleSend(ctx context.Context, t *asynq.Task) error {
 	}
 	var errs []error
 	for _, id := range p.Customers {
-		if ctx.Err() != nil {
-			return ctx.Err() // shutting down: the rest come due again when their lease ends
+		if w.stopping.Load() || ctx.Err() != nil {
+			return ErrStopping // the rest come again with the task's retry or their lease's end
 		}
 		if err := w.Process(ctx, id); err != nil {
 			errs = append(errs, err)

@@ -9,16 +9,21 @@ import (
 
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/queue"
 	"github.com/retainmail/retain/store"
 )
 
 var eventCmd = &command{
 	name:    "event",
 	summary: "Record an event for a customer and apply the lifecycle rules it triggers",
-	usage:   "event [--at TIME] [--id EVENT_ID] [--email ADDR] [--campaigns DIR] CUSTOMER EVENT [key=value...]",
+	usage:   "event [--apply] [--at TIME] [--id EVENT_ID] [--email ADDR] [--campaigns DIR] CUSTOMER EVENT [key=value...]",
 	help: `CUSTOMER is the customer's ID. The key=value pairs become the event's data
 (numbers and true/false are typed, so conditions like event.data.total > 50
 work). With --email, a customer retain has not seen yet is created first.
+
+The event is queued for the workers (retain worker), which apply it and send
+what it makes due. With --apply it is applied in this process instead, and its
+consequences are printed: stage changes, enrollments, what is due next.
 
 The event is applied once: the same --id (or, without one, the same customer,
 name, time and data) is recognised and changes nothing the second time.
@@ -37,6 +42,7 @@ func runEvent(c *command, e *env, args []string) int {
 	atFlag := fs.String("at", "", "when it happened (`TIME`; default now)")
 	id := fs.String("id", "", "idempotency `ID` of the event (default: derived from its content)")
 	email := fs.String("email", "", "create the customer with this `address` if retain does not know it")
+	apply := fs.Bool("apply", false, "apply the event in this process and print what it did, instead of queueing it")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
@@ -78,18 +84,25 @@ func runEvent(c *command, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "retain event: %v\n", err)
 		return exitProblems
 	}
-	var changes []lifecycle.Change
-	var err error
 	if *email != "" {
-		var res ingest.Result
-		res, err = ws.applier.Record(ctx, rec)
-		changes = res.Changes
-		if err == nil && res.Duplicates > 0 {
-			err = store.ErrDuplicate
+		if _, err := ws.applier.Upsert(ctx, rec); err != nil {
+			fmt.Fprintf(e.stderr, "retain event: %v\n", err)
+			return exitProblems
 		}
-	} else {
-		changes, err = ws.applier.Event(ctx, rec.ID, rec.Events[0])
 	}
+	if !*apply {
+		if _, err := ws.store.Customer(ctx, rec.ID); errors.Is(err, store.ErrNotFound) {
+			fmt.Fprintf(e.stderr, "retain event: customer %q is unknown: give --email ADDR to create it, or import it first\n", rec.ID)
+			return exitProblems
+		}
+		if err := queue.NewClient(ws.rdb).EnqueueEvent(ctx, rec.ID, rec.Events[0]); err != nil {
+			fmt.Fprintf(e.stderr, "retain event: %v\n", err)
+			return exitProblems
+		}
+		fmt.Fprintf(e.stdout, "%s: %s queued (event %s)\n", rec.ID, ev.Name, rec.Events[0].ID)
+		return exitOK
+	}
+	changes, err := ws.applier.Event(ctx, rec.ID, rec.Events[0])
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
 		fmt.Fprintf(e.stdout, "%s: %s was applied before (event %s); nothing changed\n", rec.ID, ev.Name, rec.Events[0].ID)

@@ -13,12 +13,13 @@ import (
 	"sync/atomic"
 
 	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/queue"
 )
 
 var importCmd = &command{
 	name:    "import",
 	summary: "Import customers and events from a CSV or JSONL file",
-	usage:   "import [--dry-run] [--campaigns DIR] FILE.csv|FILE.jsonl",
+	usage:   "import [--dry-run] [--apply] [--campaigns DIR] FILE.csv|FILE.jsonl",
 	help: `JSONL: one customer per line, in the customer file format:
   {"id": "c42", "email": "ada@example.com", "first_name": "Ada", "stage": "active",
    "attributes": {"plan": "team"},
@@ -27,6 +28,10 @@ var importCmd = &command{
 CSV: a header row naming the columns: id, email, first_name, name, locale,
 timezone, stage, any attribute declared in lifecycle.yaml, and for an event on
 the same row: event, at, event_id and data.<key>. Empty cells change nothing.
+
+Customers are written at once; their events are queued for the workers (retain
+worker), which apply them in order and send what they make due. With --apply the
+events are applied in this process instead (a backfill without workers).
 
 Every row is checked against lifecycle.yaml. A bad row is reported with its line
 and reason and skipped; the good rows are kept. Importing the same file again
@@ -46,12 +51,13 @@ const importWorkers = 8
 
 // importStats counts what an import did; safe for concurrent use.
 type importStats struct {
-	rows, bad, created, changed, unchanged, events, duplicates atomic.Int64
+	rows, bad, created, changed, unchanged, events, duplicates, queued atomic.Int64
 }
 
 func runImport(c *command, e *env, args []string) int {
 	fs := c.flags()
 	dryRun := fs.Bool("dry-run", false, "check every row and report, without writing anything")
+	apply := fs.Bool("apply", false, "apply events in this process instead of queueing them for the workers")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
@@ -98,6 +104,10 @@ func runImport(c *command, e *env, args []string) int {
 		out.println(err.Error())
 	}
 
+	var client *queue.Client
+	if ws != nil {
+		client = queue.NewClient(ws.rdb)
+	}
 	queues := make([]chan *ingest.Record, importWorkers)
 	var wg sync.WaitGroup
 	var fatal atomic.Pointer[error]
@@ -108,7 +118,7 @@ func runImport(c *command, e *env, args []string) int {
 				if ws == nil || fatal.Load() != nil {
 					continue
 				}
-				res, err := ws.applier.Record(ctx, rec)
+				res, err := importRecord(ctx, ws, client, rec, *apply)
 				switch {
 				case ctx.Err() != nil:
 					fatal.CompareAndSwap(nil, &err)
@@ -164,8 +174,12 @@ func runImport(c *command, e *env, args []string) int {
 	if *dryRun {
 		fmt.Fprintf(e.stdout, "%s: %d rows, %d good, %d bad; dry run, nothing written\n", path, st.rows.Load(), good, st.bad.Load())
 	} else {
-		fmt.Fprintf(e.stdout, "%s: %d rows: %d customers created, %d updated; %d events applied, %d already applied; %d rows changed nothing; %d bad rows\n",
-			path, st.rows.Load(), st.created.Load(), st.changed.Load(), st.events.Load(), st.duplicates.Load(), st.unchanged.Load(), st.bad.Load())
+		events := fmt.Sprintf("%d events queued for the workers", st.queued.Load())
+		if *apply {
+			events = fmt.Sprintf("%d events applied, %d already applied", st.events.Load(), st.duplicates.Load())
+		}
+		fmt.Fprintf(e.stdout, "%s: %d rows: %d customers created, %d updated; %s; %d rows changed nothing; %d bad rows\n",
+			path, st.rows.Load(), st.created.Load(), st.changed.Load(), events, st.unchanged.Load(), st.bad.Load())
 	}
 	if st.bad.Load() > 0 {
 		return exitProblems
@@ -173,17 +187,44 @@ func runImport(c *command, e *env, args []string) int {
 	return exitOK
 }
 
-func (s *importStats) count(r ingest.Result) {
+func (s *importStats) count(r importResult) {
 	switch {
 	case r.Created:
 		s.created.Add(1)
 	case r.Changed:
 		s.changed.Add(1)
-	case r.Events == 0:
+	case r.Events == 0 && r.queued == 0:
 		s.unchanged.Add(1) // nothing new in this row at all
 	}
 	s.events.Add(int64(r.Events))
 	s.duplicates.Add(int64(r.Duplicates))
+	s.queued.Add(int64(r.queued))
+}
+
+// importResult is what one row did.
+type importResult struct {
+	ingest.Result
+	queued int
+}
+
+// importRecord upserts the row's customer and applies or queues its events.
+func importRecord(ctx context.Context, ws *workspace, client *queue.Client, rec *ingest.Record, apply bool) (importResult, error) {
+	if apply {
+		res, err := ws.applier.Record(ctx, rec)
+		return importResult{Result: res}, err
+	}
+	res, err := ws.applier.Upsert(ctx, rec)
+	if err != nil {
+		return importResult{Result: res}, err
+	}
+	out := importResult{Result: res}
+	for _, ev := range rec.Events {
+		if err := client.EnqueueEvent(ctx, rec.ID, ev); err != nil {
+			return out, err
+		}
+		out.queued++
+	}
+	return out, nil
 }
 
 // isConnectionError tells Redis being unreachable (stop the import) from a bad

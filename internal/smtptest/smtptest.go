@@ -36,6 +36,11 @@ type Server struct {
 	failures []*smtp.SMTPError // answered to the next DATA, one each
 	delay    time.Duration
 	notify   chan struct{}
+	mails    int
+
+	// OnMail, when set, is called at every MAIL command with how many there
+	// were so far, before the reply: a test can act at a known point of a send.
+	OnMail func(n int)
 }
 
 // Start starts a server on a free port, closed at cleanup.
@@ -139,6 +144,13 @@ func (ss *session) Reset()        { ss.from, ss.to = "", nil }
 func (ss *session) Logout() error { return nil }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	ss.s.mu.Lock()
+	ss.s.mails++
+	n, hook := ss.s.mails, ss.s.OnMail
+	ss.s.mu.Unlock()
+	if hook != nil {
+		hook(n)
+	}
 	ss.s.wait()
 	ss.from = from
 	return nil

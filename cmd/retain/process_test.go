@@ -1,0 +1,198 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/internal/redistest"
+	"github.com/retainmail/retain/internal/smtptest"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
+)
+
+// These tests run retain worker and retain scheduler as the separate processes
+// the Procfile starts, against the test Redis and a real SMTP server, and signal
+// them as an operator or a crash would.
+
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// retainBinary builds the retain command once per test run.
+func retainBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "retain-bin")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.path = filepath.Join(dir, "retain")
+		out, err := exec.Command("go", "build", "-o", buildOnce.path, ".").CombinedOutput()
+		if err != nil {
+			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildOnce.err != nil {
+		t.Fatal(buildOnce.err)
+	}
+	return buildOnce.path
+}
+
+type processBundle struct {
+	bin  string
+	env  []string
+	smtp *smtptest.Server
+	st   *store.Store
+}
+
+// setupProcesses seeds n customers whose welcome email is due now.
+func setupProcesses(t *testing.T, n int) *processBundle {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	bin := retainBinary(t)
+	rdb, prefix := redistest.New(t)
+	srv := smtptest.Start(t)
+	set, err := campaign.Load("testdata/e2e/campaigns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(rdb, prefix)
+	applier := &ingest.Applier{Store: st, Engine: lifecycle.New(set)}
+	for i := range n {
+		rec := &ingest.Record{ID: fmt.Sprintf("c%03d", i), Email: fmt.Sprintf("c%03d@example.org", i), FirstName: fmt.Sprint("Customer ", i),
+			Events: []lifecycle.Event{{Name: "signed_up", At: time.Now()}}}
+		if err := ingest.Check(rec, set.Lifecycle); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := applier.Record(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := append(os.Environ(),
+		"REDIS_URL="+redistest.URL(), "RETAIN_REDIS_PREFIX="+prefix, "SMTP_URL="+srv.URL(),
+		"RETAIN_FROM=Acme <hello@acme.example>", "RETAIN_BASE_URL=https://retain.acme.example",
+		"RETAIN_CAMPAIGNS=testdata/e2e")
+	return &processBundle{bin: bin, env: env, smtp: srv, st: st}
+}
+
+// start runs `retain args...` in the background; its output goes to the test log
+// when the test fails.
+func (b *processBundle) start(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(b.bin, args...)
+	cmd.Env = b.env
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("retain %s:\n%s", strings.Join(args, " "), out.String())
+		}
+	})
+	return cmd
+}
+
+// messageIDs counts the messages the relay accepted by Message-ID.
+func messageIDs(msgs []smtptest.Message) map[string]int {
+	ids := map[string]int{}
+	for _, m := range msgs {
+		ids[m.Header.Get("Message-ID")]++
+	}
+	return ids
+}
+
+func TestWorkerKilledMidRunLosesNothingAndSendsNothingTwice(t *testing.T) {
+	const customers = 120
+	b := setupProcesses(t, customers)
+	b.smtp.SetDelay(5 * time.Millisecond)
+	killAt := make(chan struct{})
+	var once sync.Once
+	b.smtp.OnMail = func(n int) {
+		if n == 40 {
+			once.Do(func() { close(killAt) })
+		}
+	}
+	b.start(t, "scheduler", "--interval", "100ms", "--lease", "2s")
+	// One task at a time, so the kill lands between MAIL and the relay's
+	// reply of one send: it is claimed in the ledger and not delivered.
+	worker := b.start(t, "worker", "--concurrency", "1", "--claim-ttl", "2s")
+	select {
+	case <-killAt:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("only %d emails arrived before the kill point", len(b.smtp.Messages()))
+	}
+	worker.Process.Signal(syscall.SIGKILL)
+	worker.Wait()
+	before := len(b.smtp.Messages())
+	b.smtp.OnMail = nil
+
+	b.start(t, "worker", "--concurrency", "4", "--claim-ttl", "2s")
+	msgs := b.smtp.Wait(customers, 60*time.Second)
+	time.Sleep(3 * time.Second) // a duplicate would come after the claims expire
+	msgs = b.smtp.Messages()
+	ids := messageIDs(msgs)
+	if len(ids) != customers {
+		t.Errorf("%d distinct emails arrived, want %d (killed after %d)", len(ids), customers, before)
+	}
+	for id, n := range ids {
+		if n > 1 {
+			t.Errorf("%s arrived %d times", id, n)
+		}
+	}
+	if len(msgs) != customers {
+		t.Errorf("%d messages in all, want %d", len(msgs), customers)
+	}
+}
+
+func TestSIGTERMDrainsTheSendInFlight(t *testing.T) {
+	b := setupProcesses(t, 60)
+	b.smtp.SetDelay(20 * time.Millisecond)
+	b.start(t, "scheduler", "--interval", "100ms", "--lease", "2s")
+	worker := b.start(t, "worker", "--concurrency", "1")
+	stopAt := make(chan struct{})
+	var once sync.Once
+	b.smtp.OnMail = func(n int) {
+		if n == 10 {
+			once.Do(func() { close(stopAt) })
+		}
+	}
+	select {
+	case <-stopAt:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not start sending")
+	}
+	worker.Process.Signal(syscall.SIGTERM) // while the 10th send waits for the relay
+	done := make(chan error, 1)
+	go func() { done <- worker.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("worker exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("worker did not stop within 15 s of SIGTERM")
+	}
+	// The send in flight finished: all 10 started sends arrived, none after.
+	time.Sleep(200 * time.Millisecond)
+	if n := len(b.smtp.Messages()); n != 10 {
+		t.Errorf("%d emails arrived, want the 10 started before SIGTERM", n)
+	}
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/retainmail/retain/queue"
+)
+
+var schedulerCmd = &command{
+	name:    "scheduler",
+	summary: "Run the scheduler: hand due emails to the workers and apply time rules",
+	usage:   "scheduler [--interval 1s] [--batch 50] [--lease 5m] [--campaigns DIR]",
+	help: `Every --interval the scheduler applies the lifecycle time rules that came due
+("21 days without activity") and claims the customers with an email due, handing
+them to the workers in send:due tasks of --batch customers. Only due customers
+are read: the store indexes customers by their next time rule and next email.
+
+Several schedulers may run at once (for availability): claims are atomic and
+leased, the time-rule sweep takes a lock per tick, so no work is done twice. A
+claimed customer whose worker dies comes due again after --lease.
+
+Environment: REDIS_URL, RETAIN_REDIS_PREFIX, RETAIN_CAMPAIGNS (see retain help worker).`,
+	run: runScheduler,
+}
+
+func runScheduler(c *command, e *env, args []string) int {
+	fs := c.flags()
+	interval := fs.Duration("interval", time.Second, "time between ticks")
+	batch := fs.Int("batch", 50, "customers per send:due task")
+	lease := fs.Duration("lease", 5*time.Minute, "how long a claimed customer waits for its worker before it is due again")
+	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
+	pos, code, ok := c.parse(fs, e, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 || *interval <= 0 || *batch < 1 || *lease < *interval {
+		fmt.Fprintf(e.stderr, "retain scheduler: give positive --interval and --batch, and a --lease longer than the interval\nUsage: retain %s\n", c.usage)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ws, code := openWorkspace(ctx, c, e, *dirFlag)
+	if ws == nil {
+		return code
+	}
+	defer ws.close()
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	client := queue.NewClient(ws.rdb)
+	s := queue.NewScheduler(queue.SchedulerConfig{Interval: *interval, Batch: *batch, Lease: *lease, Log: log},
+		ws.rdb, e.getenv("RETAIN_REDIS_PREFIX"), ws.applier, client)
+	log.Info("scheduler started", "interval", interval.String(), "redis", redactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)))
+	s.Run(ctx)
+	log.Info("scheduler stopped")
+	return exitOK
+}

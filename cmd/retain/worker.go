@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/mailer"
+	"github.com/retainmail/retain/queue"
+	"github.com/retainmail/retain/render"
+)
+
+var workerCmd = &command{
+	name:    "worker",
+	summary: "Run the worker: apply queued events and send due emails over SMTP",
+	usage:   "worker [--concurrency N] [--rate N] [--frequency-cap DURATION] [--campaigns DIR]",
+	help: `The worker takes event:apply and send:due tasks from Redis, re-checks each due
+step (subscription, suppression, audience, conditions, send window, frequency
+cap), renders it, sends it through the SMTP relay and records it in the send
+ledger, so a task run twice never sends twice. It refuses to start on campaigns
+that do not lint. SIGTERM or Ctrl-C stops taking work and lets in-flight sends
+finish (up to --shutdown-timeout).
+
+Environment (required unless a default is shown):
+  SMTP_URL             smtp://user:pass@relay:587 or smtps://relay:465
+                       (?tls=mandatory|opportunistic|none, ?pool=N, ?max_per_conn=N)
+  RETAIN_FROM          From address, e.g. "Acme <hello@acme.example>"
+  RETAIN_BASE_URL      where retain web answers, for unsubscribe and preference links
+  REDIS_URL            default redis://127.0.0.1:6379/0
+  RETAIN_REDIS_PREFIX  default "retain:"
+  RETAIN_CAMPAIGNS     default: the current directory`,
+	run: runWorker,
+}
+
+func runWorker(c *command, e *env, args []string) int {
+	fs := c.flags()
+	concurrency := fs.Int("concurrency", 10, "tasks processed at once (each sends one email at a time)")
+	rate := fs.Int("rate", 0, "global send rate in emails per second across all workers (0: unlimited)")
+	freqCap := fs.String("frequency-cap", "0", "least time between two emails to one customer, across campaigns (`duration` such as 20h; 0: none)")
+	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight sends")
+	claimTTL := fs.Duration("claim-ttl", 2*time.Minute, "how long a send stays claimed when its worker dies mid-send (longer than the SMTP timeout)")
+	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
+	pos, code, ok := c.parse(fs, e, args)
+	if !ok {
+		return code
+	}
+	var problems []string
+	if len(pos) > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected argument %q", pos[0]))
+	}
+	capDur, err := parseOptionalDuration(*freqCap)
+	if err != nil {
+		problems = append(problems, "--frequency-cap: "+err.Error())
+	}
+	smtpCfg, err := mailer.ParseURL(e.getenv("SMTP_URL"))
+	if e.getenv("SMTP_URL") == "" {
+		problems = append(problems, "SMTP_URL is not set: give the relay, e.g. smtp://user:pass@smtp.example.com:587")
+	} else if err != nil {
+		problems = append(problems, "SMTP_URL: "+err.Error())
+	}
+	from, err := mail.ParseAddress(e.getenv("RETAIN_FROM"))
+	if e.getenv("RETAIN_FROM") == "" {
+		problems = append(problems, `RETAIN_FROM is not set: give the From address, e.g. "Acme <hello@acme.example>"`)
+	} else if err != nil {
+		problems = append(problems, fmt.Sprintf("RETAIN_FROM %q is not an email address: %v", e.getenv("RETAIN_FROM"), err))
+	}
+	base := e.getenv("RETAIN_BASE_URL")
+	if base == "" {
+		problems = append(problems, "RETAIN_BASE_URL is not set: give the https address of retain web, for unsubscribe links")
+	}
+	if *concurrency < 1 {
+		problems = append(problems, "--concurrency must be at least 1")
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(e.stderr, "retain worker: %s\n", p)
+		}
+		return exitUsage
+	}
+	if smtpCfg.PoolSize < *concurrency {
+		smtpCfg.PoolSize = *concurrency // one connection per task in flight
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ws, code := openWorkspace(ctx, c, e, *dirFlag)
+	if ws == nil {
+		return code
+	}
+	defer ws.close()
+	ws.engine.FrequencyCap = capDur
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	pool := mailer.NewPool(smtpCfg)
+	defer pool.Close()
+	fixed := ws.engine.Set().Lifecycle.Links
+	w, err := queue.NewWorker(queue.WorkerConfig{
+		From:     *from,
+		Links:    func(c *lifecycle.Customer) render.Links { return customerLinks(base, c.ID, fixed) },
+		Rate:     *rate,
+		ClaimTTL: *claimTTL,
+		Log:      log,
+	}, ws.rdb, e.getenv("RETAIN_REDIS_PREFIX"), ws.store, ws.engine, ws.loaded.renderer, pool)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain worker: %v\n", err)
+		return exitUsage
+	}
+	srv := asynq.NewServerFromRedisClient(ws.rdb, asynq.Config{
+		Concurrency:       *concurrency,
+		Queues:            queue.Queues,
+		ShutdownTimeout:   *shutdown,
+		TaskCheckInterval: 50 * time.Millisecond,
+		Logger:            asynqLogger{log},
+		LogLevel:          asynq.WarnLevel,
+	})
+	if err := srv.Start(w.Handler()); err != nil {
+		fmt.Fprintf(e.stderr, "retain worker: %v\n", err)
+		return exitProblems
+	}
+	log.Info("worker started", "concurrency", *concurrency, "smtp", smtpCfg.Redacted(), "redis", redactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)), "campaigns", len(ws.engine.Set().Campaigns))
+	<-ctx.Done()
+	log.Info("worker stopping: finishing in-flight sends")
+	w.Stop()
+	srv.Shutdown()
+	log.Info("worker stopped")
+	return exitOK
+}
+
+// parseOptionalDuration parses a campaign-style duration (20h, 2d) where 0 means none.
+func parseOptionalDuration(s string) (time.Duration, error) {
+	return campaign.ParseDuration(s)
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// asynqLogger sends Asynq's own log lines to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)); os.Exit(1) }
