@@ -45,6 +45,29 @@ func (a *Applier) now() time.Time {
 // Record upserts r's customer — creating it (email required) or updating the
 // fields r sets — and then applies its events in time order, each exactly once.
 func (a *Applier) Record(ctx context.Context, r *Record) (Result, error) {
+	res, err := a.Upsert(ctx, r)
+	if err != nil {
+		return res, err
+	}
+	for _, ev := range r.Events {
+		chs, err := a.Event(ctx, r.ID, ev)
+		switch {
+		case errors.Is(err, store.ErrDuplicate):
+			res.Duplicates++
+		case err != nil:
+			return res, err
+		default:
+			res.Events++
+			res.Changes = append(res.Changes, chs...)
+		}
+	}
+	return res, nil
+}
+
+// Upsert creates r's customer (email required) or updates the fields r sets,
+// leaving its events to the caller (Event, or the queue). A new customer is
+// created at the time of r's first event, or now.
+func (a *Applier) Upsert(ctx context.Context, r *Record) (Result, error) {
 	var res Result
 	now := a.now()
 	created := now
@@ -80,22 +103,7 @@ func (a *Applier) Record(ctx context.Context, r *Record) (Result, error) {
 		res.Changes = chs
 		return &store.Change{Customer: c, History: stageChanges(chs), Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 	})
-	if err != nil {
-		return res, err
-	}
-	for _, ev := range r.Events {
-		chs, err := a.Event(ctx, r.ID, ev)
-		switch {
-		case errors.Is(err, store.ErrDuplicate):
-			res.Duplicates++
-		case err != nil:
-			return res, err
-		default:
-			res.Events++
-			res.Changes = append(res.Changes, chs...)
-		}
-	}
-	return res, nil
+	return res, err
 }
 
 // Event applies ev to an existing customer once: an event ID seen before returns
