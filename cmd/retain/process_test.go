@@ -123,13 +123,13 @@ func TestWorkerKilledMidRunLosesNothingAndSendsNothingTwice(t *testing.T) {
 	const customers = 120
 	b := setupProcesses(t, customers)
 	b.smtp.SetDelay(5 * time.Millisecond)
-	killAt := make(chan struct{})
-	var once sync.Once
-	b.smtp.OnMail = func(n int) {
+	killAt, killed := make(chan struct{}), make(chan struct{})
+	b.smtp.OnMail(func(n int) {
 		if n == 40 {
-			once.Do(func() { close(killAt) })
+			close(killAt)
+			<-killed // the MAIL reply waits until the worker is dead
 		}
-	}
+	})
 	b.start(t, "scheduler", "--interval", "100ms", "--lease", "2s")
 	// One task at a time, so the kill lands between MAIL and the relay's
 	// reply of one send: it is claimed in the ledger and not delivered.
@@ -141,8 +141,9 @@ func TestWorkerKilledMidRunLosesNothingAndSendsNothingTwice(t *testing.T) {
 	}
 	worker.Process.Signal(syscall.SIGKILL)
 	worker.Wait()
+	close(killed)
 	before := len(b.smtp.Messages())
-	b.smtp.OnMail = nil
+	b.smtp.OnMail(nil)
 
 	b.start(t, "worker", "--concurrency", "4", "--claim-ttl", "2s")
 	msgs := b.smtp.Wait(customers, 60*time.Second)
@@ -169,11 +170,11 @@ func TestSIGTERMDrainsTheSendInFlight(t *testing.T) {
 	worker := b.start(t, "worker", "--concurrency", "1")
 	stopAt := make(chan struct{})
 	var once sync.Once
-	b.smtp.OnMail = func(n int) {
+	b.smtp.OnMail(func(n int) {
 		if n == 10 {
 			once.Do(func() { close(stopAt) })
 		}
-	}
+	})
 	select {
 	case <-stopAt:
 	case <-time.After(30 * time.Second):

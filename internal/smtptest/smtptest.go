@@ -37,10 +37,15 @@ type Server struct {
 	delay    time.Duration
 	notify   chan struct{}
 	mails    int
+	onMail   func(n int)
+}
 
-	// OnMail, when set, is called at every MAIL command with how many there
-	// were so far, before the reply: a test can act at a known point of a send.
-	OnMail func(n int)
+// OnMail makes the server call fn at every MAIL command with how many there were
+// so far, before replying: a test can act at a known point of a send. nil stops.
+func (s *Server) OnMail(fn func(n int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onMail = fn
 }
 
 // Start starts a server on a free port, closed at cleanup.
@@ -146,7 +151,7 @@ func (ss *session) Logout() error { return nil }
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ss.s.mu.Lock()
 	ss.s.mails++
-	n, hook := ss.s.mails, ss.s.OnMail
+	n, hook := ss.s.mails, ss.s.onMail
 	ss.s.mu.Unlock()
 	if hook != nil {
 		hook(n)
