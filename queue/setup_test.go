@@ -22,6 +22,9 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
+// redisDB is the test Redis database of this package: Asynq's keys have no prefix.
+const redisDB = 11
+
 // clock is a test clock that moves only when told.
 type clock struct {
 	mu sync.Mutex
@@ -67,7 +70,8 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
-	rdb, prefix := redistest.New(t)
+	rdb, _ := redistest.DB(t, redisDB)
+	prefix := redistest.Prefix()
 	srv := smtptest.Start(t)
 	cfg, err := mailer.ParseURL(srv.URL())
 	if err != nil {

@@ -1,12 +1,16 @@
 package queue
 
 import (
+	"encoding/json"
+	"fmt"
 	"mime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/hibiken/asynq"
 
 	"github.com/retainmail/retain/internal/smtptest"
 	"github.com/retainmail/retain/lifecycle"
@@ -175,5 +179,45 @@ func TestDuplicateSendTaskDoesNotSendTwice(t *testing.T) {
 	b.worker.Process(b.ctx, "c1")
 	if n := len(b.smtp.Messages()); n != 1 {
 		t.Errorf("%d welcome emails after a repeated task, want 1", n)
+	}
+}
+
+func TestTwoSchedulersHandOutEachCustomerOnce(t *testing.T) {
+	b := setup(t)
+	for i := range 120 {
+		b.signUp(t, fmt.Sprintf("c%03d", i), "")
+	}
+	other := NewScheduler(b.scheduler.cfg, b.rdb, b.prefix, b.applier, b.client)
+	var wg sync.WaitGroup
+	for _, s := range []*Scheduler{b.scheduler, other} {
+		wg.Go(func() {
+			if _, _, err := s.Tick(b.ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	insp := asynq.NewInspectorFromRedisClient(b.rdb)
+	tasks, err := insp.ListPendingTasks(QueueSends, asynq.PageSize(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, task := range tasks {
+		var p SendPayload
+		if err := json.Unmarshal(task.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range p.Customers {
+			seen[id]++
+		}
+	}
+	if len(seen) != 120 {
+		t.Errorf("%d customers handed out, want 120", len(seen))
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Errorf("%s handed out %d times", id, n)
+		}
 	}
 }

@@ -23,6 +23,10 @@ import (
 // the Procfile starts, against the test Redis and a real SMTP server, and signal
 // them as an operator or a crash would.
 
+// redisDB is the test Redis database of this package's process tests: the worker's
+// Asynq keys have no prefix.
+const redisDB = 12
+
 var buildOnce struct {
 	sync.Once
 	path string
@@ -64,7 +68,8 @@ func setupProcesses(t *testing.T, n int) *processBundle {
 		t.Skip("starts processes")
 	}
 	bin := retainBinary(t)
-	rdb, prefix := redistest.New(t)
+	rdb, redisURL := redistest.DB(t, redisDB)
+	prefix := redistest.Prefix()
 	srv := smtptest.Start(t)
 	set, err := campaign.Load("testdata/e2e/campaigns")
 	if err != nil {
@@ -83,7 +88,7 @@ func setupProcesses(t *testing.T, n int) *processBundle {
 		}
 	}
 	env := append(os.Environ(),
-		"REDIS_URL="+redistest.URL(), "RETAIN_REDIS_PREFIX="+prefix, "SMTP_URL="+srv.URL(),
+		"REDIS_URL="+redisURL, "RETAIN_REDIS_PREFIX="+prefix, "SMTP_URL="+srv.URL(),
 		"RETAIN_FROM=Acme <hello@acme.example>", "RETAIN_BASE_URL=https://retain.acme.example",
 		"RETAIN_CAMPAIGNS=testdata/e2e")
 	return &processBundle{bin: bin, env: env, smtp: srv, st: st}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/retainmail/retain/internal/redistest"
@@ -21,6 +20,9 @@ func TestMain(m *testing.M) {
 	})
 }
 
+// scriptsRedisDB is the test Redis database of the scripts.
+const scriptsRedisDB = 13
+
 // TestScripts runs testdata/script/*.txtar: each is a retain command line with its
 // exit status and output, readable as documentation. RETAIN_UPDATE_SCRIPTS=1
 // rewrites the expected output in place. $PROJECT is the repository root, whose
@@ -30,25 +32,18 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Scripts run in parallel in a database of their own (queued tasks have
+	// no prefix), each with its own key prefix for customers.
+	rdb, redisURL := redistest.DB(t, scriptsRedisDB)
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata/script",
 		UpdateScripts: os.Getenv("RETAIN_UPDATE_SCRIPTS") != "",
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("PROJECT", root)
-			// Commands that need Redis use the test Redis under a prefix of
-			// the script's own, removed when the script ends.
 			prefix := redistest.Prefix()
-			e.Setenv("REDIS_URL", redistest.URL())
+			e.Setenv("REDIS_URL", redisURL)
 			e.Setenv("RETAIN_REDIS_PREFIX", prefix)
-			e.Defer(func() {
-				opt, err := redis.ParseURL(redistest.URL())
-				if err != nil {
-					return
-				}
-				rdb := redis.NewClient(opt)
-				defer rdb.Close()
-				redistest.Delete(context.Background(), rdb, prefix)
-			})
+			e.Defer(func() { redistest.Delete(context.Background(), rdb, prefix) })
 			return nil
 		},
 	})

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"testing"
 
@@ -45,6 +46,35 @@ func New(tb testing.TB) (*redis.Client, string) {
 		rdb.Close()
 	})
 	return rdb, prefix
+}
+
+// DB gives the test a client of database db of the test Redis, emptied before and
+// after the test, and the URL that points at it (for child processes). It is for
+// tests of Asynq, whose keys cannot be put under a prefix: each package that runs
+// Asynq uses a database number of its own, so packages tested in parallel do not
+// see each other's tasks.
+func DB(tb testing.TB, db int) (*redis.Client, string) {
+	tb.Helper()
+	opt, err := redis.ParseURL(URL())
+	if err != nil {
+		tb.Fatalf("REDIS_URL=%q: %v", URL(), err)
+	}
+	opt.DB = db
+	rdb := redis.NewClient(opt)
+	ctx := tb.Context()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		tb.Fatalf("no Redis at %s (%v): run scripts/test, which starts one, or set REDIS_URL", URL(), err)
+	}
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		rdb.FlushDB(context.Background())
+		rdb.Close()
+	})
+	u := *opt
+	return rdb, fmt.Sprintf("redis://%s/%d", u.Addr, db)
 }
 
 // Prefix returns a new random key prefix for one test.
