@@ -85,11 +85,12 @@ func setup(t *testing.T) *testBundle {
 	eng := lifecycle.New(set)
 	log := slog.New(slog.DiscardHandler)
 	w, err := NewWorker(WorkerConfig{
-		From:      mail.Address{Name: "Acme", Address: "hello@acme.example"},
-		Links:     testLinks,
-		RetryBase: time.Minute,
-		Now:       clk.Now,
-		Log:       log,
+		From:              mail.Address{Name: "Acme", Address: "hello@acme.example"},
+		Links:             testLinks,
+		UnsubscribeMailto: "mailto:unsubscribe@acme.example",
+		RetryBase:         time.Minute,
+		Now:               clk.Now,
+		Log:               log,
 	}, rdb, prefix, st, eng, r, pool)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func setup(t *testing.T) *testBundle {
 		worker: w, scheduler: sched, client: client, smtp: srv, pool: pool}
 }
 
-func testLinks(c *lifecycle.Customer) render.Links {
+func testLinks(c *lifecycle.Customer, _ string) render.Links {
 	return render.NewLinks("https://retain.acme.example/u/"+c.ID, "https://retain.acme.example/p/"+c.ID, nil,
 		map[string]string{"Dashboard": "https://app.example.com/"})
 }

@@ -33,9 +33,12 @@ type Sender interface {
 type WorkerConfig struct {
 	// From is the From address of every email (RETAIN_FROM); required.
 	From mail.Address
-	// Links builds the unsubscribe, preference and NPS links of one customer;
-	// required.
-	Links func(c *lifecycle.Customer) render.Links
+	// Links builds the unsubscribe, preference and NPS links of one customer
+	// in one campaign; required.
+	Links func(c *lifecycle.Customer, campaignID string) render.Links
+	// UnsubscribeMailto, when set (mailto:unsubscribe@acme.example), is offered in
+	// List-Unsubscribe beside the https link.
+	UnsubscribeMailto string
 	// Rate is the global send rate in emails per second across all workers;
 	// 0 is unlimited.
 	Rate int
@@ -347,7 +350,7 @@ func sameStep(c *lifecycle.Customer, campID string, n int, slug string) bool {
 // message renders step st for c and builds the message.
 func (w *Worker) message(c *lifecycle.Customer, st *campaign.Step, n int) (*mailer.Message, error) {
 	set := w.engine.Set()
-	links := w.cfg.Links(c)
+	links := w.cfg.Links(c, st.Campaign.ID)
 	data := &render.Data{
 		Customer: render.Customer{ID: c.ID, Email: c.Email, FirstName: c.FirstName, Name: c.Name,
 			Locale: cmpOr(c.Locale, set.Lifecycle.Locale), Timezone: w.engine.Location(c).String(), Stage: c.Stage, Attributes: c.Attributes},
@@ -364,14 +367,15 @@ func (w *Worker) message(c *lifecycle.Customer, st *campaign.Step, n int) (*mail
 	}
 	unsub, _ := links[render.LinkUnsubscribe].(string)
 	return &mailer.Message{
-		From:        from,
-		To:          mail.Address{Name: cmpOr(c.Name, c.FirstName), Address: c.Email},
-		Subject:     email.Subject,
-		Text:        email.Text,
-		HTML:        email.HTML,
-		MessageID:   mailer.MessageID(st.ID, c.ID, n, domainOf(from.Address)),
-		Date:        w.cfg.Now(),
-		Unsubscribe: unsub,
+		From:              from,
+		To:                mail.Address{Name: cmpOr(c.Name, c.FirstName), Address: c.Email},
+		Subject:           email.Subject,
+		Text:              email.Text,
+		HTML:              email.HTML,
+		MessageID:         mailer.MessageID(st.ID, c.ID, n, domainOf(from.Address)),
+		Date:              w.cfg.Now(),
+		Unsubscribe:       unsub,
+		UnsubscribeMailto: w.cfg.UnsubscribeMailto,
 	}, nil
 }
 

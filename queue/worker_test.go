@@ -61,7 +61,7 @@ func TestOnboardingEmailsArriveInOrderWithTheirSpacing(t *testing.T) {
 		"To":                    {to[0].String(), `"Ada" <c1@example.org>`},
 		"envelope to":           {strings.Join(m.To, ","), "c1@example.org"},
 		"Message-ID":            {m.Header.Get("Message-ID"), "<" + mailer.MessageID("onboarding/welcome", "c1", 1, "acme.example") + ">"},
-		"List-Unsubscribe":      {m.Header.Get("List-Unsubscribe"), "<https://retain.acme.example/u/c1>"},
+		"List-Unsubscribe":      {m.Header.Get("List-Unsubscribe"), "<https://retain.acme.example/u/c1>, <mailto:unsubscribe@acme.example>"},
 		"List-Unsubscribe-Post": {m.Header.Get("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click"},
 	}
 	for name, c := range checks {

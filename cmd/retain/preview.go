@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/mailer"
 	"github.com/retainmail/retain/render"
 )
@@ -100,8 +101,12 @@ func runPreview(c *command, e *env, args []string) int {
 			return exitProblems
 		}
 		data.Customer = c
-		data.Links = customerLinks(baseURL(e), c.ID, l.set.Lifecycle.Links)
 	}
+	signer, err := linkSigner(e, true)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	data.Links = customerLinks(signer, l.set.Lifecycle.Links, time.Now)(&lifecycle.Customer{ID: data.Customer.ID}, step.Campaign.ID)
 	if content.Locale != "" {
 		data.Customer.Locale = content.Locale
 	}
@@ -189,12 +194,30 @@ func domainOf(addr string) string {
 	return "localhost"
 }
 
-// customerLinks are the unsubscribe, preference and NPS links of one customer. They
-// point at retain web's pages; until those pages sign their links, previews show
-// them with the customer ID where the signed token will be.
-func customerLinks(base, customerID string, fixed map[string]string) render.Links {
-	base = strings.TrimRight(base, "/")
-	id := url.PathEscape(customerID)
-	return render.NewLinks(base+"/u/"+id, base+"/preferences/"+id,
-		func(score int) string { return fmt.Sprintf("%s/nps/%s/%d", base, id, score) }, fixed)
+// previewSecret signs preview links when RETAIN_SECRET is not set: they have the
+// real shape but no retain web accepts them.
+const previewSecret = "retain-preview-links-are-not-for-sending"
+
+// linkSigner is the signer of RETAIN_SECRET and the base URL; preview falls back
+// to previewSecret.
+func linkSigner(e *env, preview bool) (*link.Signer, error) {
+	secret := e.getenv("RETAIN_SECRET")
+	if secret == "" && preview {
+		secret = previewSecret
+	}
+	return link.NewSigner(secret, baseURL(e))
 }
+
+// customerLinks builds the links of one customer's email in a campaign: signed
+// one-click unsubscribe, preferences and NPS score links, and lifecycle.yaml's
+// fixed links.
+func customerLinks(s *link.Signer, fixed map[string]string, now func() time.Time) func(c *lifecycle.Customer, campaignID string) render.Links {
+	return func(c *lifecycle.Customer, campaignID string) render.Links {
+		at := now()
+		return render.NewLinks(s.UnsubscribeURL(c.ID, ""), s.PreferencesURL(c.ID),
+			func(score int) string { return s.NPSURL(c.ID, campaignID, score, at, npsLinkTTL) }, fixed)
+	}
+}
+
+// npsLinkTTL is how long an NPS score link in an email stays valid.
+const npsLinkTTL = 90 * 24 * time.Hour

@@ -7,16 +7,16 @@ import (
 	"net/mail"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/retainmail/retain/campaign"
-	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/mailer"
 	"github.com/retainmail/retain/queue"
-	"github.com/retainmail/retain/render"
 )
 
 var workerCmd = &command{
@@ -35,6 +35,8 @@ Environment (required unless a default is shown):
                        (?tls=mandatory|opportunistic|none, ?pool=N, ?max_per_conn=N)
   RETAIN_FROM          From address, e.g. "Acme <hello@acme.example>"
   RETAIN_BASE_URL      where retain web answers, for unsubscribe and preference links
+  RETAIN_SECRET        at least 32 bytes; signs those links (openssl rand -hex 32)
+  RETAIN_UNSUBSCRIBE_MAILTO  optional mailto: offered in List-Unsubscribe too
   REDIS_URL            default redis://127.0.0.1:6379/0
   RETAIN_REDIS_PREFIX  default "retain:"
   RETAIN_CAMPAIGNS     default: the current directory`,
@@ -73,9 +75,15 @@ func runWorker(c *command, e *env, args []string) int {
 	} else if err != nil {
 		problems = append(problems, fmt.Sprintf("RETAIN_FROM %q is not an email address: %v", e.getenv("RETAIN_FROM"), err))
 	}
-	base := e.getenv("RETAIN_BASE_URL")
-	if base == "" {
+	var signer *link.Signer
+	if e.getenv("RETAIN_BASE_URL") == "" {
 		problems = append(problems, "RETAIN_BASE_URL is not set: give the https address of retain web, for unsubscribe links")
+	} else if signer, err = linkSigner(e, false); err != nil {
+		problems = append(problems, err.Error())
+	}
+	mailto := e.getenv("RETAIN_UNSUBSCRIBE_MAILTO")
+	if mailto != "" && !strings.HasPrefix(mailto, "mailto:") {
+		problems = append(problems, fmt.Sprintf("RETAIN_UNSUBSCRIBE_MAILTO %q must be a mailto: URL such as mailto:unsubscribe@acme.example", mailto))
 	}
 	if *concurrency < 1 {
 		problems = append(problems, "--concurrency must be at least 1")
@@ -101,13 +109,13 @@ func runWorker(c *command, e *env, args []string) int {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	pool := mailer.NewPool(smtpCfg)
 	defer pool.Close()
-	fixed := ws.engine.Set().Lifecycle.Links
 	w, err := queue.NewWorker(queue.WorkerConfig{
-		From:     *from,
-		Links:    func(c *lifecycle.Customer) render.Links { return customerLinks(base, c.ID, fixed) },
-		Rate:     *rate,
-		ClaimTTL: *claimTTL,
-		Log:      log,
+		From:              *from,
+		Links:             customerLinks(signer, ws.engine.Set().Lifecycle.Links, time.Now),
+		UnsubscribeMailto: mailto,
+		Rate:              *rate,
+		ClaimTTL:          *claimTTL,
+		Log:               log,
 	}, ws.rdb, e.getenv("RETAIN_REDIS_PREFIX"), ws.store, ws.engine, ws.loaded.renderer, pool)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain worker: %v\n", err)
