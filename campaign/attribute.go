@@ -79,6 +79,22 @@ func (l *Lifecycle) CoerceAttribute(name string, v any) (any, error) {
 	return bad()
 }
 
+// Zero is the value a declared attribute a customer lacks takes in conditions and
+// templates: "", 0, 0.0, false or the zero time.
+func (t AttrType) Zero() any {
+	switch t {
+	case AttrInt:
+		return 0
+	case AttrFloat:
+		return 0.0
+	case AttrBool:
+		return false
+	case AttrTime:
+		return time.Time{}
+	}
+	return ""
+}
+
 func (t AttrType) article() string {
 	switch t {
 	case AttrInt:

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -46,7 +47,7 @@ type Decision struct {
 // or before now, earliest first.
 func (e *Engine) Due(c *Customer, now time.Time) []string {
 	var ids []string
-	for _, id := range sortedKeys(c.Enrollments) {
+	for _, id := range slices.Sorted(maps.Keys(c.Enrollments)) {
 		enr := c.Enrollments[id]
 		if enr.Status == Active && enr.Next != "" && !enr.Due.After(now) {
 			ids = append(ids, id)

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -123,7 +124,7 @@ func (e *Engine) Apply(c *Customer, ev Event) ([]Change, error) {
 	}
 	env := e.env(c, at, &ev)
 
-	for _, id := range sortedKeys(c.Enrollments) {
+	for _, id := range slices.Sorted(maps.Keys(c.Enrollments)) {
 		enr := c.Enrollments[id]
 		camp := e.set.Campaign(id)
 		if enr.Status != Active || camp == nil {
@@ -224,7 +225,7 @@ func (e *Engine) nextRule(c *Customer) (*campaign.Transition, time.Time) {
 func (e *Engine) moveStage(c *Customer, to string, at time.Time, cause string, ch *changes) {
 	from := c.Stage
 	ch.add(Change{Kind: KindStage, At: at, From: from, To: to, Reason: cause})
-	for _, id := range sortedKeys(c.Enrollments) {
+	for _, id := range slices.Sorted(maps.Keys(c.Enrollments)) {
 		enr := c.Enrollments[id]
 		camp := e.set.Campaign(id)
 		if enr.Status == Active && camp != nil && camp.Exit.StageLeft && camp.Trigger.Stage == from {
@@ -319,13 +320,4 @@ func (ch *changes) fail(err error) {
 	if ch.err == nil {
 		ch.err = err
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

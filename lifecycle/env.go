@@ -22,7 +22,7 @@ func (e *Engine) env(c *Customer, now time.Time, ev *Event) map[string]any {
 	for name, t := range e.lc.Attributes {
 		v, ok := c.Attributes[name]
 		if !ok {
-			v = zero(t)
+			v = t.Zero()
 		}
 		cust[name] = v
 	}
@@ -38,20 +38,6 @@ func (e *Engine) env(c *Customer, now time.Time, ev *Event) map[string]any {
 		env["event"] = map[string]any{"name": ev.Name, "at": ev.At, "data": data}
 	}
 	return env
-}
-
-func zero(t campaign.AttrType) any {
-	switch t {
-	case campaign.AttrInt:
-		return 0
-	case campaign.AttrFloat:
-		return 0.0
-	case campaign.AttrBool:
-		return false
-	case campaign.AttrTime:
-		return time.Time{}
-	}
-	return ""
 }
 
 // eval evaluates a condition; a missing condition holds. An evaluation error counts

@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -501,7 +502,7 @@ func (c *checker) field(t typ, name string) (typ, string) {
 	case attributesType:
 		at, ok := c.attrs[name]
 		if !ok {
-			hint := campaign.DidYouMean(name, keys(c.attrs))
+			hint := campaign.DidYouMean(name, slices.Sorted(maps.Keys(c.attrs)))
 			if hint == "" {
 				hint = " (declare it under attributes in lifecycle.yaml)"
 			}
@@ -511,7 +512,7 @@ func (c *checker) field(t typ, name string) (typ, string) {
 	case linksType:
 		lt, ok := c.links[name]
 		if !ok {
-			hint := campaign.DidYouMean(name, keys(c.links))
+			hint := campaign.DidYouMean(name, slices.Sorted(maps.Keys(c.links)))
 			if hint == "" {
 				hint = " (declare it under links in lifecycle.yaml)"
 			}
@@ -586,13 +587,4 @@ func attrType(t campaign.AttrType) reflect.Type {
 		return reflect.TypeFor[time.Time]()
 	}
 	return reflect.TypeFor[string]()
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -176,21 +176,6 @@ func sampleValue(name string, typ campaign.AttrType) any {
 	return "Sample " + strings.ReplaceAll(name, "_", " ")
 }
 
-// zeroValue is what a declared attribute a customer lacks renders as.
-func zeroValue(typ campaign.AttrType) any {
-	switch typ {
-	case campaign.AttrInt:
-		return 0
-	case campaign.AttrFloat:
-		return 0.0
-	case campaign.AttrBool:
-		return false
-	case campaign.AttrTime:
-		return time.Time{}
-	}
-	return ""
-}
-
 // withDeclared returns attrs with every declared attribute present, copying only when
 // one is missing.
 func withDeclared(attrs Attributes, declared map[string]campaign.AttrType) Attributes {
@@ -203,7 +188,7 @@ func withDeclared(attrs Attributes, declared map[string]campaign.AttrType) Attri
 			out = make(Attributes, len(declared))
 			maps.Copy(out, attrs)
 		}
-		out[name] = zeroValue(typ)
+		out[name] = typ.Zero()
 	}
 	if out == nil {
 		return attrs

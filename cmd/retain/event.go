@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,18 +50,14 @@ func runEvent(c *command, e *env, args []string) int {
 	if !ok {
 		return code
 	}
-	usageErr := func(format string, args ...any) int {
-		fmt.Fprintf(e.stderr, "retain event: "+format+"\nUsage: retain %s\n", append(args, c.usage)...)
-		return exitUsage
-	}
 	if len(pos) < 2 {
-		return usageErr("give a customer and an event name")
+		return c.usageError(e, "give a customer and an event name")
 	}
 	ev := lifecycle.Event{ID: *id, Name: pos[1], At: time.Now()}
 	for _, kv := range pos[2:] {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return usageErr("event data %q must be key=value", kv)
+			return c.usageError(e, "event data %q must be key=value", kv)
 		}
 		if ev.Data == nil {
 			ev.Data = map[string]any{}
@@ -75,7 +73,7 @@ func runEvent(c *command, e *env, args []string) int {
 	if *atFlag != "" {
 		t, err := ingest.ParseTime(*atFlag, ws.engine.Set().Lifecycle.Timezone)
 		if err != nil {
-			return usageErr("--at: %v", err)
+			return c.usageError(e, "--at: %v", err)
 		}
 		ev.At = t
 	}
@@ -138,7 +136,7 @@ func printChanges(e *env, eng *lifecycle.Engine, c *lifecycle.Customer, changes 
 		}
 	}
 	fmt.Fprintf(e.stdout, "  stage now: %s\n", c.Stage)
-	for _, id := range sortedIDs(c.Enrollments) {
+	for _, id := range slices.Sorted(maps.Keys(c.Enrollments)) {
 		if enr := c.Enrollments[id]; enr.Status == lifecycle.Active && enr.Next != "" {
 			fmt.Fprintf(e.stdout, "  next: %s/%s due %s\n", id, enr.Next, enr.Due.In(loc).Format("Mon 2006-01-02 15:04 MST"))
 		}

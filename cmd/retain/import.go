@@ -64,8 +64,7 @@ func runImport(c *command, e *env, args []string) int {
 		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintf(e.stderr, "retain import: give one file to import\nUsage: retain %s\n", c.usage)
-		return exitUsage
+		return c.usageError(e, "give one file to import")
 	}
 	path := pos[0]
 	f, err := os.Open(path)

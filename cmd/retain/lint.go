@@ -29,20 +29,19 @@ Examples:
 func runLint(c *command, e *env, args []string) int {
 	fs := c.flags()
 	asJSON := fs.Bool("json", false, "print problems as a JSON array")
-	templates := fs.String("templates", "", "layouts folder (default: templates/ beside the campaigns folder)")
+	templates := fs.String("templates", "", "layouts folder (default $RETAIN_TEMPLATES, else templates/ beside the campaigns folder)")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
 		return code
 	}
 	if len(pos) > 1 {
-		fmt.Fprintf(e.stderr, "retain lint: one folder at most, got %d\nUsage: retain %s\n", len(pos), c.usage)
-		return exitUsage
+		return c.usageError(e, "one folder at most, got %d", len(pos))
 	}
 	dir := campaignsDir(e)
 	if len(pos) == 1 {
 		dir = pos[0]
 	}
-	d, err := resolveDirs(dir, *templates)
+	d, err := resolveDirs(dir, cmpOr(*templates, e.getenv("RETAIN_TEMPLATES")))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain lint: %v\n", err)
 		return exitUsage

@@ -137,6 +137,12 @@ func (c *command) parse(fs *flag.FlagSet, e *env, args []string) (pos []string, 
 	}
 }
 
+// usageError reports a wrong command line and returns exitUsage.
+func (c *command) usageError(e *env, format string, args ...any) int {
+	fmt.Fprintf(e.stderr, "retain %s: %s\nUsage: retain %s\n", c.name, fmt.Sprintf(format, args...), c.usage)
+	return exitUsage
+}
+
 func (c *command) printHelp(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "Usage: retain %s\n\n%s.\n", c.usage, c.summary)
 	var any bool

@@ -82,32 +82,28 @@ func runPlan(c *command, e *env, args []string) int {
 	horizonFlag := fs.String("horizon", "90d", "how far ahead to plan (a `duration` such as 90d or 26w)")
 	asJSON := fs.Bool("json", false, "print the timeline as JSON")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
-	templates := fs.String("templates", "", "layouts folder (default: templates/ beside the campaigns folder)")
+	templates := fs.String("templates", "", "layouts folder (default $RETAIN_TEMPLATES, else templates/ beside the campaigns folder)")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
 		return code
 	}
-	usageErr := func(format string, args ...any) int {
-		fmt.Fprintf(e.stderr, "retain plan: "+format+"\nUsage: retain %s\n", append(args, c.usage)...)
-		return exitUsage
-	}
 	if len(pos) > 0 {
-		return usageErr("unexpected argument %q", pos[0])
+		return c.usageError(e, "unexpected argument %q", pos[0])
 	}
 	if *customerPath == "" {
-		return usageErr("--customer FILE is required")
+		return c.usageError(e, "--customer FILE is required")
 	}
 	horizon, err := campaign.ParseDuration(*horizonFlag)
 	if err != nil || horizon <= 0 {
-		return usageErr("--horizon: %v", errOr(err, "must be longer than 0"))
+		return c.usageError(e, "--horizon: %v", errOr(err, "must be longer than 0"))
 	}
 	dir := campaignsDir(e)
 	if *dirFlag != "" {
 		dir = *dirFlag
 	}
-	d, err := resolveDirs(dir, *templates)
+	d, err := resolveDirs(dir, cmpOr(*templates, e.getenv("RETAIN_TEMPLATES")))
 	if err != nil {
-		return usageErr("%v", err)
+		return c.usageError(e, "%v", err)
 	}
 	l, probs, err := loadCampaigns(d)
 	if err != nil {
@@ -134,7 +130,7 @@ func runPlan(c *command, e *env, args []string) int {
 			loc, _ = time.LoadLocation(rec.Timezone)
 		}
 		if from, err = ingest.ParseTime(*fromFlag, loc); err != nil {
-			return usageErr("--from: %v", err)
+			return c.usageError(e, "--from: %v", err)
 		}
 	}
 	until := from.Add(horizon)

@@ -49,31 +49,27 @@ func runPreview(c *command, e *env, args []string) int {
 	fs := c.flags()
 	customerPath := fs.String("customer", "", "customer `FILE` (JSON) to render for; default a built-in sample customer")
 	format := fs.String("format", "html", "output `format`: html, text or eml")
-	templates := fs.String("templates", "", "layouts folder (default: templates/ beside the campaigns folder)")
+	templates := fs.String("templates", "", "layouts folder (default $RETAIN_TEMPLATES, else templates/ beside the campaigns folder)")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
 		return code
 	}
-	usageErr := func(format string, args ...any) int {
-		fmt.Fprintf(e.stderr, "retain preview: "+format+"\nUsage: retain %s\n", append(args, c.usage)...)
-		return exitUsage
-	}
 	if len(pos) != 1 {
-		return usageErr("give exactly one step file, got %d", len(pos))
+		return c.usageError(e, "give exactly one step file, got %d", len(pos))
 	}
 	switch *format {
 	case "html", "text", "eml":
 	default:
-		return usageErr("unknown format %q: use html, text or eml", *format)
+		return c.usageError(e, "unknown format %q: use html, text or eml", *format)
 	}
 	stepPath := filepath.Clean(pos[0])
 	if filepath.Base(stepPath) == campaign.CampaignFile || !strings.HasSuffix(stepPath, ".md") {
-		return usageErr("%s is not a step file: give one like campaigns/onboarding/01-welcome.md", stepPath)
+		return c.usageError(e, "%s is not a step file: give one like campaigns/onboarding/01-welcome.md", stepPath)
 	}
 	campaignsDir := filepath.Dir(filepath.Dir(stepPath))
-	d, err := resolveDirs(campaignsDir, *templates)
+	d, err := resolveDirs(campaignsDir, cmpOr(*templates, e.getenv("RETAIN_TEMPLATES")))
 	if err != nil {
-		return usageErr("%v", err)
+		return c.usageError(e, "%v", err)
 	}
 	l, probs, err := loadCampaigns(d)
 	if err != nil {
@@ -104,7 +100,7 @@ func runPreview(c *command, e *env, args []string) int {
 	}
 	signer, err := linkSigner(e, true)
 	if err != nil {
-		return usageErr("%v", err)
+		return c.usageError(e, "%v", err)
 	}
 	data.Links = customerLinks(signer, l.set.Lifecycle.Links, time.Now)(&lifecycle.Customer{ID: data.Customer.ID}, step.Campaign.ID)
 	if content.Locale != "" {

@@ -90,7 +90,7 @@ func setupProcesses(t *testing.T, n int) *processBundle {
 	env := append(os.Environ(),
 		"REDIS_URL="+redisURL, "RETAIN_REDIS_PREFIX="+prefix, "SMTP_URL="+srv.URL(),
 		"RETAIN_FROM=Acme <hello@acme.example>", "RETAIN_BASE_URL=https://retain.acme.example", "RETAIN_SECRET=0123456789abcdef0123456789abcdef",
-		"RETAIN_CAMPAIGNS=testdata/e2e")
+		"RETAIN_CAMPAIGNS=testdata/e2e/campaigns", "RETAIN_TEMPLATES=../../templates")
 	return &processBundle{bin: bin, env: env, smtp: srv, st: st}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	"github.com/redis/go-redis/v9"
 
@@ -47,7 +46,7 @@ func loadChecked(c *command, e *env, dir string) (*loaded, int) {
 	if dir == "" {
 		dir = campaignsDir(e)
 	}
-	d, err := resolveDirs(dir, "")
+	d, err := resolveDirs(dir, e.getenv("RETAIN_TEMPLATES"))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain %s: %v\n", c.name, err)
 		return nil, exitUsage
@@ -65,13 +64,4 @@ func loadChecked(c *command, e *env, dir string) (*loaded, int) {
 		return nil, exitProblems
 	}
 	return l, exitOK
-}
-
-func sortedIDs[V any](m map[string]V) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
 }
