@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
@@ -218,10 +219,7 @@ func compileContent(c *checker, ct *campaign.Content, probs *campaign.Problems, 
 		}
 	}
 
-	name := ct.Layout
-	if name == "" {
-		name = campaign.DefaultLayout
-	}
+	name := localeLayout(templatesDir, cmp.Or(ct.Layout, campaign.DefaultLayout), ct.Locale)
 	lay, ok := layouts[name]
 	if !ok {
 		lay = compileLayout(c, probs, templatesDir, name)
@@ -255,6 +253,22 @@ func compileHeader(c *checker, s *source, what string) *texttemplate.Template {
 		return nil
 	}
 	return t
+}
+
+// localeLayout returns the layout for content in locale: <name>.<locale> or
+// <name>.<language> when templates/ has that HTML layout ("default.nl" for a
+// 01-welcome.nl.md), else name.
+func localeLayout(dir, name, locale string) string {
+	if locale == "" {
+		return name
+	}
+	lang, _, _ := strings.Cut(strings.ReplaceAll(locale, "_", "-"), "-")
+	for _, l := range []string{locale, lang} {
+		if _, err := os.Stat(filepath.Join(dir, name+"."+l+".html")); err == nil {
+			return name + "." + l
+		}
+	}
+	return name
 }
 
 // compileLayout reads and checks templates/<name>.html and .txt. A layout must show
