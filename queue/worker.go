@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,16 +60,18 @@ type WorkerConfig struct {
 
 // Worker applies events and sends due emails. Handler returns its Asynq handler.
 //
-// A send goes: Decide (the engine re-checks subscription, audience, conditions,
-// window and frequency cap) → suppression list → ledger claim → render → SMTP →
-// ledger outcome → the customer's enrollment moves on (store.Update).
+// A send:due task carries a batch of customers, processed together in a few
+// round trips (see ProcessMany): Decide (the engine re-checks subscription,
+// audience, conditions, window and frequency cap) → suppression list → ledger
+// claim → render → SMTP → ledger outcome, written the moment the relay answers →
+// every customer's enrollment moves on in one transaction.
 //
 // The crash window: a worker killed after the relay accepted a message (250) and
-// before it wrote "sent" to the ledger leaves a claim that expires after ClaimTTL;
-// the step is then sent again, with the same Message-ID. The window is the time of
-// one Redis write. A worker killed before the relay's reply sends again too, which
-// is right: the relay did not take the message, or (a connection lost after
-// DATA) may not have.
+// before its ledger write — one Redis round trip per send in flight — leaves a
+// claim that expires after ClaimTTL; the step is then sent again, with the same
+// Message-ID. A worker killed before the relay's reply sends again too, which is
+// right: the relay did not take the message, or (a connection lost after DATA)
+// may not have. Sends that were claimed but not begun are sent after ClaimTTL.
 type Worker struct {
 	cfg      WorkerConfig
 	store    *store.Store
@@ -162,169 +165,96 @@ func (w *Worker) handleSend(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("%w: bad payload: %v", asynq.SkipRetry, err)
 	}
-	var errs []error
-	for _, id := range p.Customers {
-		if w.stopping.Load() || ctx.Err() != nil {
-			return ErrStopping // the rest come again with the task's retry or their lease's end
-		}
-		if err := w.Process(ctx, id); err != nil {
-			errs = append(errs, err)
-		}
+	if w.stopping.Load() {
+		return ErrStopping // the task is retried; its customers' leases expire
 	}
-	return errors.Join(errs...)
+	return w.ProcessMany(ctx, p.Customers)
 }
 
-// Process sends every email of the customer that is due now, one after the other,
-// and writes the customer's next due time back to the due index.
+// Process is ProcessMany for one customer.
 func (w *Worker) Process(ctx context.Context, id string) error {
-	c, err := w.store.Customer(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
+	return w.ProcessMany(ctx, []string{id})
+}
+
+// job is one email to send in a batch.
+type job struct {
+	c    *lifecycle.Customer
+	key  stepKey
+	step *campaign.Step
+	// ledgerKey is the send's ledger entry; claimed is true once this worker holds it.
+	ledgerKey string
+	claimed   bool
+	// recorded is true once the outcome is in the ledger.
+	recorded bool
+	msg      *mailer.Message
+	out      *outcome
+}
+
+// stepKey names one step of one enrollment of a customer.
+type stepKey struct {
+	customer, campaign string
+	enrollment         int
+	slug               string
+}
+
+// outcome is what became of a job, applied to the customer when the batch is
+// written.
+type outcome struct {
+	at     time.Time
+	sent   bool   // the step counts as sent (delivered, or maybe delivered)
+	pass   bool   // move past the step (sent or not)
+	stop   string // end the enrollment with this reason
+	retry  time.Duration
+	reason string
+}
+
+// ProcessMany sends the emails due now to a batch of customers in a few round
+// trips: it reads the customers at once, decides each one's next step with the
+// engine, checks suppressions and claims the sends in the ledger in one pipeline
+// each, renders and sends them concurrently through the SMTP pool, records the
+// outcomes in one pipeline, and writes every customer back in one transaction
+// with its next due time (ending the scheduler's lease). A customer with several
+// campaigns due gets one email per batch; the rest stay due and come next.
+func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
+	custs, err := w.store.Customers(ctx, ids)
 	if err != nil {
 		return err
 	}
 	now := w.cfg.Now()
-	for _, campID := range w.engine.Due(c, now) {
-		if c, err = w.step(ctx, c, campID, now); err != nil {
-			return err
+	var jobs []*job
+	for _, c := range custs {
+		if c == nil {
+			continue
+		}
+		for _, campID := range w.engine.Due(c, now) {
+			d := w.engine.Decide(c, campID, now)
+			if d.Action == lifecycle.Send {
+				jobs = append(jobs, &job{c: c, step: d.Step, key: stepKey{c.ID, campID, d.Enrollment.Number, d.Enrollment.Next}})
+				break // one email per customer per batch
+			}
 		}
 	}
-	// Nothing due (any more): put the customer's real next due time back, which
-	// ends the scheduler's lease.
-	_, err = w.commit(ctx, c, "", 0, "", func(*lifecycle.Customer) []lifecycle.Change { return nil })
-	return err
-}
-
-// step decides and carries out the next step of one enrollment, and returns the
-// customer as stored afterwards.
-func (w *Worker) step(ctx context.Context, c *lifecycle.Customer, campID string, now time.Time) (*lifecycle.Customer, error) {
-	d := w.engine.Decide(c, campID, now)
-	enr := d.Enrollment
-	if enr == nil {
-		return c, nil
+	if err := w.prepare(ctx, jobs, now); err != nil {
+		return err
 	}
-	n, slug := enr.Number, enr.Next
-	log := w.cfg.Log.With("customer", c.ID, "campaign", campID, "enrollment", n, "step", slug)
-	switch d.Action {
-	case lifecycle.None:
-		return c, nil
-	case lifecycle.Wait:
-		return w.commit(ctx, c, campID, n, slug, func(cur *lifecycle.Customer) []lifecycle.Change {
-			cur.Enrollments[campID].Due = d.Due
-			return nil
-		})
-	case lifecycle.Skip:
-		log.Info("step skipped", "reason", d.Reason)
-		return w.commit(ctx, c, campID, n, slug, func(cur *lifecycle.Customer) []lifecycle.Change {
-			chs, _ := w.engine.Pass(cur, campID, now, false, d.Reason)
-			return chs
-		})
-	case lifecycle.Stop:
-		log.Info("enrollment stopped", "reason", d.Reason)
-		return w.commit(ctx, c, campID, n, slug, func(cur *lifecycle.Customer) []lifecycle.Change {
-			return w.engine.Stop(cur, campID, now, d.Reason)
-		})
+	w.send(ctx, jobs)
+	outcomes := make(map[stepKey]*outcome, len(jobs))
+	var finish []*job
+	for _, j := range jobs {
+		if j.out != nil {
+			outcomes[j.key] = j.out
+		}
+		if j.claimed && !j.recorded {
+			finish = append(finish, j)
+		}
 	}
-
-	// Send.
-	if sup, err := w.store.Suppression(ctx, c.Email); err != nil {
-		return c, err
-	} else if sup != nil {
-		log.Info("enrollment stopped", "reason", "suppressed: "+sup.Reason)
-		return w.commit(ctx, c, campID, n, slug, func(cur *lifecycle.Customer) []lifecycle.Change {
-			return w.engine.Stop(cur, campID, now, "address suppressed: "+sup.Reason)
-		})
-	}
-	key := w.ledger.key(c.ID, campID, n, slug)
-	state, err := w.ledger.claim(ctx, key, w.owner)
-	if err != nil {
-		return c, err
-	}
-	switch state {
-	case ledgerClaimed:
-		return c, nil // another worker is sending it right now
-	case ledgerSent, ledgerUnknown:
-		return w.passed(ctx, c, campID, n, slug, now, true, "")
-	case ledgerFailed:
-		return w.passed(ctx, c, campID, n, slug, now, false, "refused by the relay")
-	}
-
-	msg, err := w.message(c, d.Step, n)
-	if err != nil {
-		// The customer's data cannot make a valid email (a line break in a
-		// header): nothing was sent, and retrying will not help.
-		log.Warn("step skipped", "reason", err.Error())
-		w.ledger.finish(ctx, key, ledgerFailed)
-		return w.passed(ctx, c, campID, n, slug, now, false, "cannot render: "+err.Error())
-	}
-	if err := w.rate.wait(ctx); err != nil {
-		w.ledger.release(context.WithoutCancel(ctx), key)
-		return c, err
-	}
-	// The SMTP exchange finishes even when shutdown begins: a drained send is
-	// recorded, not abandoned between DATA and the reply.
-	sendErr := w.sender.Send(context.WithoutCancel(ctx), msg)
+	// From here on the sends happened: record them even when shutdown begins.
 	ctx = context.WithoutCancel(ctx)
-	switch class := classify(sendErr); class {
-	case delivered:
-		if err := w.ledger.finish(ctx, key, ledgerSent); err != nil {
-			return c, err
-		}
-		log.Info("email sent", "message_id", msg.MessageID)
-		return w.passed(ctx, c, campID, n, slug, w.cfg.Now(), true, "")
-	case mailer.Unknown:
-		w.ledger.finish(ctx, key, ledgerUnknown)
-		log.Warn("email maybe sent: connection lost after DATA", "message_id", msg.MessageID, "error", sendErr)
-		return w.passed(ctx, c, campID, n, slug, w.cfg.Now(), true, "sent-unknown")
-	case mailer.BadAddress:
-		w.ledger.finish(ctx, key, ledgerFailed)
-		log.Warn("address refused: suppressed", "error", sendErr)
-		if err := w.store.Suppress(ctx, c.Email, sendErr.Error(), now); err != nil {
-			return c, err
-		}
-		return w.commit(ctx, c, campID, n, slug, func(cur *lifecycle.Customer) []lifecycle.Change {
-			return w.engine.Stop(cur, campID, now, "bounced: "+sendErr.Error())
-		})
-	case mailer.Permanent:
-		w.ledger.finish(ctx, key, ledgerFailed)
-		log.Warn("email refused", "error", sendErr)
-		return w.passed(ctx, c, campID, n, slug, now, false, "refused: "+sendErr.Error())
-	default: // Temporary: nothing was delivered; try again later
-		w.ledger.release(ctx, key)
-		attempt := enr.Attempts + 1
-		wait := min(w.cfg.RetryBase<<min(attempt-1, 20), w.cfg.RetryMax)
-		log.Warn("send failed, will retry", "attempt", attempt, "in", wait.String(), "error", sendErr)
-		return w.commit(ctx, c, campID, n, slug, func(cur *lifecycle.Customer) []lifecycle.Change {
-			e := cur.Enrollments[campID]
-			e.Attempts, e.Due = attempt, now.Add(wait)
-			return nil
-		})
+	if err := w.ledger.finishAll(ctx, finish); err != nil {
+		return err
 	}
-}
-
-// passed moves the enrollment past the step.
-func (w *Worker) passed(ctx context.Context, c *lifecycle.Customer, campID string, n int, slug string, at time.Time, sent bool, reason string) (*lifecycle.Customer, error) {
-	return w.commit(ctx, c, campID, n, slug, func(cur *lifecycle.Customer) []lifecycle.Change {
-		chs, _ := w.engine.Pass(cur, campID, at, sent, reason)
-		return chs
-	})
-}
-
-// commit applies change to the customer as stored now — when its enrollment in
-// campID is still number n waiting for step slug (campID "" for none) — and writes
-// it with the next due and wake times. It returns the customer as written.
-func (w *Worker) commit(ctx context.Context, c *lifecycle.Customer, campID string, n int, slug string, change func(*lifecycle.Customer) []lifecycle.Change) (*lifecycle.Customer, error) {
-	var out *lifecycle.Customer
-	err := w.store.Update(ctx, c.ID, "", func(cur *lifecycle.Customer) (*store.Change, error) {
-		out = cur
-		if cur == nil {
-			return nil, nil
-		}
-		var chs []lifecycle.Change
-		if campID == "" || sameStep(cur, campID, n, slug) {
-			chs = change(cur)
-		}
+	return w.store.UpdateMany(ctx, ids, func(cur *lifecycle.Customer) (*store.Change, error) {
+		chs := w.settle(cur, now, outcomes)
 		var history []lifecycle.StageChange
 		for _, ch := range chs {
 			if ch.Kind == lifecycle.KindStage {
@@ -333,18 +263,158 @@ func (w *Worker) commit(ctx context.Context, c *lifecycle.Customer, campID strin
 		}
 		return &store.Change{Customer: cur, History: history, Wake: w.engine.NextWake(cur), Due: w.engine.NextDue(cur)}, nil
 	})
-	if err != nil {
-		return c, err
-	}
-	if out == nil {
-		out = c
-	}
-	return out, nil
 }
 
-func sameStep(c *lifecycle.Customer, campID string, n int, slug string) bool {
-	e := c.Enrollments[campID]
-	return e != nil && e.Status == lifecycle.Active && e.Number == n && e.Next == slug
+// prepare drops the jobs of suppressed addresses and of sends the ledger already
+// knows (done before, or being sent by another worker), claims the rest and
+// builds their messages.
+func (w *Worker) prepare(ctx context.Context, jobs []*job, now time.Time) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	emails := make([]string, len(jobs))
+	for i, j := range jobs {
+		emails[i] = j.c.Email
+	}
+	sups, err := w.store.Suppressions(ctx, emails)
+	if err != nil {
+		return err
+	}
+	for i, j := range jobs {
+		j.ledgerKey = w.ledger.key(j.key.customer, j.key.campaign, j.key.enrollment, j.key.slug)
+		if sups[i] != nil {
+			j.out = &outcome{at: now, stop: "address suppressed: " + sups[i].Reason}
+			j.ledgerKey = ""
+		}
+	}
+	states, err := w.ledger.claimAll(ctx, jobs, w.owner)
+	if err != nil {
+		return err
+	}
+	for i, j := range jobs {
+		if j.ledgerKey == "" {
+			continue
+		}
+		switch states[i] {
+		case "":
+			j.claimed = true
+		case ledgerSent, ledgerUnknown:
+			j.out = &outcome{at: now, sent: true, pass: true} // sent before; only the bookkeeping was lost
+		case ledgerFailed:
+			j.out = &outcome{at: now, pass: true, reason: "refused by the relay"}
+		}
+		// ledgerClaimed: another worker is sending it right now; leave it.
+	}
+	for _, j := range jobs {
+		if !j.claimed {
+			continue
+		}
+		if j.msg, err = w.message(j.c, j.step, j.key.enrollment); err != nil {
+			// The customer's data cannot make a valid email (a line break in a
+			// header): nothing is sent, and retrying will not help.
+			w.cfg.Log.Warn("step skipped", "customer", j.c.ID, "step", j.step.ID, "reason", err.Error())
+			j.out = &outcome{at: now, pass: true, reason: "cannot render: " + err.Error()}
+		}
+	}
+	return nil
+}
+
+// sendConcurrency is how many emails of one batch are in flight at once; the
+// SMTP pool bounds the connections.
+const sendConcurrency = 8
+
+// send sends the claimed jobs concurrently and sets each one's outcome.
+func (w *Worker) send(ctx context.Context, jobs []*job) {
+	sem := make(chan struct{}, sendConcurrency)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		if !j.claimed || j.out != nil {
+			continue
+		}
+		if w.stopping.Load() || ctx.Err() != nil {
+			continue // left claimed-but-unsent: released below, sent later
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			j.out = w.sendOne(ctx, j)
+			// The ledger learns the outcome now, not with the rest of the
+			// batch: a worker killed later in the batch must not send it again.
+			if err := w.ledger.record(context.WithoutCancel(ctx), j.ledgerKey, j.out); err == nil {
+				j.recorded = true
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// sendOne sends one message and classifies what happened.
+func (w *Worker) sendOne(ctx context.Context, j *job) *outcome {
+	log := w.cfg.Log.With("customer", j.key.customer, "campaign", j.key.campaign, "enrollment", j.key.enrollment, "step", j.key.slug)
+	if err := w.rate.wait(ctx); err != nil {
+		return nil
+	}
+	// The SMTP exchange finishes even when shutdown begins: a drained send is
+	// recorded, not abandoned between DATA and the reply.
+	err := w.sender.Send(context.WithoutCancel(ctx), j.msg)
+	now := w.cfg.Now()
+	switch classify(err) {
+	case delivered:
+		log.Info("email sent", "message_id", j.msg.MessageID)
+		return &outcome{at: now, sent: true, pass: true}
+	case mailer.Unknown:
+		log.Warn("email maybe sent: connection lost after DATA", "message_id", j.msg.MessageID, "error", err)
+		return &outcome{at: now, sent: true, pass: true, reason: "sent-unknown"}
+	case mailer.BadAddress:
+		log.Warn("address refused: suppressed", "error", err)
+		if serr := w.store.Suppress(context.WithoutCancel(ctx), j.c.Email, err.Error(), now); serr != nil {
+			log.Error("suppress", "error", serr)
+		}
+		return &outcome{at: now, stop: "bounced: " + err.Error()}
+	case mailer.Permanent:
+		log.Warn("email refused", "error", err)
+		return &outcome{at: now, pass: true, reason: "refused: " + err.Error()}
+	default: // Temporary: nothing was delivered; try again later
+		attempt := j.c.Enrollments[j.key.campaign].Attempts + 1
+		wait := min(w.cfg.RetryBase<<min(attempt-1, 20), w.cfg.RetryMax)
+		log.Warn("send failed, will retry", "attempt", attempt, "in", wait.String(), "error", err)
+		return &outcome{at: now, retry: wait}
+	}
+}
+
+// settle applies to cur, the customer as stored now, what this batch decided: the
+// outcome of its send, if it had one for the step cur is waiting on, and the
+// engine's decision for every other enrollment that is due (wait, skip, stop).
+func (w *Worker) settle(cur *lifecycle.Customer, now time.Time, outcomes map[stepKey]*outcome) []lifecycle.Change {
+	var chs []lifecycle.Change
+	for _, campID := range w.engine.Due(cur, now) {
+		enr := cur.Enrollments[campID]
+		if o, ok := outcomes[stepKey{cur.ID, campID, enr.Number, enr.Next}]; ok {
+			switch {
+			case o.stop != "":
+				chs = append(chs, w.engine.Stop(cur, campID, o.at, o.stop)...)
+			case o.pass:
+				more, _ := w.engine.Pass(cur, campID, o.at, o.sent, o.reason)
+				chs = append(chs, more...)
+			case o.retry > 0:
+				enr.Attempts++
+				enr.Due = now.Add(o.retry)
+			}
+			continue
+		}
+		switch d := w.engine.Decide(cur, campID, now); d.Action {
+		case lifecycle.Wait:
+			enr.Due = d.Due
+		case lifecycle.Skip:
+			w.cfg.Log.Info("step skipped", "customer", cur.ID, "campaign", campID, "step", enr.Next, "reason", d.Reason)
+			more, _ := w.engine.Pass(cur, campID, now, false, d.Reason)
+			chs = append(chs, more...)
+		case lifecycle.Stop:
+			w.cfg.Log.Info("enrollment stopped", "customer", cur.ID, "campaign", campID, "reason", d.Reason)
+			chs = append(chs, w.engine.Stop(cur, campID, now, d.Reason)...)
+		}
+	}
+	return chs
 }
 
 // message renders step st for c and builds the message.

@@ -210,16 +210,38 @@ func (s *Store) Suppress(ctx context.Context, email, reason string, at time.Time
 
 // Suppression returns the address's suppression, or nil when it may be mailed.
 func (s *Store) Suppression(ctx context.Context, email string) (*Suppression, error) {
-	b, err := s.rdb.HGet(ctx, s.suppressedKey(), normEmail(email)).Bytes()
-	if errors.Is(err, redis.Nil) {
+	sups, err := s.Suppressions(ctx, []string{email})
+	if err != nil {
+		return nil, err
+	}
+	return sups[0], nil
+}
+
+// Suppressions looks up many addresses in one round trip; an address not on the
+// list is nil in the result.
+func (s *Store) Suppressions(ctx context.Context, emails []string) ([]*Suppression, error) {
+	if len(emails) == 0 {
 		return nil, nil
 	}
+	norm := make([]string, len(emails))
+	for i, e := range emails {
+		norm[i] = normEmail(e)
+	}
+	vals, err := s.rdb.HMGet(ctx, s.suppressedKey(), norm...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("store: suppression %s: %w", email, err)
+		return nil, fmt.Errorf("store: suppressions: %w", err)
 	}
-	sup := &Suppression{Email: normEmail(email)}
-	if err := json.Unmarshal(b, sup); err != nil {
-		return nil, fmt.Errorf("store: decode suppression %s: %w", email, err)
+	out := make([]*Suppression, len(emails))
+	for i, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			continue
+		}
+		sup := &Suppression{Email: norm[i]}
+		if err := json.Unmarshal([]byte(raw), sup); err != nil {
+			return nil, fmt.Errorf("store: decode suppression %s: %w", emails[i], err)
+		}
+		out[i] = sup
 	}
-	return sup, nil
+	return out, nil
 }

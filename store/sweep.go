@@ -115,8 +115,8 @@ func (s *Store) sweepBatch(ctx context.Context, ids []string, due func(current) 
 			case err != nil:
 				fallback = append(fallback, id) // for Update to report
 				continue
-			case cur.raw == nil && cur.wake != 0:
-				stale = append(stale, id) // a wake entry without a customer
+			case cur.raw == nil && (cur.wake != 0 || cur.due != 0):
+				stale = append(stale, id) // index entries without a customer
 				continue
 			case !due(cur):
 				continue // swept by someone else meanwhile
@@ -140,6 +140,7 @@ func (s *Store) sweepBatch(ctx context.Context, ids []string, due func(current) 
 			}
 			for _, id := range stale {
 				p.ZRem(ctx, s.wakeKey(), id)
+				p.ZRem(ctx, s.dueKey(), id)
 			}
 			return nil
 		})

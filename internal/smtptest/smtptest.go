@@ -99,6 +99,13 @@ func (s *Server) Connections() int {
 	return s.conns
 }
 
+// Mails returns how many MAIL commands the server received: sends begun.
+func (s *Server) Mails() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mails
+}
+
 // Attempts returns how many messages the server was sent, refused ones included.
 func (s *Server) Attempts() int {
 	s.mu.Lock()
