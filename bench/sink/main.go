@@ -1,0 +1,146 @@
+// Command sink is the benchmark's SMTP relay: it accepts mail on 127.0.0.1,
+// discards the bodies and records when each message arrived, by recipient. With
+// --delay it waits before its MAIL, RCPT and end-of-DATA replies, as a relay on a
+// LAN does.
+//
+// It prints one line when it listens:
+//
+//	sink smtp=127.0.0.1:PORT http=127.0.0.1:PORT
+//
+// and answers on the HTTP address:
+//
+//	GET  /stats     {"count":N,"first":UNIXNANO,"last":UNIXNANO} since the last reset
+//	GET  /arrivals  one line per message: recipient, arrival in unix ns
+//	POST /reset     forget everything
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "SMTP listen address")
+	httpAddr := flag.String("http", "127.0.0.1:0", "HTTP address for counts and arrival times")
+	delay := flag.Duration("delay", 0, "wait before the MAIL, RCPT and end-of-DATA replies")
+	flag.Parse()
+
+	s := &sink{delay: *delay}
+	srv := smtp.NewServer(s)
+	srv.Domain = "sink.bench"
+	srv.ReadTimeout = time.Minute
+	srv.WriteTimeout = time.Minute
+	srv.MaxRecipients = 100
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	hl, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /stats", s.stats)
+	mux.HandleFunc("GET /arrivals", s.arrivals)
+	mux.HandleFunc("POST /reset", s.reset)
+	go http.Serve(hl, mux)
+	go srv.Serve(l)
+	fmt.Printf("sink smtp=%s http=%s\n", l.Addr(), hl.Addr())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	srv.Close()
+}
+
+// arrival is one accepted message.
+type arrival struct {
+	rcpt string
+	at   int64 // unix ns
+}
+
+type sink struct {
+	delay time.Duration
+
+	mu   sync.Mutex
+	seen []arrival
+}
+
+func (s *sink) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{s: s}, nil }
+
+func (s *sink) wait() {
+	if s.delay > 0 {
+		time.Sleep(s.delay)
+	}
+}
+
+func (s *sink) stats(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	st := struct {
+		Count int   `json:"count"`
+		First int64 `json:"first,omitempty"`
+		Last  int64 `json:"last,omitempty"`
+	}{Count: len(s.seen)}
+	if len(s.seen) > 0 {
+		st.First, st.Last = s.seen[0].at, s.seen[len(s.seen)-1].at
+	}
+	s.mu.Unlock()
+	json.NewEncoder(w).Encode(st)
+}
+
+func (s *sink) arrivals(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	seen := append([]arrival(nil), s.seen...)
+	s.mu.Unlock()
+	for _, a := range seen {
+		fmt.Fprintf(w, "%s %d\n", a.rcpt, a.at)
+	}
+}
+
+func (s *sink) reset(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	s.seen = nil
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type session struct {
+	s  *sink
+	to string
+}
+
+func (ss *session) Mail(string, *smtp.MailOptions) error { ss.s.wait(); return nil }
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.s.wait()
+	ss.to = to
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	ss.s.wait()
+	// The time is taken under the lock, so arrivals are in time order.
+	ss.s.mu.Lock()
+	ss.s.seen = append(ss.s.seen, arrival{rcpt: ss.to, at: time.Now().UnixNano()})
+	ss.s.mu.Unlock()
+	return nil
+}
+
+func (ss *session) Reset()        { ss.to = "" }
+func (ss *session) Logout() error { return nil }
