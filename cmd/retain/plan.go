@@ -13,6 +13,7 @@ import (
 	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/plan"
 	"github.com/retainmail/retain/render"
 )
 
@@ -49,30 +50,6 @@ Examples:
   retain plan --customer ada.json
   retain plan --customer ada.json --from 2026-03-01 --horizon 180d --json`,
 	run: runPlan,
-}
-
-// planEntry is one line of a plan, as --json prints it.
-type planEntry struct {
-	Kind       string `json:"kind"`
-	At         string `json:"at"`
-	Local      string `json:"local"`
-	Campaign   string `json:"campaign,omitempty"`
-	Enrollment int    `json:"enrollment,omitempty"`
-	Step       string `json:"step,omitempty"`
-	File       string `json:"file,omitempty"`
-	Subject    string `json:"subject,omitempty"`
-	From       string `json:"from,omitempty"`
-	To         string `json:"to,omitempty"`
-	Reason     string `json:"reason,omitempty"`
-}
-
-type planOutput struct {
-	Customer string      `json:"customer"`
-	Timezone string      `json:"timezone"`
-	From     string      `json:"from"`
-	Until    string      `json:"until"`
-	Stage    string      `json:"stage"`
-	Timeline []planEntry `json:"timeline"`
 }
 
 func runPlan(c *command, e *env, args []string) int {
@@ -147,39 +124,14 @@ func runPlan(c *command, e *env, args []string) int {
 		return exitProblems
 	}
 	cust.FirstName, cust.Name, cust.Locale, cust.Timezone, cust.Attributes = rec.FirstName, rec.Name, rec.Locale, rec.Timezone, rec.Attributes
-	changes, err := eng.Simulate(cust, rec.Events, until)
+	data := render.SampleData(l.set, baseURL(e))
+	data.Customer, _ = readCustomer(*customerPath, l.set.Lifecycle)
+	out, err := plan.Build(eng, l.renderer, cust, rec.Events, data, from, until)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain plan: %v\n", err)
 		return exitProblems
 	}
-
 	loc := eng.Location(cust)
-	out := planOutput{Customer: cust.ID, Timezone: loc.String(), From: from.Format(time.RFC3339), Until: until.Format(time.RFC3339), Stage: cust.Stage, Timeline: []planEntry{}}
-	data := render.SampleData(l.set, baseURL(e))
-	data.Customer, _ = readCustomer(*customerPath, l.set.Lifecycle)
-	for _, ch := range changes {
-		if ch.At.Before(from) {
-			continue
-		}
-		pe := planEntry{Kind: string(ch.Kind), At: ch.At.UTC().Format(time.RFC3339), Local: ch.At.In(loc).Format(time.RFC3339),
-			Campaign: ch.Campaign, Enrollment: ch.Enrollment, Step: ch.Step, From: ch.From, To: ch.To, Reason: ch.Reason}
-		switch ch.Kind {
-		case lifecycle.KindSent:
-			pe.Kind = "email"
-		case lifecycle.KindSkipped:
-			pe.Kind = "skip"
-		}
-		if st := l.set.Step(ch.Step); st != nil {
-			ct := st.ContentFor(data.Customer.Locale)
-			pe.File = ct.Path
-			if pe.Kind == "email" {
-				if email, err := l.renderer.Render(st.ID, data); err == nil {
-					pe.Subject = email.Subject
-				}
-			}
-		}
-		out.Timeline = append(out.Timeline, pe)
-	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -190,16 +142,16 @@ func runPlan(c *command, e *env, args []string) int {
 	return exitOK
 }
 
-func printPlan(w io.Writer, p planOutput, loc *time.Location, horizon time.Duration) {
+func printPlan(w io.Writer, p *plan.Timeline, loc *time.Location, horizon time.Duration) {
 	from, _ := time.Parse(time.RFC3339, p.From)
 	fmt.Fprintf(w, "Plan for %s (%s) from %s, %s ahead\n\n", p.Customer, p.Timezone, from.In(loc).Format("Mon 2006-01-02 15:04 MST"), campaign.FormatDuration(horizon))
-	if len(p.Timeline) == 0 {
+	if len(p.Entries) == 0 {
 		fmt.Fprintln(w, "Nothing happens in this period.")
 	}
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LOCAL TIME\tUTC\tWHAT\tDETAIL")
-	for _, e := range p.Timeline {
+	for _, e := range p.Entries {
 		at, _ := time.Parse(time.RFC3339, e.At)
 		var what, detail string
 		switch e.Kind {
