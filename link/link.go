@@ -1,10 +1,12 @@
 // Package link signs the links retain puts in emails — one-click unsubscribe,
-// email preferences, NPS scores — and verifies them when they come back, with
+// email preferences, NPS scores, tracked clicks — and verifies them when they come back, with
 // HMAC-SHA256 over RETAIN_SECRET: the web process can trust what a link says
 // without a lookup, and a link changed by hand is refused.
 //
 // A token is base64url(JSON claims) "." base64url(the first 16 bytes of the MAC).
-// It carries IDs only: never an address.
+// It carries IDs only, never an address; a click link also carries the URL it
+// leads to, which is what makes it safe to redirect to: retain web goes only
+// where a signed email pointed, never to a URL taken from the request.
 package link
 
 import (
@@ -25,6 +27,7 @@ const (
 	Unsubscribe = "u"
 	Preferences = "p"
 	NPS         = "n"
+	Click       = "c"
 )
 
 // MinSecret is the shortest RETAIN_SECRET accepted, in bytes.
@@ -34,6 +37,9 @@ const MinSecret = 32
 var (
 	ErrInvalid = errors.New("link is not valid")
 	ErrExpired = errors.New("link has expired")
+	// ErrNotTrackable means a URL cannot become a click link: only absolute
+	// http and https URLs can.
+	ErrNotTrackable = errors.New("only absolute http(s) URLs can be tracked")
 )
 
 // Claims are what a link says.
@@ -45,6 +51,10 @@ type Claims struct {
 	// Campaign and Score of an NPS link.
 	Campaign string `json:"m,omitempty"`
 	Score    int    `json:"s,omitempty"`
+	// Step and URL of a click link: the step identity ("onboarding/welcome")
+	// of the email and the URL the link leads to.
+	Step string `json:"st,omitempty"`
+	URL  string `json:"l,omitempty"`
 	// Expires, in unix seconds; 0 never.
 	Expires int64 `json:"e,omitempty"`
 }
@@ -117,4 +127,30 @@ func (s *Signer) NPSURL(customer, campaign string, score int, now time.Time, ttl
 		c.Expires = now.Add(ttl).Unix()
 	}
 	return s.base + "/nps/" + s.Token(c) + "?score=" + strconv.Itoa(score)
+}
+
+// ClickURL is the tracked form of target, a link in step (a step identity) of
+// campaign sent to customer: retain web records the click and redirects to
+// target. It returns ErrNotTrackable for anything but an absolute http(s) URL
+// (javascript:, mailto:, relative links), which must be left as it is.
+func (s *Signer) ClickURL(customer, campaign, step, target string) (string, error) {
+	if !Trackable(target) {
+		return "", fmt.Errorf("click link for %q: %w", target, ErrNotTrackable)
+	}
+	return s.base + "/c/" + s.Token(Claims{Kind: Click, Customer: customer, Campaign: campaign, Step: step, URL: target}), nil
+}
+
+// Trackable reports whether target may be signed into a click link and
+// redirected to: an absolute http or https URL with a host, and no control
+// characters or spaces that could split a Location header.
+func Trackable(target string) bool {
+	if strings.ContainsFunc(target, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return false
+	}
+	u, err := url.Parse(target)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	return scheme == "http" || scheme == "https"
 }

@@ -66,3 +66,29 @@ func TestSignerNeedsALongSecretAndABaseURL(t *testing.T) {
 		t.Error("a base URL without scheme was accepted")
 	}
 }
+
+func TestClickLinksCarryTheirURLAndRefuseOtherSchemes(t *testing.T) {
+	s, _ := NewSigner(secret, "https://mail.acme.example")
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	u, err := s.ClickURL("c42", "onboarding", "onboarding/welcome", "https://app.example.com/projects?new=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, ok := strings.CutPrefix(u, "https://mail.acme.example/c/")
+	if !ok {
+		t.Fatalf("click URL %s", u)
+	}
+	c, err := s.Verify(tok, now)
+	want := Claims{Kind: Click, Customer: "c42", Campaign: "onboarding", Step: "onboarding/welcome", URL: "https://app.example.com/projects?new=1"}
+	if err != nil || c != want {
+		t.Errorf("Verify = %+v, %v; want %+v", c, err, want)
+	}
+	for _, bad := range []string{
+		"javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)", "mailto:a@example.com",
+		"/relative", "//evil.example/", "data:text/html,hi", "https://", "https://a.example/\r\nSet-Cookie: x=1",
+	} {
+		if u, err := s.ClickURL("c42", "onboarding", "onboarding/welcome", bad); !errors.Is(err, ErrNotTrackable) {
+			t.Errorf("ClickURL(%q) = %q, %v; want ErrNotTrackable", bad, u, err)
+		}
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"log/slog"
 	"net/mail"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +39,12 @@ type WorkerConfig struct {
 	// Links builds the unsubscribe, preference and NPS links of one customer
 	// in one campaign; required.
 	Links func(c *lifecycle.Customer, campaignID string) render.Links
+	// Click, when set, makes the http(s) links of every email tracked: it returns
+	// the signed redirect of url, a link of step (its identity) of campaign sent
+	// to customer — link.Signer.ClickURL — or an error for a URL to leave as it
+	// is. The unsubscribe, preference and NPS links are never rewritten. Default
+	// nil: links are sent as written. There is no open-tracking pixel.
+	Click func(customer, campaign, step, url string) (string, error)
 	// UnsubscribeMailto, when set (mailto:unsubscribe@acme.example), is offered in
 	// List-Unsubscribe beside the https link.
 	UnsubscribeMailto string
@@ -238,6 +246,7 @@ func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
 		return err
 	}
 	w.send(ctx, jobs)
+	w.countSends(ctx, jobs) // stats.go: /metrics of retain web
 	outcomes := make(map[stepKey]*outcome, len(jobs))
 	var finish []*job
 	for _, j := range jobs {
@@ -431,6 +440,10 @@ func (w *Worker) message(c *lifecycle.Customer, st *campaign.Step, n int) (*mail
 	if err != nil {
 		return nil, err
 	}
+	if w.cfg.Click != nil {
+		click := func(u string) (string, error) { return w.cfg.Click(c.ID, st.Campaign.ID, st.ID, u) }
+		email.HTML, email.Text = trackClicks(email.HTML, email.Text, untracked(links), click)
+	}
 	from := w.cfg.From
 	if from.Name == "" {
 		from.Name = set.Lifecycle.Sender.Name
@@ -447,6 +460,70 @@ func (w *Worker) message(c *lifecycle.Customer, st *campaign.Step, n int) (*mail
 		Unsubscribe:       unsub,
 		UnsubscribeMailto: w.cfg.UnsubscribeMailto,
 	}, nil
+}
+
+// untracked is the set of an email's links that stay as they are: the signed
+// unsubscribe, preference and NPS links lead to retain web already, and a
+// redirect in front of the one-click unsubscribe would break it.
+func untracked(links render.Links) map[string]bool {
+	skip := make(map[string]bool)
+	for _, k := range []string{render.LinkUnsubscribe, render.LinkPreferences} {
+		if u, _ := links[k].(string); u != "" {
+			skip[u] = true
+		}
+	}
+	nps, _ := links[render.LinkNPS].([]render.NPSLink)
+	for _, l := range nps {
+		skip[l.URL] = true
+	}
+	return skip
+}
+
+var (
+	// anchorHref finds the quoted href of each <a> of an HTML part; only anchors,
+	// so a layout's <link href> stylesheet is left alone.
+	anchorHref = regexp.MustCompile(`(?i)<a\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')`)
+	// textLink finds the "(url)" the text part writes after a link's text.
+	textLink = regexp.MustCompile(`\((https?://[^\s()]+)\)`)
+)
+
+// trackClicks rewrites the http(s) links of an email's HTML part (every <a
+// href>) and text part (every "(url)") through click, except those in skip and
+// those click refuses (not http(s)), which stay as they are.
+func trackClicks(htmlPart, textPart string, skip map[string]bool, click func(string) (string, error)) (string, string) {
+	track := func(u string) (string, bool) {
+		if skip[u] {
+			return "", false
+		}
+		t, err := click(u)
+		return t, err == nil
+	}
+	var b strings.Builder
+	last := 0
+	for _, m := range anchorHref.FindAllStringSubmatchIndex(htmlPart, -1) {
+		start, end := m[2], m[3] // the double-quoted value, or else the single-quoted one
+		if start < 0 {
+			start, end = m[4], m[5]
+		}
+		// The attribute holds the URL HTML-escaped (&amp;): the link is what a
+		// mail client follows, so that is what gets signed.
+		t, ok := track(html.UnescapeString(htmlPart[start:end]))
+		if !ok {
+			continue
+		}
+		b.WriteString(htmlPart[last:start])
+		b.WriteString(html.EscapeString(t))
+		last = end
+	}
+	b.WriteString(htmlPart[last:])
+	htmlPart = b.String()
+	textPart = textLink.ReplaceAllStringFunc(textPart, func(m string) string {
+		if t, ok := track(m[1 : len(m)-1]); ok {
+			return "(" + t + ")"
+		}
+		return m
+	})
+	return htmlPart, textPart
 }
 
 func domainOf(addr string) string {

@@ -49,6 +49,7 @@ func runWorker(c *command, e *env, args []string) int {
 	rate := fs.Int("rate", 0, "global send rate in emails per second across all workers (0: unlimited)")
 	freqCap := fs.String("frequency-cap", "0", "least time between two emails to one customer, across campaigns (`duration` such as 20h; 0: none)")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight sends")
+	trackClicks := fs.Bool("track-clicks", true, "turn links in emails into signed redirects through retain web that record a link_clicked event")
 	claimTTL := fs.Duration("claim-ttl", 2*time.Minute, "how long a send stays claimed when its worker dies mid-send (longer than the SMTP timeout)")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
 	pos, code, ok := c.parse(fs, e, args)
@@ -113,6 +114,7 @@ func runWorker(c *command, e *env, args []string) int {
 		From:              *from,
 		Links:             customerLinks(signer, ws.engine.Set().Lifecycle.Links, time.Now),
 		UnsubscribeMailto: mailto,
+		Click:             clickTracking(signer, *trackClicks),
 		Rate:              *rate,
 		ClaimTTL:          *claimTTL,
 		Log:               log,
@@ -162,3 +164,11 @@ func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
 func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
 func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
 func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)); os.Exit(1) }
+
+// clickTracking is the worker's link rewriter when click tracking is on.
+func clickTracking(s *link.Signer, on bool) func(customer, campaign, step, url string) (string, error) {
+	if !on {
+		return nil
+	}
+	return s.ClickURL
+}
