@@ -1,0 +1,157 @@
+package web
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/retainmail/retain/queue"
+	"github.com/retainmail/retain/store"
+)
+
+// opsRoutes registers the operators' endpoints: /healthz for load balancers
+// (open), /metrics for Prometheus (bearer token or Basic auth: it names
+// campaigns and their volumes), and the Asynq monitor at /monitor/ (Basic auth).
+func (s *Server) opsRoutes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	if s.d.Redis != nil {
+		reg.MustRegister(&sendCollector{
+			stats:     queue.NewStats(s.d.Redis, cmp.Or(s.d.Prefix, store.DefaultPrefix)),
+			inspector: asynq.NewInspectorFromRedisClient(s.d.Redis),
+		})
+	}
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		// A Redis outage must not hide the process metrics: the failed
+		// collector logs its error and its series are left out.
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slogPrinter{s},
+	})
+	s.mux.Handle("GET /metrics", s.requireTokenOrBasic(metrics))
+
+	var monitor http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "the Asynq monitor needs Redis, and retain web was started without it", http.StatusServiceUnavailable)
+	})
+	if s.d.Redis != nil {
+		monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitor", RedisConnOpt: sharedRedis{s.d.Redis}})
+	}
+	s.mux.Handle("/monitor/", s.requireBasic(monitor))
+}
+
+// healthz answers 200 "ok" when Redis answers PING within two seconds, else 503.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if s.d.Redis == nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "redis: not configured\n")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.d.Redis.Ping(ctx).Err(); err != nil {
+		s.cfg.Log.Warn("healthz: redis does not answer", "error", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "redis: "+err.Error()+"\n")
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
+
+// sharedRedis is an asynq.RedisConnOpt that hands asynqmon the server's own Redis
+// client, whatever its kind (single, failover or cluster), instead of opening a
+// second pool. asynqmon closes it only in HTTPHandler.Close, which is never called.
+type sharedRedis struct{ c redis.UniversalClient }
+
+func (o sharedRedis) MakeRedisClient() any { return o.c }
+
+// Metric descriptions. Counters come from the workers' counts in Redis (package
+// queue, stats.go); queue gauges from Asynq's inspector.
+var (
+	descSends = prometheus.NewDesc("retain_sends_total",
+		"Emails handed to the SMTP relay, by campaign, step and result (sent, unknown, bounced, refused, retry).",
+		[]string{"campaign", "step", "result"}, nil)
+	descSMTPErrors = prometheus.NewDesc("retain_smtp_errors_total",
+		"Failed SMTP sends by class (temporary, permanent, bad_address, unknown).",
+		[]string{"class"}, nil)
+	descQueueSize = prometheus.NewDesc("retain_queue_size",
+		"Tasks in an Asynq queue, in any state but completed.",
+		[]string{"queue"}, nil)
+	descQueuePending = prometheus.NewDesc("retain_queue_pending",
+		"Tasks ready to run in an Asynq queue.",
+		[]string{"queue"}, nil)
+	descQueueLatency = prometheus.NewDesc("retain_queue_latency_seconds",
+		"How long the oldest pending task of an Asynq queue has waited.",
+		[]string{"queue"}, nil)
+)
+
+// sendCollector reads the send counters and the queues' state from Redis at each
+// scrape: the sends happen in the worker processes, not here.
+type sendCollector struct {
+	stats     *queue.Stats
+	inspector *asynq.Inspector
+}
+
+func (c *sendCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSends, descSMTPErrors, descQueueSize, descQueuePending, descQueueLatency} {
+		ch <- d
+	}
+}
+
+func (c *sendCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.stats.Read(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descSends, err)
+	} else {
+		for _, sc := range counts.Sends {
+			ch <- prometheus.MustNewConstMetric(descSends, prometheus.CounterValue, float64(sc.Count), sc.Campaign, sc.Step, sc.Result)
+		}
+		for class, n := range counts.SMTP {
+			ch <- prometheus.MustNewConstMetric(descSMTPErrors, prometheus.CounterValue, float64(n), class)
+		}
+	}
+	// Both queues always appear, so an alert on latency has a series before the
+	// first task is ever enqueued.
+	known, err := c.inspector.Queues()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descQueueSize, err)
+		return
+	}
+	for _, q := range []string{queue.QueueEvents, queue.QueueSends} {
+		info := &asynq.QueueInfo{Queue: q}
+		if slices.Contains(known, q) {
+			if info, err = c.inspector.GetQueueInfo(q); err != nil {
+				ch <- prometheus.NewInvalidMetric(descQueueSize, err)
+				continue
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descQueueSize, prometheus.GaugeValue, float64(info.Size), q)
+		ch <- prometheus.MustNewConstMetric(descQueuePending, prometheus.GaugeValue, float64(info.Pending), q)
+		ch <- prometheus.MustNewConstMetric(descQueueLatency, prometheus.GaugeValue, info.Latency.Seconds(), q)
+	}
+}
+
+// slogPrinter passes promhttp's error log to the server's logger.
+type slogPrinter struct{ s *Server }
+
+func (p slogPrinter) Println(v ...any) {
+	p.s.cfg.Log.Warn("metrics", "error", fmt.Sprint(v...))
+}

@@ -1,0 +1,92 @@
+package web
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/retainmail/retain/queue"
+)
+
+func TestHealthzIsOKWhenRedisAnswers(t *testing.T) {
+	b := setupUI(t, uiCampaigns)
+	resp, body := b.get(t, "/healthz", noAuth)
+	if resp.StatusCode != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz = %d %q, want 200 ok", resp.StatusCode, body)
+	}
+}
+
+func TestHealthzIs503WhenRedisIsDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing answers there now
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	srv, err := New(Config{APIToken: uiToken, Log: slog.New(slog.DiscardHandler)}, Deps{Redis: rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &uiBundle{srv: srv}
+	b.ts = newTestServer(t, srv)
+	resp, body := b.get(t, "/healthz", noAuth)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.HasPrefix(body, "redis: ") {
+		t.Errorf("/healthz = %d %q, want 503 naming Redis", resp.StatusCode, body)
+	}
+}
+
+func TestMetricsExposeSendCountersAndQueueGauges(t *testing.T) {
+	b := setupUI(t, uiCampaigns)
+	ctx := t.Context()
+	// What workers count after their sends.
+	err := queue.NewStats(b.rdb, b.prefix).Add(ctx,
+		queue.Send{Campaign: "onboarding", Step: "welcome", Result: queue.ResultSent},
+		queue.Send{Campaign: "onboarding", Step: "welcome", Result: queue.ResultSent},
+		queue.Send{Campaign: "onboarding", Step: "welcome", Result: queue.ResultRetry, SMTPClass: queue.SMTPTemporary},
+		queue.Send{Campaign: "nps", Step: "survey", Result: queue.ResultBounced, SMTPClass: queue.SMTPBadAddress},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.NewClient(b.rdb).EnqueueSends(ctx, []string{"c1", "c2"}, b.now); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := b.get(t, "/metrics", bearerAuth)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d\n%s", resp.StatusCode, body)
+	}
+	wantContains(t, "/metrics", body,
+		`retain_sends_total{campaign="onboarding",result="sent",step="welcome"} 2`,
+		`retain_sends_total{campaign="onboarding",result="retry",step="welcome"} 1`,
+		`retain_sends_total{campaign="nps",result="bounced",step="survey"} 1`,
+		`retain_smtp_errors_total{class="temporary"} 1`,
+		`retain_smtp_errors_total{class="bad_address"} 1`,
+		`retain_queue_size{queue="sends"} 1`,
+		`retain_queue_pending{queue="sends"} 1`,
+		`retain_queue_size{queue="events"} 0`,
+		`retain_queue_latency_seconds{queue="sends"} `,
+		"go_goroutines ",
+	)
+}
+
+func TestMonitorServesAsynqmonUnderMonitor(t *testing.T) {
+	b := setupUI(t, uiCampaigns)
+	resp, body := b.get(t, "/monitor/", basicAuth)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "/monitor") {
+		t.Errorf("/monitor/: %d, want asynqmon's page rooted at /monitor:\n%.500s", resp.StatusCode, body)
+	}
+	if err := queue.NewClient(b.rdb).EnqueueSends(t.Context(), []string{"c1"}, b.now); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = b.get(t, "/monitor/api/queues", basicAuth)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"sends"`) {
+		t.Errorf("/monitor/api/queues: %d %s; want the sends queue", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,124 @@
+// Package web is retain web: the process that customers' clicks and the product's
+// events reach. It serves the JSON API behind a bearer token (events, customers,
+// timelines), the pages links in emails lead to (one-click unsubscribe, email
+// preferences, NPS answers, tracked clicks), the campaign preview pages, and the
+// operators' endpoints (/healthz, /metrics, the Asynq monitor).
+//
+// It decides nothing itself: events are queued for the workers (package queue),
+// customers are read and written through package store, timelines come from
+// package plan, and links are verified by package link.
+package web
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/link"
+	"github.com/retainmail/retain/queue"
+	"github.com/retainmail/retain/render"
+	"github.com/retainmail/retain/store"
+)
+
+// Config configures the server. Zero fields take the defaults noted.
+type Config struct {
+	// APIToken guards /api/ and the operators' pages (RETAIN_API_TOKEN); required.
+	APIToken string
+	// MaxBody is the largest request body accepted, in bytes; default 1 MiB.
+	MaxBody int64
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Log; default slog.Default().
+	Log *slog.Logger
+}
+
+// Deps are the parts of retain the server works with.
+type Deps struct {
+	Redis    redis.UniversalClient
+	Store    *store.Store
+	Engine   *lifecycle.Engine
+	Renderer *render.Renderer
+	Queue    *queue.Client
+	Signer   *link.Signer
+	// Applier writes customers (PUT /api/customers/{id}).
+	Applier *ingest.Applier
+	// Sender is shown on the pages customers see.
+	Sender campaign.Sender
+	// Prefix is the store's Redis key prefix (RETAIN_REDIS_PREFIX), under which
+	// the workers keep the send counters /metrics reads; default store.DefaultPrefix.
+	Prefix string
+	// Problems are what the campaigns' lint found when they were loaded; the
+	// preview pages show them. Engine and Renderer are nil or partial then.
+	Problems campaign.Problems
+}
+
+// Server is retain web. It is an http.Handler.
+type Server struct {
+	cfg Config
+	d   Deps
+	mux *http.ServeMux
+}
+
+// New returns the server.
+func New(cfg Config, d Deps) (*Server, error) {
+	if cfg.APIToken == "" {
+		return nil, errors.New("web: APIToken is required (RETAIN_API_TOKEN)")
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &Server{cfg: cfg, d: d, mux: http.NewServeMux()}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// requireToken lets a request through when it carries the API token as a bearer
+// token, compared in constant time; otherwise it answers 401.
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	want := []byte(s.cfg.APIToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="retain"`)
+			writeError(w, http.StatusUnauthorized, "", "a valid bearer token is required: Authorization: Bearer $RETAIN_API_TOKEN")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// apiError is the body of every error the JSON API returns.
+type apiError struct {
+	Error string `json:"error"`
+	// Field names the offending field of the request, when one is at fault.
+	Field string `json:"field,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, field, reason string) {
+	writeJSON(w, status, apiError{Error: reason, Field: field})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
