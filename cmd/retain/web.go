@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/queue"
+	"github.com/retainmail/retain/web"
+)
+
+var webCmd = &command{
+	name:    "web",
+	summary: "Run retain web: the events API, unsubscribe and NPS pages, click redirects, campaign preview and monitoring",
+	usage:   "web [--campaigns DIR]",
+	help: `retain web serves, on $PORT (default 8080):
+  /api/events, /api/customers/{id}[/timeline]   JSON API, Authorization: Bearer $RETAIN_API_TOKEN
+  /u/{token} /p/{token} /nps/{token} /c/{token}  what links in emails lead to (RFC 8058
+                                                 one-click unsubscribe, preferences, NPS, clicks)
+  /campaigns                                     campaign preview (HTTP Basic auth, password $RETAIN_API_TOKEN)
+  /monitor/                                      the Asynq monitor (same auth)
+  /metrics /healthz                              Prometheus metrics; Redis health
+
+When the campaigns do not lint, the preview pages show the problems and the API
+answers 503 until they are fixed and retain web is restarted.
+
+Environment (required unless a default is shown):
+  RETAIN_API_TOKEN     bearer token of the API and password of the operators' pages
+  RETAIN_SECRET        the secret the worker signs links with (at least 32 bytes)
+  RETAIN_BASE_URL      the public address of this server, as in the links
+  PORT                 default 8080
+  REDIS_URL            default redis://127.0.0.1:6379/0
+  RETAIN_REDIS_PREFIX  default "retain:"
+  RETAIN_CAMPAIGNS     default: the current directory`,
+	run: runWeb,
+}
+
+func runWeb(c *command, e *env, args []string) int {
+	fs := c.flags()
+	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
+	pos, code, ok := c.parse(fs, e, args)
+	if !ok {
+		return code
+	}
+	var problems []string
+	if len(pos) > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected argument %q", pos[0]))
+	}
+	token := e.getenv("RETAIN_API_TOKEN")
+	if len(token) < 16 {
+		problems = append(problems, "RETAIN_API_TOKEN must be set to at least 16 characters (openssl rand -hex 24)")
+	}
+	signer, err := linkSigner(e, false)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	port := cmpOr(e.getenv("PORT"), "8080")
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(e.stderr, "retain web: %s\n", p)
+		}
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	dir := cmpOr(*dirFlag, campaignsDir(e))
+	d, err := resolveDirs(dir, e.getenv("RETAIN_TEMPLATES"))
+	if err != nil {
+		return c.usageError(e, "%v", err)
+	}
+	l, lintProblems, err := loadCampaigns(d)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain web: %v\n", err)
+		return exitProblems
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	st, rdb, err := openStore(ctx, e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain web: %v\n", err)
+		return exitProblems
+	}
+	defer rdb.Close()
+	deps := web.Deps{
+		Redis: rdb, Store: st, Queue: queue.NewClient(rdb), Signer: signer,
+		Sender: l.set.Lifecycle.Sender, Prefix: e.getenv("RETAIN_REDIS_PREFIX"), Problems: lintProblems,
+	}
+	if len(lintProblems) == 0 {
+		deps.Engine = lifecycle.New(l.set)
+		deps.Renderer = l.renderer
+		deps.Applier = &ingest.Applier{Store: st, Engine: deps.Engine}
+	} else {
+		log.Warn("campaigns have lint problems: the API answers 503, the preview pages list them", "problems", len(lintProblems))
+	}
+	srv, err := web.New(web.Config{APIToken: token, Log: log}, deps)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain web: %v\n", err)
+		return exitUsage
+	}
+	hs := &http.Server{Addr: net.JoinHostPort("", port), Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	log.Info("web started", "addr", hs.Addr, "base_url", baseURL(e), "redis", redactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)))
+	select {
+	case err := <-errc:
+		fmt.Fprintf(e.stderr, "retain web: %v\n", err)
+		return exitProblems
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("web shutdown", "error", err)
+	}
+	log.Info("web stopped")
+	return exitOK
+}
