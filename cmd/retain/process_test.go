@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/internal/redistest"
@@ -55,10 +57,32 @@ func retainBinary(t *testing.T) string {
 }
 
 type processBundle struct {
-	bin  string
-	env  []string
-	smtp *smtptest.Server
-	st   *store.Store
+	bin    string
+	env    []string
+	smtp   *smtptest.Server
+	st     *store.Store
+	rdb    *redis.Client
+	prefix string
+}
+
+// ledgerSent counts the sends the ledger records as sent.
+func (b *processBundle) ledgerSent(t *testing.T) int {
+	t.Helper()
+	keys, err := b.rdb.Keys(t.Context(), b.prefix+"ledger:*").Result()
+	if err != nil || len(keys) == 0 {
+		return 0
+	}
+	vals, err := b.rdb.MGet(t.Context(), keys...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, v := range vals {
+		if v == "sent" {
+			n++
+		}
+	}
+	return n
 }
 
 // setupProcesses seeds n customers whose welcome email is due now.
@@ -91,7 +115,7 @@ func setupProcesses(t *testing.T, n int) *processBundle {
 		"REDIS_URL="+redisURL, "RETAIN_REDIS_PREFIX="+prefix, "SMTP_URL="+srv.URL(),
 		"RETAIN_FROM=Acme <hello@acme.example>", "RETAIN_BASE_URL=https://retain.acme.example", "RETAIN_SECRET=0123456789abcdef0123456789abcdef",
 		"RETAIN_CAMPAIGNS=testdata/e2e/campaigns", "RETAIN_TEMPLATES=../../templates")
-	return &processBundle{bin: bin, env: env, smtp: srv, st: st}
+	return &processBundle{bin: bin, env: env, smtp: srv, st: st, rdb: rdb, prefix: prefix}
 }
 
 // start runs `retain args...` in the background; its output goes to the test log
@@ -152,6 +176,15 @@ func TestWorkerKilledMidRunLosesNothingAndSendsNothingTwice(t *testing.T) {
 	case <-killAt:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("only %d emails arrived before the kill point", len(b.smtp.Messages()))
+	}
+	// Kill outside the documented window: once every email the relay took is
+	// recorded in the ledger (the previous send's goroutine may still be
+	// writing it while the next one's MAIL waits here).
+	for deadline := time.Now().Add(10 * time.Second); b.ledgerSent(t) < len(b.smtp.Messages()); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ledger records %d sends, the relay took %d", b.ledgerSent(t), len(b.smtp.Messages()))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	worker.Process.Signal(syscall.SIGKILL)
 	worker.Wait()
