@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ type Applier struct {
 	Engine *lifecycle.Engine
 	// Now is the clock for stage changes an import makes (default time.Now).
 	Now func() time.Time
+	// Cause is recorded on the stage changes an upsert makes (default "import").
+	Cause string
 }
 
 // Result is what applying one record did.
@@ -93,7 +96,7 @@ func (a *Applier) Upsert(ctx context.Context, r *Record) (Result, error) {
 			before = profile(c)
 			if r.Stage != "" && r.Stage != c.Stage {
 				var err error
-				if chs, err = a.Engine.SetStage(c, r.Stage, now, "import"); err != nil {
+				if chs, err = a.Engine.SetStage(c, r.Stage, now, cmp.Or(a.Cause, "import")); err != nil {
 					return nil, err
 				}
 			}

@@ -97,7 +97,7 @@ func runWeb(c *command, e *env, args []string) int {
 	if len(lintProblems) == 0 {
 		deps.Engine = lifecycle.New(l.set)
 		deps.Renderer = l.renderer
-		deps.Applier = &ingest.Applier{Store: st, Engine: deps.Engine}
+		deps.Applier = &ingest.Applier{Store: st, Engine: deps.Engine, Cause: "api"}
 	} else {
 		log.Warn("campaigns have lint problems: the API answers 503, the preview pages list them", "problems", len(lintProblems))
 	}
