@@ -145,7 +145,7 @@ func TestCompileProblems(t *testing.T) {
 		{
 			name: "missing layout",
 			file: "---\nsubject: Hi\nlayout: promo\n---\nBody\n",
-			want: []string{path + ":3:9: layout \"promo\" not found: ../templates/promo.html and ../templates/promo.txt does not exist"},
+			want: []string{path + ":3:9: layout \"promo\" not found: ../templates/promo.html and ../templates/promo.txt do not exist"},
 		},
 		{
 			name: "actions in a URL query need no escaping by hand",

@@ -230,7 +230,11 @@ func compileContent(c *checker, ct *campaign.Content, probs *campaign.Problems, 
 		if pos.Line == 0 {
 			pos = campaign.Pos{Line: 1, Col: 1}
 		}
-		probs.Add(ct.Path, pos, "layout %q not found: %s does not exist", name, strings.Join(lay.missing, " and "))
+		verb := "does"
+		if len(lay.missing) > 1 {
+			verb = "do"
+		}
+		probs.Add(ct.Path, pos, "layout %q not found: %s %s not exist", name, strings.Join(lay.missing, " and "), verb)
 	}
 	cc.layout = lay
 	if len(*probs) > before || lay.html == nil || lay.text == nil {
