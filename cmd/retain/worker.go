@@ -135,6 +135,9 @@ func runWorker(c *command, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "retain worker: %v\n", err)
 		return exitProblems
 	}
+	if strings.HasPrefix(e.getenv("RETAIN_BASE_URL"), "http://") {
+		log.Warn("RETAIN_BASE_URL is http: emails go out without RFC 8058 one-click unsubscribe (List-Unsubscribe-Post needs https); use https in production")
+	}
 	log.Info("worker started", "concurrency", *concurrency, "smtp", smtpCfg.Redacted(), "redis", redactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)), "campaigns", len(ws.engine.Set().Campaigns))
 	<-ctx.Done()
 	log.Info("worker stopping: finishing in-flight sends")
