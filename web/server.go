@@ -59,6 +59,10 @@ type Deps struct {
 	// Problems are what the campaigns' lint found when they were loaded; the
 	// preview pages show them. Engine and Renderer are nil or partial then.
 	Problems campaign.Problems
+	// ProblemsNote, when set, replaces the advice shown under Problems. retain
+	// dev sets it when it refused a change: Problems are then the change's, and
+	// Engine and Renderer are the last version that linted, still running.
+	ProblemsNote string
 }
 
 // Server is retain web. It is an http.Handler.

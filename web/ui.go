@@ -94,6 +94,8 @@ type page struct {
 	Crumbs []crumb
 	// Problems are the lint problems of the loaded campaigns.
 	Problems campaign.Problems
+	// Note replaces the default advice under the problems (Deps.ProblemsNote).
+	Note string
 }
 
 type crumb struct{ Name, URL string }
@@ -121,7 +123,7 @@ func (s *Server) errorPage(w http.ResponseWriter, status int, msg string, crumbs
 		page
 		Status  int
 		Message string
-	}{page{Title: http.StatusText(status), Crumbs: crumbs, Problems: s.d.Problems}, status, msg})
+	}{page{Title: http.StatusText(status), Crumbs: crumbs, Problems: s.d.Problems, Note: s.d.ProblemsNote}, status, msg})
 }
 
 // set is the loaded campaign set, or nil when the campaigns could not be loaded.
@@ -147,7 +149,7 @@ func (s *Server) campaignsPage(w http.ResponseWriter, r *http.Request) {
 	data := struct {
 		page
 		Set *campaign.Set
-	}{page: page{Title: "Campaigns", Problems: s.d.Problems}, Set: s.set()}
+	}{page: page{Title: "Campaigns", Problems: s.d.Problems, Note: s.d.ProblemsNote}, Set: s.set()}
 	s.render(w, http.StatusOK, "campaigns.html", data)
 }
 
@@ -190,7 +192,7 @@ func (s *Server) campaignPage(w http.ResponseWriter, r *http.Request) {
 	data := struct {
 		page
 		Campaign *campaign.Campaign
-	}{page{Title: c.Name, Crumbs: []crumb{{c.Name, campaignURL(c)}}, Problems: problemsIn(s.d.Problems, dirOf(c.Path))}, c}
+	}{page{Title: c.Name, Crumbs: []crumb{{c.Name, campaignURL(c)}}, Problems: problemsIn(s.d.Problems, dirOf(c.Path)), Note: s.d.ProblemsNote}, c}
 	s.render(w, http.StatusOK, "campaign.html", data)
 }
 
@@ -333,6 +335,7 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request) {
 			Title:    st.ID,
 			Crumbs:   []crumb{{c.Name, campaignURL(c)}, {st.Slug, stepURL(st)}},
 			Problems: problemsIn(s.d.Problems, dirOf(c.Path)),
+			Note:     s.d.ProblemsNote,
 		},
 		Campaign: c, Step: st, Index: i, Preview: p,
 		FrameURL: stepURL(st) + "/html" + p.query(p.Locale),
