@@ -104,7 +104,7 @@ func (a *Applier) Upsert(ctx context.Context, r *Record) (Result, error) {
 		setProfile(c, r)
 		res.Changed = res.Created || profile(c) != before || len(chs) > 0
 		res.Changes = chs
-		return &store.Change{Customer: c, History: stageChanges(chs), Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
+		return &store.Change{Customer: c, History: stageChanges(chs), Changes: chs, Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 	})
 	return res, err
 }
@@ -122,7 +122,7 @@ func (a *Applier) Event(ctx context.Context, customerID string, ev lifecycle.Eve
 			return nil, err
 		}
 		out = chs
-		return &store.Change{Customer: c, History: stageChanges(chs), Event: &ev, Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
+		return &store.Change{Customer: c, History: stageChanges(chs), Changes: chs, Event: &ev, Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 	})
 	return out, err
 }
@@ -169,6 +169,6 @@ func (a *Applier) Sweep(ctx context.Context, now time.Time, limit int) (int, err
 		if err != nil {
 			return nil, err
 		}
-		return &store.Change{Customer: c, History: stageChanges(chs), Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
+		return &store.Change{Customer: c, History: stageChanges(chs), Changes: chs, Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 	})
 }

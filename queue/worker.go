@@ -270,7 +270,7 @@ func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
 				history = append(history, lifecycle.StageChange{From: ch.From, To: ch.To, At: ch.At, Cause: ch.Reason})
 			}
 		}
-		return &store.Change{Customer: cur, History: history, Wake: w.engine.NextWake(cur), Due: w.engine.NextDue(cur)}, nil
+		return &store.Change{Customer: cur, History: history, Changes: chs, Wake: w.engine.NextWake(cur), Due: w.engine.NextDue(cur)}, nil
 	})
 }
 
@@ -401,7 +401,7 @@ func (w *Worker) settle(cur *lifecycle.Customer, now time.Time, outcomes map[ste
 		if o, ok := outcomes[stepKey{cur.ID, campID, enr.Number, enr.Next}]; ok {
 			switch {
 			case o.stop != "":
-				chs = append(chs, w.engine.Stop(cur, campID, o.at, o.stop)...)
+				chs = append(chs, withStep(w.engine.Stop(cur, campID, o.at, o.stop), campID+"/"+enr.Next)...)
 			case o.pass:
 				more, _ := w.engine.Pass(cur, campID, o.at, o.sent, o.reason)
 				chs = append(chs, more...)
@@ -421,6 +421,17 @@ func (w *Worker) settle(cur *lifecycle.Customer, now time.Time, outcomes map[ste
 		case lifecycle.Stop:
 			w.cfg.Log.Info("enrollment stopped", "customer", cur.ID, "campaign", campID, "reason", d.Reason)
 			chs = append(chs, w.engine.Stop(cur, campID, now, d.Reason)...)
+		}
+	}
+	return chs
+}
+
+// withStep names the step a send outcome ended an enrollment on (a bounce), so
+// the report can count it against that step.
+func withStep(chs []lifecycle.Change, step string) []lifecycle.Change {
+	for i := range chs {
+		if chs[i].Step == "" {
+			chs[i].Step = step
 		}
 	}
 	return chs

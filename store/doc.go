@@ -83,6 +83,10 @@
 // engine once per wake time: the loser's EXEC fails, and its per-customer retry
 // finds the wake moved on.
 //
+// Store.Also, when set, queues more commands in the same MULTI/EXEC as each
+// customer write (package report keeps its counters so): a retried write adds
+// them once.
+//
 // # Limits
 //
 // The seen set grows with every event that carries an ID; nothing trims it.

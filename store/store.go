@@ -45,6 +45,27 @@ type Store struct {
 	// SweepBatch is how many due customers Sweep reads and writes in one
 	// transaction. Default 100.
 	SweepBatch int
+	// Also, when set, is called for every customer write (Update, UpdateMany,
+	// Sweep) to add commands to the same MULTI/EXEC: counters kept this way
+	// (package report) move exactly when the customer does, and a write that
+	// loses its WATCH and is retried adds nothing the first time. It must only
+	// queue commands on p. Default nil: nothing is added.
+	Also func(ctx context.Context, p redis.Pipeliner, w Written)
+}
+
+// Written is one customer write, as Store.Also sees it.
+type Written struct {
+	ID string
+	// Before is the customer as read, nil when the write creates it. It is a
+	// shallow copy taken before the update function ran: its plain fields
+	// (Stage, LastActivity, LastSent, CreatedAt, Unsubscribed, ...) are as read,
+	// but its maps, slices and enrollments are shared with After and may show
+	// the function's changes.
+	Before *lifecycle.Customer
+	// After is the customer as written.
+	After *lifecycle.Customer
+	// Change is what the update function returned.
+	Change *Change
 }
 
 // New returns a Store keeping every key under prefix (DefaultPrefix when empty).

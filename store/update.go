@@ -30,6 +30,9 @@ type Change struct {
 	// Due is when the customer's next email is due; zero removes the customer
 	// from the due index.
 	Due time.Time
+	// Changes are the engine's decisions that led to this change, for
+	// Store.Also (the report counters); the store itself does not write them.
+	Changes []lifecycle.Change
 }
 
 // Update runs a read-modify-write of one customer under optimistic locking: it
@@ -177,10 +180,12 @@ type write struct {
 	event         []byte
 	seen          []string
 	seenScore     float64
-	wakeChanged   bool
-	wake          int64
-	dueChanged    bool
-	due           int64
+	// written is what Store.Also sees; nil when it is not set.
+	written     *Written
+	wakeChanged bool
+	wake        int64
+	dueChanged  bool
+	due         int64
 }
 
 func (w *write) emailChanged() bool { return w.oldEmail != w.newEmail }
@@ -196,6 +201,11 @@ func wakeScore(t time.Time) int64 {
 // plan calls fn on the current customer and turns its Change into a write; nil
 // when there is nothing to write.
 func (s *Store) plan(id, eventID string, cur current, fn func(*lifecycle.Customer) (*Change, error)) (*write, error) {
+	var before *lifecycle.Customer
+	if s.Also != nil && cur.c != nil {
+		b := *cur.c // fn changes cur.c in place
+		before = &b
+	}
 	ch, err := fn(cur.c)
 	if err != nil || ch == nil {
 		return nil, err
@@ -247,6 +257,13 @@ func (s *Store) plan(id, eventID string, cur current, fn func(*lifecycle.Custome
 	}
 	if w.blob == nil {
 		return nil, fmt.Errorf("change without a customer for a customer that does not exist: %w", ErrNotFound)
+	}
+	if s.Also != nil {
+		after := ch.Customer
+		if after == nil {
+			after = cur.c
+		}
+		w.written = &Written{ID: id, Before: before, After: after, Change: ch}
 	}
 	return w, nil
 }
@@ -327,5 +344,8 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, w *write) {
 		default:
 			p.ZAdd(ctx, z.key, redis.Z{Score: float64(z.score), Member: w.id})
 		}
+	}
+	if w.written != nil {
+		s.Also(ctx, p, *w.written)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/report"
 	"github.com/retainmail/retain/store"
 )
 
@@ -36,8 +37,15 @@ func openWorkspace(ctx context.Context, c *command, e *env, dir string) (*worksp
 		fmt.Fprintf(e.stderr, "retain %s: %v\n", c.name, err)
 		return nil, exitProblems
 	}
+	countReports(st, e, l)
 	eng := lifecycle.New(l.set)
 	return &workspace{loaded: l, engine: eng, store: st, rdb: rdb, applier: &ingest.Applier{Store: st, Engine: eng}}, exitOK
+}
+
+// countReports makes every customer write through st keep the report counters
+// (package report) up to date, in the same transaction.
+func countReports(st *store.Store, e *env, l *loaded) {
+	st.Also = report.NewRecorder(e.getenv("RETAIN_REDIS_PREFIX"), l.set.Lifecycle).Record
 }
 
 // loadChecked loads the campaigns in dir (default $RETAIN_CAMPAIGNS or .) and

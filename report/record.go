@@ -1,0 +1,251 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
+)
+
+// Event names the recorder counts; web sends them (web/links.go).
+const (
+	eventUnsubscribed = "unsubscribed"
+	eventNPSSubmitted = "nps_submitted"
+	eventLinkClicked  = "link_clicked"
+)
+
+// Recorder turns customer writes into counter updates. Set its Record as
+// store.Store.Also: the counters then change in the same MULTI/EXEC as the
+// customer, so a write that is retried or loses its WATCH never counts twice.
+type Recorder struct {
+	keys keys
+	// ordersEvent is the event that counts as an order and ordersCounter the
+	// lifecycle counter of it; both empty when the lifecycle counts no orders.
+	ordersEvent, ordersCounter string
+}
+
+// NewRecorder returns the recorder of the store with key prefix (store's
+// default when empty) under lifecycle lc. The order event is the one counted by
+// the counter named "orders" when lc declares it, else "order_placed" when a
+// counter counts that event; without either the repeat funnel stays empty.
+func NewRecorder(prefix string, lc *campaign.Lifecycle) *Recorder {
+	r := &Recorder{keys: keys{prefix: cmpPrefix(prefix)}}
+	if ev, ok := lc.Counters["orders"]; ok {
+		r.ordersEvent, r.ordersCounter = ev, "orders"
+		return r
+	}
+	for _, name := range sortedKeys(lc.Counters) {
+		if lc.Counters[name] == "order_placed" {
+			r.ordersEvent, r.ordersCounter = "order_placed", name
+			break
+		}
+	}
+	return r
+}
+
+// Record queues on p the counter updates of one customer write. It reads
+// nothing: everything it needs is in w.
+func (r *Recorder) Record(ctx context.Context, p redis.Pipeliner, w store.Written) {
+	k := r.keys
+	before, after, ch := w.Before, w.After, w.Change
+	if after == nil {
+		return
+	}
+	signup := monthOf(after.CreatedAt)
+	switch {
+	case before == nil:
+		p.HIncrBy(ctx, k.stages(), after.Stage, 1)
+		p.HIncrBy(ctx, k.cohort(signup), "signups", 1)
+		p.SAdd(ctx, k.months(), signup)
+	case before.Stage != after.Stage:
+		p.HIncrBy(ctx, k.stages(), before.Stage, -1)
+		p.HIncrBy(ctx, k.stages(), after.Stage, 1)
+	}
+	for _, h := range ch.History {
+		p.HIncrBy(ctx, k.flows(dayOf(h.At)), h.From+">"+h.To, 1)
+	}
+	// Active in a month: counted once per customer and month, the first time
+	// its last activity moves into a later month.
+	if !after.LastActivity.IsZero() {
+		var prev string
+		if before != nil && !before.LastActivity.IsZero() {
+			prev = monthOf(before.LastActivity)
+		}
+		if m := monthOf(after.LastActivity); m > prev && m >= signup {
+			p.HIncrBy(ctx, k.cohort(signup), "active:"+m, 1)
+		}
+	}
+	for _, c := range ch.Changes {
+		r.change(ctx, p, w.ID, after, c)
+	}
+	if ev := ch.Event; ev != nil {
+		r.event(ctx, p, after, ev)
+	}
+}
+
+// change counts one engine decision against its campaign.
+func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, id string, after *lifecycle.Customer, c lifecycle.Change) {
+	k := r.keys
+	switch c.Kind {
+	case lifecycle.KindEnrolled:
+		p.HIncrBy(ctx, k.campaign(c.Campaign), "enrolled", 1)
+	case lifecycle.KindGoal:
+		p.HIncrBy(ctx, k.campaign(c.Campaign), "goal_reached", 1)
+		if enr := after.Enrollments[c.Campaign]; enr != nil && enr.Number == c.Enrollment {
+			secs := c.At.Sub(enr.Started).Seconds()
+			p.ZAdd(ctx, k.goal(c.Campaign), redis.Z{Score: secs, Member: id + ":" + strconv.Itoa(c.Enrollment)})
+		}
+	case lifecycle.KindSent:
+		p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|sent", 1)
+	case lifecycle.KindSkipped:
+		if isFailure(c.Reason) {
+			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|failed", 1)
+		}
+	case lifecycle.KindExited:
+		if strings.HasPrefix(c.Reason, "bounced") && c.Step != "" {
+			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|bounced", 1)
+		}
+	}
+}
+
+// isFailure tells a step skipped because it could not be delivered (refused by
+// the relay, or not renderable for this customer) from one skipped by its
+// conditions.
+func isFailure(reason string) bool {
+	return strings.HasPrefix(reason, "refused") || strings.HasPrefix(reason, "cannot render")
+}
+
+// event counts the events the report follows: clicks, unsubscribes, NPS
+// answers and orders.
+func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, after *lifecycle.Customer, ev *lifecycle.Event) {
+	k := r.keys
+	switch ev.Name {
+	case eventLinkClicked:
+		camp, step := str(ev.Data["campaign"]), str(ev.Data["step"])
+		if camp != "" && step != "" {
+			p.HIncrBy(ctx, k.campaign(camp), step+"|clicked", 1)
+		}
+	case eventUnsubscribed:
+		if camp, step := lastSentStep(after); step != "" {
+			p.HIncrBy(ctx, k.campaign(camp), step+"|unsubscribed", 1)
+		}
+	case eventNPSSubmitted:
+		if _, ok := ev.Data["comment"]; ok {
+			return // a comment repeats an answer already counted
+		}
+		if f := npsField(ev.Data); f != "" {
+			p.HIncrBy(ctx, k.nps(weekOf(ev.At)), f, 1)
+		}
+	}
+	if r.ordersEvent != "" && ev.Name == r.ordersEvent {
+		if n := after.Counters[r.ordersCounter]; n > 0 {
+			p.HIncrBy(ctx, k.orders(), strconv.Itoa(n), 1)
+		}
+	}
+}
+
+// lastSentStep is where an unsubscribe is attributed: the last step passed by
+// the enrollment that sent the customer's latest email (the one whose last
+// step is latest, not after LastSent). Empty when nothing was ever sent.
+func lastSentStep(c *lifecycle.Customer) (campaignID, step string) {
+	if c.LastSent.IsZero() {
+		return "", ""
+	}
+	var best *lifecycle.Enrollment
+	for _, id := range sortedKeys(c.Enrollments) {
+		e := c.Enrollments[id]
+		if len(e.Passed) == 0 || e.Last.After(c.LastSent) {
+			continue
+		}
+		if best == nil || e.Last.After(best.Last) {
+			best = e
+		}
+	}
+	if best == nil {
+		return "", ""
+	}
+	return best.Campaign, best.Campaign + "/" + best.Passed[len(best.Passed)-1]
+}
+
+// npsField is the counter field of an NPS answer, from its category or else
+// its score.
+func npsField(data map[string]any) string {
+	switch str(data["category"]) {
+	case "promoter":
+		return "promoters"
+	case "passive":
+		return "passives"
+	case "detractor":
+		return "detractors"
+	}
+	var score float64
+	switch v := data["score"].(type) {
+	case int:
+		score = float64(v)
+	case int64:
+		score = float64(v)
+	case float64:
+		score = v
+	default:
+		return ""
+	}
+	switch {
+	case score >= 9:
+		return "promoters"
+	case score >= 7:
+		return "passives"
+	default:
+		return "detractors"
+	}
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// keys names the report's Redis keys; see the package documentation.
+type keys struct{ prefix string }
+
+func (k keys) stages() string            { return k.prefix + "report:stages" }
+func (k keys) flows(day string) string   { return k.prefix + "report:flows:" + day }
+func (k keys) campaign(id string) string { return k.prefix + "report:campaign:" + id }
+func (k keys) goal(id string) string     { return k.prefix + "report:goal:" + id }
+func (k keys) nps(week string) string    { return k.prefix + "report:nps:" + week }
+func (k keys) orders() string            { return k.prefix + "report:orders" }
+func (k keys) cohort(month string) string {
+	return k.prefix + "report:cohort:" + month
+}
+func (k keys) months() string { return k.prefix + "report:months" }
+
+func cmpPrefix(p string) string {
+	if p == "" {
+		return store.DefaultPrefix
+	}
+	return p
+}
+
+// Days, weeks and months are UTC.
+func dayOf(t time.Time) string   { return t.UTC().Format(time.DateOnly) }
+func monthOf(t time.Time) string { return t.UTC().Format("2006-01") }
+func weekOf(t time.Time) string {
+	y, w := t.UTC().ISOWeek()
+	return fmt.Sprintf("%04d-W%02d", y, w)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}

@@ -1,0 +1,158 @@
+// Package report keeps the numbers marketers read — per campaign and step funnels,
+// stages and the flows between them, NPS by week, the repeat-purchase funnel and
+// signup-month cohorts — as counters in Redis that are updated as events and sends
+// happen, and reads them back into a Report. Building a report never scans
+// customers.
+//
+// It does not decide anything: the lifecycle engine decides, the store writes,
+// and a Recorder, set as store.Store.Also, turns each customer write (the
+// customer before and after, the engine's changes, the event) into counter
+// updates queued in the same MULTI/EXEC. A write that loses its WATCH is retried
+// and counted once; an event ID applied before is refused by the store and not
+// counted again.
+//
+//	st.Also = report.NewRecorder(prefix, set.Lifecycle).Record
+//	r, err := report.Read(ctx, rdb, prefix, set, since, "")
+//
+// # Keys
+//
+// Under the store's prefix ({p}); days, ISO weeks and months are UTC.
+//
+//	{p}report:stages              hash  stage -> customers in it now: +1 on creation, -1/+1 on a stage change
+//	{p}report:flows:YYYY-MM-DD    hash  "from>to" -> stage changes that day; a period reads one hash a day
+//	{p}report:campaign:{id}       hash  enrolled, goal_reached, and per step identity ("onboarding/welcome"):
+//	                                    "step|sent"          sent (or maybe sent: connection lost after DATA)
+//	                                    "step|failed"        skipped with a reason starting "refused" or
+//	                                                         "cannot render" (not conditions: only_if, skip_if)
+//	                                    "step|bounced"       enrollment ended with a reason starting "bounced"
+//	                                    "step|clicked"       link_clicked events (one per customer, step and URL)
+//	                                    "step|unsubscribed"  unsubscribed events, see below
+//	{p}report:goal:{id}           zset  "customer:enrollment" scored by seconds from enrollment to goal,
+//	                                    for an exact median by rank
+//	{p}report:nps:YYYY-Www        hash  promoters, passives, detractors: nps_submitted events without a
+//	                                    comment (a comment event repeats its answer's score)
+//	{p}report:orders              hash  n -> customers who reached n orders
+//	{p}report:cohort:YYYY-MM      hash  signups, and "active:YYYY-MM" -> of them, customers active that month
+//	{p}report:months              set   the cohort months, so reading them needs no SCAN
+//
+// Rules worth knowing:
+//   - Won back is the moves from at_risk or churned to any stage except churned.
+//   - An unsubscribed event (from all emails or from one topic) counts against
+//     the last step passed by the enrollment that sent the customer's latest
+//     email: the enrollment whose last step is the latest not after LastSent. A
+//     customer never sent anything is not counted against any campaign.
+//   - The order event is the one the lifecycle counter "orders" counts, or else
+//     "order_placed" when some counter counts it; each one adds the customer to
+//     n = its new count. With neither, the repeat funnel stays empty.
+//   - A customer is active in a month when an activity event (lifecycle.yaml
+//     activity:) moves its LastActivity into a later month than before: once per
+//     customer and month. The signup month is CreatedAt's.
+//   - Customers deleted from the store stay in the counters.
+package report
+
+import "time"
+
+// Report is everything `retain report` and the reports page show.
+type Report struct {
+	// Since is the start of the period the flows and NPS cover; the campaign
+	// funnels, stages, repeat funnel and cohorts count everything so far.
+	Since     time.Time        `json:"since"`
+	Generated time.Time        `json:"generated"`
+	Campaigns []CampaignReport `json:"campaigns"`
+	// Stages are the customers per stage now, in lifecycle order.
+	Stages []StageCount `json:"stages"`
+	// Flows are moves between stages in the period; WonBack counts moves from
+	// at_risk or churned back to an active stage.
+	Flows   []Flow   `json:"flows"`
+	WonBack int      `json:"won_back"`
+	NPS     NPS      `json:"nps"`
+	Repeat  Repeat   `json:"repeat_purchase"`
+	Cohorts []Cohort `json:"cohorts"`
+}
+
+// CampaignReport is one campaign's funnel, with its steps.
+type CampaignReport struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Enrolled     int    `json:"enrolled"`
+	Sent         int    `json:"sent"`
+	Failed       int    `json:"failed"`
+	Bounced      int    `json:"bounced"`
+	Unsubscribed int    `json:"unsubscribed"`
+	Clicked      int    `json:"clicked"`
+	GoalReached  int    `json:"goal_reached"`
+	// Conversion is GoalReached / Enrolled (0 when none enrolled).
+	Conversion float64 `json:"conversion"`
+	// MedianTimeToGoal from enrollment, in seconds; 0 when no goal was reached.
+	MedianTimeToGoal float64      `json:"median_time_to_goal_seconds"`
+	Steps            []StepReport `json:"steps"`
+}
+
+// StepReport is one step's counts.
+type StepReport struct {
+	ID           string `json:"id"`
+	Sent         int    `json:"sent"`
+	Failed       int    `json:"failed"`
+	Bounced      int    `json:"bounced"`
+	Unsubscribed int    `json:"unsubscribed"`
+	Clicked      int    `json:"clicked"`
+}
+
+// StageCount is how many customers are in a stage now.
+type StageCount struct {
+	Stage     string `json:"stage"`
+	Customers int    `json:"customers"`
+}
+
+// Flow is how many moves went from one stage to another in the period.
+type Flow struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Count int    `json:"count"`
+}
+
+// NPS is the Net Promoter Score of the answers in the period, and by ISO week.
+type NPS struct {
+	Answers    int `json:"answers"`
+	Promoters  int `json:"promoters"`
+	Passives   int `json:"passives"`
+	Detractors int `json:"detractors"`
+	// Score is %promoters − %detractors, from −100 to 100.
+	Score float64   `json:"score"`
+	Weeks []NPSWeek `json:"weeks"`
+}
+
+// NPSWeek is the NPS of one ISO week ("2026-W09").
+type NPSWeek struct {
+	Week       string  `json:"week"`
+	Answers    int     `json:"answers"`
+	Promoters  int     `json:"promoters"`
+	Passives   int     `json:"passives"`
+	Detractors int     `json:"detractors"`
+	Score      float64 `json:"score"`
+}
+
+// Repeat is the repeat-purchase funnel from order events: how many customers
+// placed at least N orders, and the chance of the next one.
+type Repeat struct {
+	// Customers[i] is how many customers placed at least i+1 orders.
+	Customers []int `json:"customers_with_at_least"`
+	// Next[i] is P(order i+2 | order i+1): Customers[i+1] / Customers[i].
+	Next []float64 `json:"p_next"`
+	// Reference is the retail figures from the seed: P(2nd|1st) 27%,
+	// P(3rd|2nd) 45%, P(4th|3rd) 54%.
+	Reference []float64 `json:"reference"`
+}
+
+// Cohort is the customers who signed up in one month and how many of them were
+// active (had an activity event) in each month after.
+type Cohort struct {
+	Month   string `json:"month"` // "2026-03"
+	Signups int    `json:"signups"`
+	// Active[i] is how many were active in month i after the signup month
+	// (Active[0] is the signup month itself).
+	Active []int `json:"active"`
+}
+
+// RetailReference is P(2nd|1st), P(3rd|2nd), P(4th|3rd) from the retention seed.
+var RetailReference = []float64{0.27, 0.45, 0.54}

@@ -1,0 +1,333 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/internal/redistest"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
+)
+
+type testBundle struct {
+	ctx     context.Context
+	rdb     *redis.Client
+	prefix  string
+	set     *campaign.Set
+	store   *store.Store
+	engine  *lifecycle.Engine
+	applier *ingest.Applier
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	set, err := campaign.Load("testdata/campaigns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, prefix := redistest.New(t)
+	st := store.New(rdb, prefix)
+	st.Also = NewRecorder(prefix, set.Lifecycle).Record
+	eng := lifecycle.New(set)
+	return &testBundle{ctx: t.Context(), rdb: rdb, prefix: prefix, set: set, store: st, engine: eng,
+		applier: &ingest.Applier{Store: st, Engine: eng}}
+}
+
+func day(month time.Month, d, hour int) time.Time {
+	return time.Date(2026, month, d, hour, 0, 0, 0, time.UTC)
+}
+
+// create makes a customer as an import would, at its signup time.
+func (b *testBundle) create(t *testing.T, id string, at time.Time) {
+	t.Helper()
+	rec := &ingest.Record{ID: id, Email: id + "@example.com", Events: []lifecycle.Event{{Name: "signed_up", At: at}}}
+	if _, err := b.applier.Upsert(b.ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// event applies an event as the worker does for a queued one.
+func (b *testBundle) event(t *testing.T, id, eventID, name string, at time.Time, data map[string]any) {
+	t.Helper()
+	if _, err := b.applier.Event(b.ctx, id, lifecycle.Event{ID: eventID, Name: name, At: at, Data: data}); err != nil {
+		t.Fatalf("%s %s: %v", id, name, err)
+	}
+}
+
+// settle writes a send outcome of the customer's welcome step as the worker's
+// settle does: the engine's Pass or Stop, its changes in the store.Change.
+func (b *testBundle) settle(t *testing.T, id string, at time.Time, outcome func(c *lifecycle.Customer) []lifecycle.Change) {
+	t.Helper()
+	err := b.store.Update(b.ctx, id, "", func(c *lifecycle.Customer) (*store.Change, error) {
+		chs := outcome(c)
+		return &store.Change{Customer: c, Changes: chs, Wake: b.engine.NextWake(c), Due: b.engine.NextDue(c)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *testBundle) sent(t *testing.T, id string, at time.Time) {
+	t.Helper()
+	b.settle(t, id, at, func(c *lifecycle.Customer) []lifecycle.Change {
+		chs, err := b.engine.Pass(c, "welcome", at, true, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return chs
+	})
+}
+
+func (b *testBundle) refused(t *testing.T, id string, at time.Time) {
+	t.Helper()
+	b.settle(t, id, at, func(c *lifecycle.Customer) []lifecycle.Change {
+		chs, err := b.engine.Pass(c, "welcome", at, false, "refused: 554 5.7.1 rejected as spam")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return chs
+	})
+}
+
+func (b *testBundle) bounced(t *testing.T, id string, at time.Time) {
+	t.Helper()
+	b.settle(t, id, at, func(c *lifecycle.Customer) []lifecycle.Change {
+		step := "welcome/" + c.Enrollments["welcome"].Next
+		chs := b.engine.Stop(c, "welcome", at, "bounced: 550 5.1.1 no such user")
+		for i := range chs {
+			chs[i].Step = step // as queue's settle names it
+		}
+		return chs
+	})
+}
+
+// unsubscribe writes an unsubscribe as retain web's one-click link does:
+// straight through the store, not through the applier.
+func (b *testBundle) unsubscribe(t *testing.T, id string, at time.Time) {
+	t.Helper()
+	err := b.store.Update(b.ctx, id, "", func(c *lifecycle.Customer) (*store.Change, error) {
+		c.Unsubscribed = true
+		ev := &lifecycle.Event{Name: "unsubscribed", At: at, Data: map[string]any{"how": "one-click"}}
+		return &store.Change{Customer: c, Event: ev, Wake: b.engine.NextWake(c), Due: b.engine.NextDue(c)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func click(step string) map[string]any {
+	return map[string]any{"url": "https://example.com/docs", "campaign": "welcome", "step": step}
+}
+
+func npsAnswer(score int, category string) map[string]any {
+	return map[string]any{"score": score, "category": category, "campaign": "welcome"}
+}
+
+// fixture plays four customers through January to March 2026:
+//
+//	ann  signs up Jan 5, is sent hello, clicks, orders Jan 10 (goal after 5 days)
+//	     and Jan 12, goes at_risk on Feb 2 (21 days later, applied with her next
+//	     event), is won back by an order on Feb 3, answers NPS 9 (week 6), goes
+//	     at_risk again on Feb 24
+//	bob  signs up Jan 20, is sent hello, clicks (twice: one click event),
+//	     orders Jan 22 (goal after 2 days) and Feb 10, answers NPS 7 (week 7)
+//	cat  signs up Feb 2, is sent hello, bounces on tips, answers NPS 3 with a
+//	     comment (week 7), unsubscribes
+//	dan  signs up Feb 3, hello refused by the relay, orders Feb 4 (goal after
+//	     1 day), goes at_risk on Feb 25 and is won back by a login on Mar 1
+func (b *testBundle) fixture(t *testing.T) {
+	t.Helper()
+	b.create(t, "ann", day(1, 5, 9))
+	b.event(t, "ann", "ann-1", "signed_up", day(1, 5, 9), nil)
+	b.sent(t, "ann", day(1, 5, 10))
+	b.event(t, "ann", "ann-2", "link_clicked", day(1, 5, 11), click("welcome/hello"))
+	b.event(t, "ann", "ann-3", "order_placed", day(1, 10, 9), nil)
+	b.event(t, "ann", "ann-4", "order_placed", day(1, 12, 9), nil)
+
+	b.create(t, "bob", day(1, 20, 9))
+	b.event(t, "bob", "bob-1", "signed_up", day(1, 20, 9), nil)
+	b.sent(t, "bob", day(1, 20, 10))
+	b.event(t, "bob", "bob-click", "link_clicked", day(1, 20, 11), click("welcome/hello"))
+	if _, err := b.applier.Event(b.ctx, "bob", lifecycle.Event{ID: "bob-click", Name: "link_clicked", At: day(1, 20, 12), Data: click("welcome/hello")}); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("second click: %v, want ErrDuplicate", err)
+	}
+	b.event(t, "bob", "bob-2", "order_placed", day(1, 22, 9), nil)
+
+	b.create(t, "cat", day(2, 2, 9))
+	b.event(t, "cat", "cat-1", "signed_up", day(2, 2, 9), nil)
+	b.sent(t, "cat", day(2, 2, 10))
+	b.bounced(t, "cat", day(2, 3, 10))
+
+	b.create(t, "dan", day(2, 3, 9))
+	b.event(t, "dan", "dan-1", "signed_up", day(2, 3, 9), nil)
+	b.refused(t, "dan", day(2, 3, 10))
+	b.event(t, "dan", "dan-2", "order_placed", day(2, 4, 9), nil)
+
+	b.event(t, "ann", "ann-5", "order_placed", day(2, 3, 9), nil)
+	b.event(t, "ann", "ann-nps", "nps_submitted", day(2, 3, 12), npsAnswer(9, "promoter"))
+	b.event(t, "bob", "bob-3", "order_placed", day(2, 10, 9), nil)
+	b.event(t, "bob", "bob-nps", "nps_submitted", day(2, 10, 12), npsAnswer(7, "passive"))
+	b.event(t, "cat", "cat-nps", "nps_submitted", day(2, 11, 12), npsAnswer(3, "detractor"))
+	comment := npsAnswer(3, "detractor")
+	comment["comment"] = "too many emails"
+	b.event(t, "cat", "cat-nps-comment", "nps_submitted", day(2, 11, 13), comment)
+	b.unsubscribe(t, "cat", day(2, 11, 14))
+
+	// 21 days without activity: ann (last order Feb 3) and dan (Feb 4).
+	if n, err := b.applier.Sweep(b.ctx, day(2, 26, 0), 0); err != nil || n != 2 {
+		t.Fatalf("sweep: %d customers, %v; want 2", n, err)
+	}
+	b.event(t, "dan", "dan-3", "logged_in", day(3, 1, 9), nil)
+}
+
+// fixtureReport is the exact report of fixture, read on 2026-03-05 for the
+// period from 2026-01-01.
+func fixtureReport() *Report {
+	var weeks []NPSWeek
+	for w := 1; w <= 10; w++ {
+		weeks = append(weeks, NPSWeek{Week: weekOf(day(1, 1, 0).AddDate(0, 0, 7*(w-1)))})
+	}
+	weeks[5] = NPSWeek{Week: "2026-W06", Answers: 1, Promoters: 1, Score: 100}
+	weeks[6] = NPSWeek{Week: "2026-W07", Answers: 2, Passives: 1, Detractors: 1, Score: -50}
+	return &Report{
+		Since:     day(1, 1, 0),
+		Generated: day(3, 5, 12),
+		Campaigns: []CampaignReport{{
+			ID: "welcome", Name: "Welcome",
+			Enrolled: 4, Sent: 3, Failed: 1, Bounced: 1, Unsubscribed: 1, Clicked: 2, GoalReached: 3,
+			Conversion: 0.75, MedianTimeToGoal: 2 * 24 * 3600,
+			Steps: []StepReport{
+				{ID: "welcome/hello", Sent: 3, Failed: 1, Unsubscribed: 1, Clicked: 2},
+				{ID: "welcome/tips", Bounced: 1},
+			},
+		}},
+		Stages: []StageCount{{"lead", 0}, {"onboarding", 1}, {"active", 2}, {"at_risk", 1}, {"churned", 0}},
+		Flows: []Flow{
+			{From: "lead", To: "onboarding", Count: 4},
+			{From: "onboarding", To: "active", Count: 3},
+			{From: "active", To: "at_risk", Count: 3},
+			{From: "at_risk", To: "active", Count: 2},
+		},
+		WonBack: 2,
+		NPS:     NPS{Answers: 3, Promoters: 1, Passives: 1, Detractors: 1, Score: 0, Weeks: weeks},
+		Repeat: Repeat{
+			Customers: []int{3, 2, 1, 0},
+			Next:      []float64{2.0 / 3, 0.5, 0},
+			Reference: []float64{0.27, 0.45, 0.54},
+		},
+		Cohorts: []Cohort{
+			{Month: "2026-01", Signups: 2, Active: []int{2, 2, 0}},
+			{Month: "2026-02", Signups: 2, Active: []int{1, 1}},
+		},
+	}
+}
+
+func TestFixtureGivesExactReport(t *testing.T) {
+	b := setup(t)
+	b.fixture(t)
+	got, err := read(b.ctx, b.rdb, b.prefix, b.set, day(1, 1, 0), "", day(3, 5, 12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(fixtureReport(), got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("report (-want +got):\n%s", diff)
+	}
+}
+
+func TestFlowsAndNPSCoverOnlyThePeriod(t *testing.T) {
+	b := setup(t)
+	b.fixture(t)
+	got, err := read(b.ctx, b.rdb, b.prefix, b.set, day(2, 24, 0), "welcome", day(3, 5, 12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFlows := []Flow{{From: "active", To: "at_risk", Count: 2}, {From: "at_risk", To: "active", Count: 1}}
+	if diff := cmp.Diff(wantFlows, got.Flows); diff != "" || got.WonBack != 1 {
+		t.Errorf("flows (-want +got):\n%s\nwon back %d, want 1", diff, got.WonBack)
+	}
+	if got.NPS.Answers != 0 || len(got.NPS.Weeks) != 2 {
+		t.Errorf("NPS since Feb 24: %+v, want no answers in weeks 9 and 10", got.NPS)
+	}
+	if len(got.Campaigns) != 1 || got.Campaigns[0].Enrolled != 4 {
+		t.Errorf("campaigns: %+v", got.Campaigns)
+	}
+}
+
+func TestUnknownCampaignIsAnError(t *testing.T) {
+	b := setup(t)
+	if _, err := Read(b.ctx, b.rdb, b.prefix, b.set, day(1, 1, 0), "nope"); err == nil {
+		t.Error("no error for an unknown campaign")
+	}
+}
+
+// TestRetriedUpdateCountsOnce makes an update lose its WATCH to a competing
+// write: its first attempt's counters are discarded with its EXEC, so only what
+// was written counts.
+func TestRetriedUpdateCountsOnce(t *testing.T) {
+	b := setup(t)
+	b.create(t, "eve", day(1, 5, 9))
+	calls := 0
+	err := b.store.Update(b.ctx, "eve", "", func(c *lifecycle.Customer) (*store.Change, error) {
+		calls++
+		if calls == 1 {
+			// Another process moves eve meanwhile; this attempt will fail.
+			b.event(t, "eve", "eve-1", "signed_up", day(1, 5, 10), nil)
+		}
+		chs, err := b.engine.SetStage(c, "active", day(1, 6, 9), "operator")
+		if err != nil {
+			return nil, err
+		}
+		return &store.Change{Customer: c, Changes: chs, History: stageHistory(chs), Wake: b.engine.NextWake(c), Due: b.engine.NextDue(c)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Fatalf("update ran %d times, want 2 (one lost to the competing write)", calls)
+	}
+	// The event again, as a redelivered task: refused, not counted.
+	if _, err := b.applier.Event(b.ctx, "eve", lifecycle.Event{ID: "eve-1", Name: "signed_up", At: day(1, 5, 10)}); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("redelivered event: %v, want ErrDuplicate", err)
+	}
+	got, err := read(b.ctx, b.rdb, b.prefix, b.set, day(1, 1, 0), "", day(1, 31, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFlows := []Flow{{From: "lead", To: "onboarding", Count: 1}, {From: "onboarding", To: "active", Count: 1}}
+	if diff := cmp.Diff(wantFlows, got.Flows); diff != "" {
+		t.Errorf("flows (-want +got):\n%s", diff)
+	}
+	wantStages := []StageCount{{"lead", 0}, {"onboarding", 0}, {"active", 1}, {"at_risk", 0}, {"churned", 0}}
+	if diff := cmp.Diff(wantStages, got.Stages); diff != "" {
+		t.Errorf("stages (-want +got):\n%s", diff)
+	}
+	if e := got.Campaigns[0].Enrolled; e != 1 {
+		t.Errorf("enrolled %d, want 1", e)
+	}
+}
+
+func stageHistory(chs []lifecycle.Change) []lifecycle.StageChange {
+	var out []lifecycle.StageChange
+	for _, ch := range chs {
+		if ch.Kind == lifecycle.KindStage {
+			out = append(out, lifecycle.StageChange{From: ch.From, To: ch.To, At: ch.At, Cause: ch.Reason})
+		}
+	}
+	return out
+}
+
+func TestMedianOfEvenCountIsMeanOfMiddleTwo(t *testing.T) {
+	for n, want := range map[int64][]int64{0: nil, 1: {0}, 2: {0, 1}, 3: {1}, 4: {1, 2}} {
+		if got := middle(n); !cmp.Equal(got, want) {
+			t.Errorf("middle(%d) = %v, want %v", n, got, want)
+		}
+	}
+}
