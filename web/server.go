@@ -10,6 +10,7 @@
 package web
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/queue"
 	"github.com/retainmail/retain/render"
+	"github.com/retainmail/retain/report"
 	"github.com/retainmail/retain/store"
 )
 
@@ -63,6 +65,10 @@ type Deps struct {
 	// dev sets it when it refused a change: Problems are then the change's, and
 	// Engine and Renderer are the last version that linted, still running.
 	ProblemsNote string
+	// Reports reads the report the reports page shows: the period from since to
+	// now, narrowed to one campaign's funnel when campaignID is not empty. When
+	// nil, the page says reports are not available.
+	Reports func(ctx context.Context, since time.Time, campaignID string) (*report.Report, error)
 }
 
 // Server is retain web. It is an http.Handler.

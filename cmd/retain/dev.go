@@ -305,6 +305,11 @@ func (a *dev) load(l *loaded) error {
 	if err != nil {
 		return err
 	}
+	if a.store.Also == nil {
+		// Set once, before anything writes: a reload keeps the first
+		// lifecycle's order counter for the report.
+		countReports(a.store, a.e, l)
+	}
 	eng := lifecycle.New(l.set)
 	applier := &ingest.Applier{Store: a.store, Engine: eng, Now: a.clock.Now}
 	w, err := queue.NewWorker(queue.WorkerConfig{
@@ -358,6 +363,7 @@ func (a *dev) webHandler(l *loaded, eng *lifecycle.Engine, applier *ingest.Appli
 	return web.New(web.Config{APIToken: a.token, Log: a.log, Now: a.clock.Now}, web.Deps{
 		Redis: a.rdb, Store: a.store, Engine: eng, Renderer: l.renderer, Queue: a.queue, Signer: a.signer,
 		Applier: applier, Sender: l.set.Lifecycle.Sender, Prefix: a.prefix, Problems: probs,
+		Reports:      reportReader(a.rdb, a.prefix, l.set),
 		ProblemsNote: "retain dev did not load this change: the last version of the campaigns that linted keeps running until these are fixed.",
 	})
 }

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/redis/go-redis/v9"
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/report"
+	"github.com/retainmail/retain/store"
 	"log/slog"
 	"net"
 	"net/http"
@@ -93,8 +98,10 @@ func runWeb(c *command, e *env, args []string) int {
 	deps := web.Deps{
 		Redis: rdb, Store: st, Queue: queue.NewClient(rdb), Signer: signer,
 		Sender: l.set.Lifecycle.Sender, Prefix: e.getenv("RETAIN_REDIS_PREFIX"), Problems: lintProblems,
+		Reports: reportReader(rdb, e.getenv("RETAIN_REDIS_PREFIX"), l.set),
 	}
 	if len(lintProblems) == 0 {
+		countReports(st, e, l)
 		deps.Engine = lifecycle.New(l.set)
 		deps.Renderer = l.renderer
 		deps.Applier = &ingest.Applier{Store: st, Engine: deps.Engine, Cause: "api"}
@@ -123,4 +130,12 @@ func runWeb(c *command, e *env, args []string) int {
 	}
 	log.Info("web stopped")
 	return exitOK
+}
+
+// reportReader reads the reports page's numbers from the counters the processes
+// keep under prefix.
+func reportReader(rdb redis.UniversalClient, prefix string, set *campaign.Set) func(ctx context.Context, since time.Time, campaignID string) (*report.Report, error) {
+	return func(ctx context.Context, since time.Time, campaignID string) (*report.Report, error) {
+		return report.Read(ctx, rdb, cmp.Or(prefix, store.DefaultPrefix), set, since, campaignID)
+	}
 }
