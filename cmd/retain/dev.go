@@ -88,17 +88,9 @@ func runDev(c *command, e *env, args []string) int {
 	defer stop()
 
 	seen := fingerprint(d) // before loading: a change made meanwhile is reloaded
-	l, probs, err := loadCampaigns(d)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "retain dev: %v\n", err)
-		return exitProblems
-	}
-	if len(probs) > 0 {
-		for _, p := range probs {
-			fmt.Fprintln(e.stderr, p)
-		}
-		fmt.Fprintf(e.stderr, "retain dev: the campaigns have %s; fix them first (retain lint)\n", plural(len(probs), "problem"))
-		return exitProblems
+	l, code := loadCheckedDirs(c, e, d)
+	if l == nil {
+		return code
 	}
 
 	a, err := startDev(ctx, e, d, *port, devClock{start: time.Now(), speed: *speed})

@@ -82,17 +82,9 @@ func runPlan(c *command, e *env, args []string) int {
 	if err != nil {
 		return c.usageError(e, "%v", err)
 	}
-	l, probs, err := loadCampaigns(d)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "retain plan: %v\n", err)
-		return exitProblems
-	}
-	if len(probs) > 0 {
-		for _, p := range probs {
-			fmt.Fprintln(e.stderr, p)
-		}
-		fmt.Fprintf(e.stderr, "retain plan: %s must be fixed first\n", plural(len(probs), "problem"))
-		return exitProblems
+	l, code := loadCheckedDirs(c, e, d)
+	if l == nil {
+		return code
 	}
 	rec, err := ingest.ReadCustomerFile(*customerPath, l.set.Lifecycle)
 	if err != nil {

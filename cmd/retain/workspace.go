@@ -59,6 +59,11 @@ func loadChecked(c *command, e *env, dir string) (*loaded, int) {
 		fmt.Fprintf(e.stderr, "retain %s: %v\n", c.name, err)
 		return nil, exitUsage
 	}
+	return loadCheckedDirs(c, e, d)
+}
+
+// loadCheckedDirs is loadChecked for folders already resolved.
+func loadCheckedDirs(c *command, e *env, d dirs) (*loaded, int) {
 	l, probs, err := loadCampaigns(d)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain %s: %v\n", c.name, err)
