@@ -19,6 +19,18 @@ import (
 //	{"id","email","first_name","name","locale","timezone","stage",
 //	 "attributes":{},"events":[{"id","name","at","data":{}}]}
 type jsonCustomer struct {
+	Profile
+	Events []struct {
+		ID   string         `json:"id"`
+		Name string         `json:"name"`
+		At   string         `json:"at"`
+		Data map[string]any `json:"data"`
+	} `json:"events"`
+}
+
+// Profile is a customer as JSON gives it, without events: the customer file's
+// fields, and the body of retain web's PUT /api/customers/{id}.
+type Profile struct {
 	ID         string         `json:"id"`
 	Email      string         `json:"email"`
 	FirstName  string         `json:"first_name"`
@@ -27,12 +39,6 @@ type jsonCustomer struct {
 	Timezone   string         `json:"timezone"`
 	Stage      string         `json:"stage"`
 	Attributes map[string]any `json:"attributes"`
-	Events     []struct {
-		ID   string         `json:"id"`
-		Name string         `json:"name"`
-		At   string         `json:"at"`
-		Data map[string]any `json:"data"`
-	} `json:"events"`
 }
 
 // ReadCustomerFile reads a customer file: one JSON object.

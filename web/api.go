@@ -438,18 +438,9 @@ func (s *Server) checkEvent(in eventIn, now time.Time) (rec *ingest.Record, fiel
 }
 
 // customerIn is the body of PUT /api/customers/{id}: the fields of a customer
-// file, without events (POST them to /api/events).
-type customerIn struct {
-	// ID, when given, must be the one in the path.
-	ID         string         `json:"id"`
-	Email      string         `json:"email"`
-	FirstName  string         `json:"first_name"`
-	Name       string         `json:"name"`
-	Locale     string         `json:"locale"`
-	Timezone   string         `json:"timezone"`
-	Stage      string         `json:"stage"`
-	Attributes map[string]any `json:"attributes"`
-}
+// file, without events (POST them to /api/events). ID, when given, must be the
+// one in the path.
+type customerIn = ingest.Profile
 
 var customerFields = []string{"id", "email", "first_name", "name", "locale", "timezone", "stage", "attributes"}
 
