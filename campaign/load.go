@@ -28,7 +28,7 @@ var (
 
 var (
 	campaignKeys = []string{"name", "trigger", "audience", "exit", "goal", "reentry", "send_window", "topic"}
-	stepKeys     = []string{"subject", "preheader", "delay", "at", "only_if", "skip_if", "layout"}
+	stepKeys     = []string{"id", "subject", "preheader", "delay", "at", "only_if", "skip_if", "layout"}
 	variantKeys  = []string{"subject", "preheader", "layout"}
 )
 
@@ -149,8 +149,10 @@ func loadCampaign(fsys fs.FS, root, id string, l *Lifecycle, env envs, probs *Pr
 			switch {
 			case other.Order == order:
 				probs.Add(path, Pos{1, 1}, "step order %s is also used by %s: give each step its own number", m[1], filepath.Base(other.Content.Path))
-			case other.Slug == slug:
-				probs.Add(path, Pos{1, 1}, "step name %q is also used by %s: the name is the step's identity and must be unique in the campaign", slug, filepath.Base(other.Content.Path))
+			case other.Slug == st.Slug && st.Slug != slug:
+				probs.Add(path, st.IDPos, "step id %q is also the identity of %s: each step of a campaign needs its own", st.Slug, filepath.Base(other.Content.Path))
+			case other.Slug == st.Slug:
+				probs.Add(path, Pos{1, 1}, "step name %q is also the identity of %s: the name is the step's identity and must be unique in the campaign (or pin one with id:)", slug, filepath.Base(other.Content.Path))
 			}
 		}
 		byName[name] = st
@@ -339,6 +341,15 @@ func loadContent(path, src, locale string, l *Lifecycle, env envs, st *Step, pro
 	}
 	if st == nil {
 		return ct
+	}
+	if v := f["id"]; v != nil {
+		if id, ok := d.str(v, "id"); ok {
+			if !campaignIDRE.MatchString(id) {
+				d.errorf(v, "id %q must be lower case letters, digits, - and _, like a file name's slug (welcome, first-project)", id)
+			} else {
+				st.Slug, st.ID, st.IDPos = id, st.Campaign.ID+"/"+id, d.valuePos(v)
+			}
+		}
 	}
 	if v := f["delay"]; v != nil {
 		st.Delay = d.duration(v, "delay")

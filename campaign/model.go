@@ -196,10 +196,15 @@ type Clock int
 
 // Step is one email of a campaign: a Markdown file and its locale variants.
 type Step struct {
-	// ID is the step identity, "campaign/slug": stable across reordering.
+	// ID is the step identity, "campaign/slug": stable across reordering, and
+	// across a rename when the step pins its slug with id:.
 	ID string
-	// Slug is the file name without order prefix, locale and extension.
-	Slug     string
+	// Slug is the identity within the campaign: the front matter's id: when
+	// set, else the file name without order prefix, locale and extension.
+	// Enrollments, the ledger, Message-IDs and links carry it.
+	Slug string
+	// IDPos is where id: is set; zero when the slug comes from the file name.
+	IDPos    Pos
 	Campaign *Campaign
 	// Order is the numeric file-name prefix.
 	Order int

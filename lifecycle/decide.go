@@ -41,6 +41,10 @@ type Decision struct {
 	Due time.Time
 	// Reason explains a Skip or Stop.
 	Reason string
+	// Changes are what following an edit of the campaign changed in the
+	// enrollment (steps skipped, the enrollment ended, each with the cause
+	// EditedCause); callers record them with the rest.
+	Changes []Change
 }
 
 // Due returns the campaign IDs of c's active enrollments whose next step is due at
@@ -80,26 +84,25 @@ func (e *Engine) Decide(c *Customer, campaignID string, now time.Time) Decision 
 	}
 	camp := e.set.Campaign(campaignID)
 	if camp == nil {
-		return Decision{Action: Stop, Enrollment: enr, Reason: "campaign removed"}
+		return Decision{Action: Stop, Enrollment: enr, Reason: EditedCause + ": campaign removed"}
+	}
+	// Find the step that comes next in the campaign as it is now, and its send
+	// time: the campaign, the step's delay, time of day or window may have been
+	// edited since the enrollment was scheduled.
+	var edits changes
+	e.schedule(c, camp, enr, now, &edits)
+	if enr.Status != Active {
+		return Decision{Action: None, Enrollment: enr, Changes: edits.list}
 	}
 	st := stepBySlug(camp, enr.Next)
-	if st == nil || st != nextStep(camp, enr) {
-		// The campaign was edited: find the step and time that now come next.
-		var ch changes
-		e.schedule(c, camp, enr, &ch)
-		if enr.Status != Active {
-			return Decision{Action: None, Enrollment: enr}
-		}
-		st = stepBySlug(camp, enr.Next)
-	} else if due := sendTime(camp, st, enr.Last, e.Location(c)); !due.Equal(enr.Due) {
-		enr.Due = due // its delay, time of day or window was edited
-	}
-	d := Decision{Enrollment: enr, Step: st, Due: enr.Due}
+	d := Decision{Enrollment: enr, Step: st, Due: enr.Due, Changes: edits.list}
 	switch {
 	case c.Unsubscribed:
-		return Decision{Action: Stop, Enrollment: enr, Step: st, Reason: "unsubscribed"}
+		d.Action, d.Reason = Stop, "unsubscribed"
+		return d
 	case camp.Topic != "" && slices.Contains(c.OptedOut, camp.Topic):
-		return Decision{Action: Stop, Enrollment: enr, Step: st, Reason: "opted out of " + camp.Topic}
+		d.Action, d.Reason = Stop, "opted out of "+camp.Topic
+		return d
 	case now.Before(enr.Due):
 		d.Action = Wait
 		return d
@@ -149,7 +152,7 @@ func (e *Engine) Pass(c *Customer, campaignID string, at time.Time, sent bool, r
 	if sent {
 		c.LastSent = at
 	}
-	e.schedule(c, camp, enr, &ch)
+	e.schedule(c, camp, enr, at, &ch)
 	return ch.list, ch.err
 }
 

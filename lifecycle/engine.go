@@ -269,37 +269,113 @@ func (e *Engine) enroll(c *Customer, camp *campaign.Campaign, at time.Time, ch *
 	}
 	c.Enrollments[camp.ID] = enr
 	ch.add(Change{Kind: KindEnrolled, At: at, Campaign: camp.ID, Enrollment: n})
-	e.schedule(c, camp, enr, ch)
+	e.schedule(c, camp, enr, at, ch)
 }
 
-// schedule sets the enrollment's next step and its due time from the steps passed,
-// or completes it when none is left. Steps are found by slug, so a campaign edited
-// while customers are in it skips removed steps and reaches new ones that lie
-// after the customer's place.
-func (e *Engine) schedule(c *Customer, camp *campaign.Campaign, enr *Enrollment, ch *changes) {
-	st := nextStep(camp, enr)
-	if st == nil {
-		enr.Next, enr.Due = "", time.Time{}
-		e.end(enr, Completed, enr.Last, "all steps passed", KindCompleted, ch)
-		return
+// schedule sets the enrollment's next step and its due time, or completes the
+// enrollment when no step is left. It follows edits of the campaign made since
+// the enrollment was last scheduled (see Place): a step that now comes before
+// the customer's place, and the awaited step when it was removed, are recorded
+// as skipped with the cause EditedCause; a customer whose place cannot be found
+// any more leaves the campaign with that cause. at is the moment of the
+// decision, for the changes it records.
+func (e *Engine) schedule(c *Customer, camp *campaign.Campaign, enr *Enrollment, at time.Time, ch *changes) {
+	p := Locate(camp, enr)
+	edited := p.Removed != "" || len(p.Before) > 0
+	if p.Removed != "" {
+		ch.add(Change{Kind: KindSkipped, At: at, Campaign: camp.ID, Enrollment: enr.Number,
+			Step: camp.ID + "/" + p.Removed, Reason: EditedCause + ": step removed"})
+		enr.Passed = append(enr.Passed, p.Removed)
 	}
-	enr.Next = st.Slug
-	enr.Due = sendTime(camp, st, enr.Last, e.Location(c))
+	for _, st := range p.Before {
+		ch.add(Change{Kind: KindSkipped, At: at, Campaign: camp.ID, Enrollment: enr.Number,
+			Step: st.ID, Reason: EditedCause + ": the step comes before the customer's place"})
+		enr.Passed = append(enr.Passed, st.Slug)
+	}
+	switch {
+	case p.Lost:
+		e.end(enr, Exited, at, EditedCause+": none of the customer's steps remain", KindExited, ch)
+	case p.Next == nil && edited:
+		e.end(enr, Completed, at, EditedCause+": no steps left", KindCompleted, ch)
+	case p.Next == nil:
+		e.end(enr, Completed, enr.Last, "all steps passed", KindCompleted, ch)
+	default:
+		enr.Next = p.Next.Slug
+		enr.Due = sendTime(camp, p.Next, enr.Last, e.Location(c))
+	}
 }
 
-func nextStep(camp *campaign.Campaign, enr *Enrollment) *campaign.Step {
-	last := -1
+// EditedCause starts the reason of every change the engine records because a
+// campaign was edited while the customer was in it.
+const EditedCause = "campaign edited"
+
+// Place is where an enrollment stands in a campaign as the campaign is now.
+type Place struct {
+	// Next is the step the customer gets next; nil when none is left.
+	Next *campaign.Step
+	// Before lists the steps the customer never had that now lie before their
+	// place (added, or moved there, by an edit): they are skipped.
+	Before []*campaign.Step
+	// Removed is the slug of the step the customer was waiting for when the
+	// campaign no longer has it.
+	Removed string
+	// Lost is true when neither the awaited step nor any step the customer
+	// passed is left in the campaign: the place is unknown.
+	Lost bool
+}
+
+// Locate finds enr's place in camp. Steps are known by identity (slug), never
+// by position, so an edited campaign neither repeats a step nor loses the
+// customer's place:
+//
+//   - A customer who had no step yet is at the start. Otherwise the place is
+//     just before the step they are waiting for, or just after the step they
+//     had last, whichever comes first in the campaign as it is now. Either may
+//     be gone (removed, or renamed without id:); the other then fixes the
+//     place, and with neither the place is lost.
+//   - From there on, the customer gets each step they have not had, in file
+//     order; a step they had is never sent again, wherever it moved.
+//   - A step they have not had that lies before the place was added (or moved)
+//     behind them: it is skipped, and that is recorded.
+func Locate(camp *campaign.Campaign, enr *Enrollment) Place {
+	index := func(slug string) int {
+		return slices.IndexFunc(camp.Steps, func(st *campaign.Step) bool { return st.Slug == slug })
+	}
+	var p Place
+	if enr.Next != "" && !slices.Contains(enr.Passed, enr.Next) && index(enr.Next) < 0 {
+		p.Removed = enr.Next
+	}
+	start := 0 // a customer who had nothing yet is at the start
+	if len(enr.Passed) > 0 {
+		start = -1
+		if p.Removed == "" && enr.Next != "" && !slices.Contains(enr.Passed, enr.Next) {
+			start = index(enr.Next)
+		}
+		for i := len(enr.Passed) - 1; i >= 0; i-- {
+			if r := index(enr.Passed[i]); r >= 0 {
+				if start < 0 || r+1 < start {
+					start = r + 1
+				}
+				break
+			}
+		}
+		if start < 0 {
+			p.Lost = true
+			return p
+		}
+	}
 	for i, st := range camp.Steps {
 		if slices.Contains(enr.Passed, st.Slug) {
-			last = i
+			continue
 		}
-	}
-	for _, st := range camp.Steps[last+1:] {
-		if !slices.Contains(enr.Passed, st.Slug) {
-			return st
+		if i < start {
+			p.Before = append(p.Before, st)
+			continue
 		}
+		p.Next = st
+		break
 	}
-	return nil
+	return p
 }
 
 func (e *Engine) end(enr *Enrollment, s Status, at time.Time, reason string, kind Kind, ch *changes) {

@@ -50,6 +50,7 @@ func (e *Engine) Simulate(c *Customer, events []Event, until time.Time) ([]Chang
 		}
 		for _, id := range e.Due(c, next) {
 			d := e.Decide(c, id, next)
+			out = append(out, d.Changes...)
 			switch d.Action {
 			case Send:
 				if err := add(e.Pass(c, id, next, true, "")); err != nil {

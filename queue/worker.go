@@ -397,8 +397,17 @@ func (w *Worker) sendOne(ctx context.Context, j *job) *outcome {
 func (w *Worker) settle(cur *lifecycle.Customer, now time.Time, outcomes map[stepKey]*outcome) []lifecycle.Change {
 	var chs []lifecycle.Change
 	for _, campID := range w.engine.Due(cur, now) {
+		// Decide first: it follows an edit of the campaign made since cur was
+		// scheduled exactly as it did when the batch was decided, and its
+		// changes (steps skipped or the enrollment ended by the edit) are
+		// recorded with the rest.
+		d := w.engine.Decide(cur, campID, now)
+		for _, ch := range d.Changes {
+			w.cfg.Log.Info("campaign edit followed", "customer", cur.ID, "campaign", campID, "kind", string(ch.Kind), "step", ch.Step, "reason", ch.Reason)
+		}
+		chs = append(chs, d.Changes...)
 		enr := cur.Enrollments[campID]
-		if o, ok := outcomes[stepKey{cur.ID, campID, enr.Number, enr.Next}]; ok {
+		if o, ok := outcomes[stepKey{cur.ID, campID, enr.Number, enr.Next}]; ok && enr.Status == lifecycle.Active {
 			switch {
 			case o.stop != "":
 				chs = append(chs, withStep(w.engine.Stop(cur, campID, o.at, o.stop), campID+"/"+enr.Next)...)
@@ -411,7 +420,7 @@ func (w *Worker) settle(cur *lifecycle.Customer, now time.Time, outcomes map[ste
 			}
 			continue
 		}
-		switch d := w.engine.Decide(cur, campID, now); d.Action {
+		switch d.Action {
 		case lifecycle.Wait:
 			enr.Due = d.Due
 		case lifecycle.Skip:

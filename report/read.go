@@ -124,7 +124,7 @@ func counts(h map[string]string) map[string]int {
 }
 
 func campaignReport(c *campaign.Campaign, h map[string]int, median []*redis.ZSliceCmd) CampaignReport {
-	cr := CampaignReport{ID: c.ID, Name: c.Name, Enrolled: h["enrolled"], GoalReached: h["goal_reached"], Steps: []StepReport{}}
+	cr := CampaignReport{ID: c.ID, Name: c.Name, Enrolled: h["enrolled"], GoalReached: h["goal_reached"], EndedByEdit: h["ended_by_edit"], Steps: []StepReport{}}
 	ids := make([]string, 0, len(c.Steps))
 	for _, st := range c.Steps {
 		ids = append(ids, st.ID)
@@ -139,12 +139,13 @@ func campaignReport(c *campaign.Campaign, h map[string]int, median []*redis.ZSli
 	slices.Sort(gone)
 	for _, id := range append(ids, gone...) {
 		s := StepReport{ID: id, Sent: h[id+"|sent"], Failed: h[id+"|failed"], Bounced: h[id+"|bounced"],
-			Unsubscribed: h[id+"|unsubscribed"], Clicked: h[id+"|clicked"]}
+			Unsubscribed: h[id+"|unsubscribed"], Clicked: h[id+"|clicked"], EditSkipped: h[id+"|edited"]}
 		cr.Sent += s.Sent
 		cr.Failed += s.Failed
 		cr.Bounced += s.Bounced
 		cr.Unsubscribed += s.Unsubscribed
 		cr.Clicked += s.Clicked
+		cr.EditSkipped += s.EditSkipped
 		cr.Steps = append(cr.Steps, s)
 	}
 	if cr.Enrolled > 0 {

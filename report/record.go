@@ -106,12 +106,22 @@ func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, id string, aft
 	case lifecycle.KindSent:
 		p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|sent", 1)
 	case lifecycle.KindSkipped:
-		if isFailure(c.Reason) {
+		switch {
+		case isFailure(c.Reason):
 			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|failed", 1)
+		case isEdit(c.Reason):
+			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|edited", 1)
 		}
 	case lifecycle.KindExited:
-		if strings.HasPrefix(c.Reason, "bounced") && c.Step != "" {
+		switch {
+		case strings.HasPrefix(c.Reason, "bounced") && c.Step != "":
 			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|bounced", 1)
+		case isEdit(c.Reason):
+			p.HIncrBy(ctx, k.campaign(c.Campaign), "ended_by_edit", 1)
+		}
+	case lifecycle.KindCompleted:
+		if isEdit(c.Reason) {
+			p.HIncrBy(ctx, k.campaign(c.Campaign), "ended_by_edit", 1)
 		}
 	}
 }
@@ -121,6 +131,11 @@ func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, id string, aft
 // conditions.
 func isFailure(reason string) bool {
 	return strings.HasPrefix(reason, "refused") || strings.HasPrefix(reason, "cannot render")
+}
+
+// isEdit tells a change the engine made to follow an edit of the campaign.
+func isEdit(reason string) bool {
+	return strings.HasPrefix(reason, lifecycle.EditedCause)
 }
 
 // event counts the events the report follows: clicks, unsubscribes, NPS

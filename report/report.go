@@ -25,6 +25,11 @@
 //	                                    "step|failed"        skipped with a reason starting "refused" or
 //	                                                         "cannot render" (not conditions: only_if, skip_if)
 //	                                    "step|bounced"       enrollment ended with a reason starting "bounced"
+//	                                    "step|edited"        skipped because the campaign was edited (the
+//	                                                         step was removed, or now lies before the
+//	                                                         customer's place); see lifecycle.Locate
+//	                                    ended_by_edit        enrollments an edit ended (no step left, or
+//	                                                         the customer's place lost)
 //	                                    "step|clicked"       link_clicked events (one per customer, step and URL)
 //	                                    "step|unsubscribed"  unsubscribed events, see below
 //	{p}report:goal:{id}           zset  "customer:enrollment" scored by seconds from enrollment to goal,
@@ -80,7 +85,11 @@ type CampaignReport struct {
 	Bounced      int    `json:"bounced"`
 	Unsubscribed int    `json:"unsubscribed"`
 	Clicked      int    `json:"clicked"`
-	GoalReached  int    `json:"goal_reached"`
+	// EditSkipped counts steps skipped because the campaign was edited, and
+	// EndedByEdit the enrollments an edit ended (see lifecycle.Locate).
+	EditSkipped int `json:"edit_skipped"`
+	EndedByEdit int `json:"ended_by_edit"`
+	GoalReached int `json:"goal_reached"`
 	// Conversion is GoalReached / Enrolled (0 when none enrolled).
 	Conversion float64 `json:"conversion"`
 	// MedianTimeToGoal from enrollment, in seconds; 0 when no goal was reached.
@@ -96,6 +105,9 @@ type StepReport struct {
 	Bounced      int    `json:"bounced"`
 	Unsubscribed int    `json:"unsubscribed"`
 	Clicked      int    `json:"clicked"`
+	// EditSkipped counts customers who skipped the step because the campaign
+	// was edited.
+	EditSkipped int `json:"edit_skipped"`
 }
 
 // StageCount is how many customers are in a stage now.
