@@ -101,16 +101,20 @@ func printReport(out io.Writer, r *report.Report) {
 	fmt.Fprintf(out, "Report since %s (generated %s)\n", r.Since.Format(time.DateOnly), r.Generated.Format(time.RFC3339))
 
 	fmt.Fprintln(out, "\nCampaigns (since the counters began)")
-	line("campaign / step", "enrolled", "sent", "failed", "bounced", "unsubscribed", "clicked", "click rate", "goal", "conversion", "median to goal")
+	line("campaign / step", "enrolled", "sent", "failed", "bounced", "unsubscribed", "clicked", "click rate", "goal", "conversion", "median to goal", "edited")
 	for _, c := range r.Campaigns {
 		median := "-"
 		if c.GoalReached > 0 {
 			median = time.Duration(c.MedianTimeToGoal * float64(time.Second)).Round(time.Minute).String()
 		}
+		edited := "-"
+		if c.EditSkipped+c.EndedByEdit > 0 {
+			edited = fmt.Sprintf("%d skipped, %d ended", c.EditSkipped, c.EndedByEdit)
+		}
 		line(c.ID, c.Enrolled, c.Sent, c.Failed, c.Bounced, c.Unsubscribed, c.Clicked, pct(c.Clicked, c.Sent), c.GoalReached,
-			fmt.Sprintf("%.1f%%", c.Conversion*100), median)
+			fmt.Sprintf("%.1f%%", c.Conversion*100), median, edited)
 		for _, s := range c.Steps {
-			line("  "+s.ID, "", s.Sent, s.Failed, s.Bounced, s.Unsubscribed, s.Clicked, pct(s.Clicked, s.Sent), "", "", "")
+			line("  "+s.ID, "", s.Sent, s.Failed, s.Bounced, s.Unsubscribed, s.Clicked, pct(s.Clicked, s.Sent), "", "", "", s.EditSkipped)
 		}
 	}
 	w.Flush()
