@@ -90,4 +90,16 @@ type Enrollment struct {
 	Due  time.Time `json:"due,omitzero"`
 	// Attempts counts temporary delivery failures of the next step.
 	Attempts int `json:"attempts,omitempty"`
+	// Edits lists the steps skipped because the campaign was edited while the
+	// customer was in it (see Locate); an enrollment an edit ended says so in
+	// Reason.
+	Edits []Edit `json:"edits,omitempty"`
+}
+
+// Edit is one step an enrollment skipped because its campaign was edited.
+type Edit struct {
+	At time.Time `json:"at"`
+	// Step is the slug of the step skipped.
+	Step   string `json:"step"`
+	Reason string `json:"reason"`
 }

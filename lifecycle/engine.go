@@ -282,15 +282,17 @@ func (e *Engine) enroll(c *Customer, camp *campaign.Campaign, at time.Time, ch *
 func (e *Engine) schedule(c *Customer, camp *campaign.Campaign, enr *Enrollment, at time.Time, ch *changes) {
 	p := Locate(camp, enr)
 	edited := p.Removed != "" || len(p.Before) > 0
+	skip := func(slug, why string) {
+		reason := EditedCause + ": " + why
+		ch.add(Change{Kind: KindSkipped, At: at, Campaign: camp.ID, Enrollment: enr.Number, Step: camp.ID + "/" + slug, Reason: reason})
+		enr.Passed = append(enr.Passed, slug)
+		enr.Edits = append(enr.Edits, Edit{At: at, Step: slug, Reason: reason})
+	}
 	if p.Removed != "" {
-		ch.add(Change{Kind: KindSkipped, At: at, Campaign: camp.ID, Enrollment: enr.Number,
-			Step: camp.ID + "/" + p.Removed, Reason: EditedCause + ": step removed"})
-		enr.Passed = append(enr.Passed, p.Removed)
+		skip(p.Removed, "step removed")
 	}
 	for _, st := range p.Before {
-		ch.add(Change{Kind: KindSkipped, At: at, Campaign: camp.ID, Enrollment: enr.Number,
-			Step: st.ID, Reason: EditedCause + ": the step comes before the customer's place"})
-		enr.Passed = append(enr.Passed, st.Slug)
+		skip(st.Slug, "the step comes before the customer's place")
 	}
 	switch {
 	case p.Lost:
