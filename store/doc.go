@@ -1,7 +1,7 @@
 // Package store is retain's memory of customers, kept in Redis through go-redis:
 // each customer's state, stage history, recent events and applied event IDs, the
-// wake index that lets time rules touch only the customers due, the email index
-// and the suppression list.
+// wake index that lets time rules touch only the customers due, the email index,
+// the suppression list and a record of the campaigns deployed.
 //
 // It only persists. Deciding what a customer's state becomes is the lifecycle
 // engine's job (package lifecycle), which Update and Sweep call back into;
@@ -42,6 +42,11 @@
 //	                                                                      in parallel never contends on one key
 //	{p}suppressed    hash        lower-cased email -> {"reason","at"}     addresses never to mail again; kept by
 //	                                                                      Delete, as it is about the address
+//	{p}campaigns:deployed                                                 RecordDeploy: what the last worker or
+//	                 string      the campaign.Manifest JSON of the        scheduler to start ran, so the next start
+//	                             campaign set running (hash, step IDs)    logs which steps a deploy added, removed
+//	                                                                      or renamed; about 140 B per step,
+//	                                                                      written once per process start
 //
 // # Memory
 //

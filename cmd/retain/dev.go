@@ -103,6 +103,9 @@ func runDev(c *command, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "retain dev: %v\n", err)
 		return exitProblems
 	}
+	// Once for the worker and scheduler of this process, as at their start;
+	// reloads are not recorded.
+	recordDeploy(ctx, a.log, a.store, l.set)
 	a.printStart(d, *demo)
 	fmt.Fprintf(e.stdout, "\nready in %s — watching %s and %s for changes; Ctrl-C stops\n",
 		time.Since(processStart).Round(time.Millisecond), d.campaigns, d.templates)

@@ -51,6 +51,7 @@ func runScheduler(c *command, e *env, args []string) int {
 	}
 	defer ws.close()
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	recordDeploy(ctx, log, ws.store, ws.loaded.set)
 	client := queue.NewClient(ws.rdb)
 	s := queue.NewScheduler(queue.SchedulerConfig{Interval: *interval, Batch: *batch, Lease: *lease, Log: log},
 		ws.rdb, e.getenv("RETAIN_REDIS_PREFIX"), ws.applier, client)

@@ -108,6 +108,7 @@ func runWorker(c *command, e *env, args []string) int {
 	defer ws.close()
 	ws.engine.FrequencyCap = capDur
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	recordDeploy(ctx, log, ws.store, ws.loaded.set)
 	pool := mailer.NewPool(smtpCfg)
 	defer pool.Close()
 	w, err := queue.NewWorker(queue.WorkerConfig{
