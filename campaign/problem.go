@@ -13,9 +13,15 @@ type Problem struct {
 	Line int    `json:"line"`
 	Col  int    `json:"col"`
 	Msg  string `json:"message"`
+	// Warning marks something risky rather than wrong, such as an edit that
+	// changes what customers in flight get (retain lint --against).
+	Warning bool `json:"warning,omitempty"`
 }
 
 func (p Problem) String() string {
+	if p.Warning {
+		return fmt.Sprintf("%s:%d:%d: warning: %s", p.Path, p.Line, p.Col, p.Msg)
+	}
 	return fmt.Sprintf("%s:%d:%d: %s", p.Path, p.Line, p.Col, p.Msg)
 }
 
