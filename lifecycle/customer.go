@@ -1,6 +1,10 @@
 package lifecycle
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"time"
+)
 
 // Customer is everything the engine knows of one customer: profile, stage, counters
 // and enrollments. The store persists it; the engine reads and changes it.
@@ -102,4 +106,24 @@ type Edit struct {
 	// Step is the slug of the step skipped.
 	Step   string `json:"step"`
 	Reason string `json:"reason"`
+}
+
+// Clone returns a copy of c that shares nothing the engine changes, so two
+// engines can decide on the same customer side by side (retain impact).
+// Attribute values are immutable and shared.
+func (c *Customer) Clone() *Customer {
+	cp := *c
+	cp.Attributes = maps.Clone(c.Attributes)
+	cp.Counters = maps.Clone(c.Counters)
+	cp.OptedOut = slices.Clone(c.OptedOut)
+	if c.Enrollments != nil {
+		cp.Enrollments = make(map[string]*Enrollment, len(c.Enrollments))
+		for id, e := range c.Enrollments {
+			ec := *e
+			ec.Passed = slices.Clone(e.Passed)
+			ec.Edits = slices.Clone(e.Edits)
+			cp.Enrollments[id] = &ec
+		}
+	}
+	return &cp
 }
