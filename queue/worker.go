@@ -450,12 +450,7 @@ func withStep(chs []lifecycle.Change, step string) []lifecycle.Change {
 func (w *Worker) message(c *lifecycle.Customer, st *campaign.Step, n int) (*mailer.Message, error) {
 	set := w.engine.Set()
 	links := w.cfg.Links(c, st.Campaign.ID)
-	data := &render.Data{
-		Customer: render.Customer{ID: c.ID, Email: c.Email, FirstName: c.FirstName, Name: c.Name,
-			Locale: cmpOr(c.Locale, set.Lifecycle.Locale), Timezone: w.engine.Location(c).String(), Stage: c.Stage, Attributes: c.Attributes},
-		Links:  links,
-		Sender: render.Sender{Name: set.Lifecycle.Sender.Name, Email: w.cfg.From.Address, Address: set.Lifecycle.Sender.Address},
-	}
+	data := render.NewData(w.engine, c, links, w.cfg.From.Address)
 	email, err := w.renderer.Render(st.ID, data)
 	if err != nil {
 		return nil, err

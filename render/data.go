@@ -1,12 +1,14 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"strings"
 	"time"
 
 	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/lifecycle"
 )
 
 // Data is what a step's subject, preheader and body are executed with.
@@ -95,6 +97,23 @@ func NewLinks(unsubscribe, preferences string, nps func(score int) string, fixed
 	}
 	l[LinkNPS] = scores
 	return l
+}
+
+// NewData returns what a step is executed with when it is sent to customer c:
+// the one place that decides it, so that the worker, retain preview, the web
+// preview and the timeline show what is sent. The customer's locale is the
+// lifecycle's when c has none; the time zone is the one eng schedules c in (the
+// lifecycle's when c's is empty or unknown); the sender is lifecycle.yaml's,
+// with from, the email part of the From address. links are the email's links
+// (NewLinks), which depend on the campaign and on who signs them.
+func NewData(eng *lifecycle.Engine, c *lifecycle.Customer, links Links, from string) *Data {
+	lc := eng.Set().Lifecycle
+	return &Data{
+		Customer: Customer{ID: c.ID, Email: c.Email, FirstName: c.FirstName, Name: c.Name,
+			Locale: cmp.Or(c.Locale, lc.Locale), Timezone: eng.Location(c).String(), Stage: c.Stage, Attributes: c.Attributes},
+		Links:  links,
+		Sender: Sender{Name: lc.Sender.Name, Email: from, Address: lc.Sender.Address},
+	}
 }
 
 // SampleTime is the moment sample time attributes are set to.

@@ -26,18 +26,15 @@
 //	set, err := campaign.Load("campaigns")
 //	r, err := render.Compile(set, "templates")      // campaign.Problems on lint errors
 //
-//	// worker, per due send:
-//	d := &render.Data{
-//		Customer: render.Customer{Email: "ada@example.com", FirstName: "Ada", Locale: "nl",
-//			Attributes: render.Attributes{"plan": "team"}},
-//		Links:  render.NewLinks(unsubURL, prefsURL, npsURL, set.Lifecycle.Links),
-//		Sender: render.Sender{Name: "Acme", Email: "hello@acme.test", Address: "…"},
-//	}
+//	// worker, per due send (and the previews of a real customer, so they show
+//	// what is sent):
+//	links := render.NewLinks(unsubURL, prefsURL, npsURL, set.Lifecycle.Links)
+//	d := render.NewData(engine, customer, links, "hello@acme.test")
 //	email, err := r.Render("onboarding/first-project", d)
 //	if errors.Is(err, render.ErrHeaderInjection) { … } // never send it
 //
-//	// retain preview [--customer FILE] STEP.md:
-//	d := render.SampleData(set, baseURL)              // or a customer from FILE
+//	// retain preview STEP.md, for the built-in sample customer:
+//	d := render.SampleData(set, baseURL)
 //	email, err := r.RenderFile("campaigns/onboarding/01-welcome.nl.md", d)
 //
 // Render does not run the templates through text/template's reflection. Once Compile

@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -684,12 +683,10 @@ func (s *Server) getTimeline(w http.ResponseWriter, r *http.Request) {
 			from = t
 		}
 	}
-	data := render.SampleData(set, "")
-	data.Customer = render.Customer{ID: c.ID, Email: c.Email, FirstName: c.FirstName, Name: c.Name,
-		Locale: cmp.Or(c.Locale, set.Lifecycle.Locale), Timezone: eng.Location(c).String(), Stage: c.Stage, Attributes: c.Attributes}
-	if data.Customer.Attributes == nil {
-		data.Customer.Attributes = render.Attributes{}
-	}
+	// The timeline shows subjects only: the sample links and From address
+	// stand in for the signed ones of each campaign.
+	sample := render.SampleData(set, "")
+	data := render.NewData(eng, c, sample.Links, sample.Sender.Email)
 	// c was decoded for this request: plan.Build may change it.
 	t, err := plan.Build(eng, s.d.Renderer, c, nil, data, from, now.Add(horizon))
 	if err != nil {

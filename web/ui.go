@@ -258,22 +258,17 @@ func (s *Server) renderStep(r *http.Request, st *campaign.Step) *preview {
 			p.Err, p.Status = "The customer could not be read: "+err.Error(), http.StatusServiceUnavailable
 			return p
 		}
-		data.Customer = render.Customer{ID: c.ID, Email: c.Email, FirstName: c.FirstName, Name: c.Name,
-			Locale: c.Locale, Timezone: c.Timezone, Stage: c.Stage, Attributes: c.Attributes}
-		if data.Customer.Locale == "" {
-			data.Customer.Locale = set.Lifecycle.Locale
-		}
-		if s.d.Engine != nil {
-			data.Customer.Timezone = s.d.Engine.Location(c).String()
-		}
+		links := data.Links
 		if s.d.Signer != nil {
 			sg, camp, now := s.d.Signer, st.Campaign.ID, s.cfg.Now()
-			data.Links = render.NewLinks(sg.UnsubscribeURL(c.ID, ""), sg.PreferencesURL(c.ID),
+			links = render.NewLinks(sg.UnsubscribeURL(c.ID, ""), sg.PreferencesURL(c.ID),
 				func(score int) string { return sg.NPSURL(c.ID, camp, score, now, 24*time.Hour) }, set.Lifecycle.Links)
 		}
+		// The customer's email as the worker renders it; retain web does not
+		// know the From address, so the sample's stands in.
+		data = render.NewData(s.d.Engine, c, links, data.Sender.Email)
 		p.Content = st.ContentFor(data.Customer.Locale)
-	}
-	if s.d.Sender.Name != "" {
+	} else if s.d.Sender.Name != "" {
 		data.Sender.Name, data.Sender.Address = s.d.Sender.Name, s.d.Sender.Address
 	}
 	if v, ok := st.Variants[p.Locale]; ok {

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/mail"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,49 +17,86 @@ import (
 	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/mailer"
 	"github.com/retainmail/retain/render"
+	"github.com/retainmail/retain/store"
 )
 
 var previewCmd = &command{
 	name:    "preview",
-	summary: "Render one email step as a customer will receive it",
-	usage:   "preview [--customer FILE] [--format html|text|eml] STEP.md",
+	summary: "Render one email step, or every step into a folder, as customers will receive them",
+	usage:   "preview [--customer FILE|ID] [--format html|text|eml] STEP.md\n       retain preview --all --out DIR [--against REF] [--customer FILE|ID] [DIR]",
 	help: `STEP.md is a step file inside a campaign folder, such as
 campaigns/onboarding/01-welcome.md; a locale variant (01-welcome.nl.md) previews
 that translation. The whole campaigns folder is loaded, so the preview uses the
 same lifecycle.yaml and layouts as a real send.
 
-Without --customer, a built-in sample customer is used. A customer file is JSON:
+With --all, every step and locale variant of the campaigns in DIR (a project or
+campaigns folder; default $RETAIN_CAMPAIGNS, else the current directory) is
+written to the --out folder: for each, the HTML part, the text part and the .eml
+message, as <campaign>/<step>[.<locale>].html, .txt and .eml, and an index.html
+listing campaign, step, locale, subject and preheader with links to each part.
+The folder needs no server: open index.html, or keep it as a CI artifact.
+
+With --all --against REF (a git revision such as origin/main, or a folder), only
+the steps whose rendered email differs from REF's, or that are new, are written,
+each beside its previous version (.before.html, .before.txt, .before.eml) with a
+.compare.html page: both HTML parts side by side and the text part as a diff.
+Steps that REF has and the campaigns no longer have are listed as removed. Steps
+are matched by their identity (campaign/slug): a renamed file is a new step and
+a removed one, unless its id: keeps the identity.
+
+Without --customer, a built-in sample customer is used. --customer takes a
+customer file, or the ID of a customer stored in Redis (REDIS_URL,
+RETAIN_REDIS_PREFIX) when no such file exists. A customer file is JSON:
   {"id": "c42", "email": "ada@example.com", "first_name": "Ada", "locale": "en",
    "timezone": "Europe/Amsterdam", "stage": "onboarding",
    "attributes": {"plan": "team"}}
 
 Formats: html (the HTML part inside its layout), text (the plain-text part),
-eml (the complete RFC 5322 message with the headers it is sent with).
+eml (the complete RFC 5322 message with the headers it is sent with). Links stay
+as written: the worker may turn them into click-tracking redirects.
 
 Environment: RETAIN_FROM (From address, default "hello@example.com" with the
 sender name of lifecycle.yaml), RETAIN_BASE_URL (base of unsubscribe and
-preference links, default http://localhost:8080).
+preference links, default http://localhost:8080), RETAIN_SECRET (signs those
+links; a fixed preview secret when unset), RETAIN_UNSUBSCRIBE_MAILTO (offered
+in List-Unsubscribe, as the worker does).
 
 Exit status: 0 rendered, 1 the step or its campaigns have problems, 2 usage error.
 
 Examples:
   retain preview campaigns/onboarding/01-welcome.md
   retain preview --format text --customer ada.json campaigns/nps/01-survey.nl.md
-  retain preview --format eml campaigns/onboarding/01-welcome.md > welcome.eml`,
+  retain preview --format eml campaigns/onboarding/01-welcome.md > welcome.eml
+  retain preview --all --out preview
+  retain preview --all --out preview --against origin/main --customer c42`,
 	run: runPreview,
 }
 
 func runPreview(c *command, e *env, args []string) int {
 	fs := c.flags()
-	customerPath := fs.String("customer", "", "customer `FILE` (JSON) to render for; default a built-in sample customer")
-	format := fs.String("format", "html", "output `format`: html, text or eml")
+	customerArg := fs.String("customer", "", "customer `FILE|ID` to render for: a JSON file, or the ID of a customer stored in Redis; default a built-in sample customer")
+	format := fs.String("format", "html", "output `format` of one step: html, text or eml")
 	templates := fs.String("templates", "", "layouts folder (default $RETAIN_TEMPLATES, else templates/ beside the campaigns folder)")
+	all := fs.Bool("all", false, "render every step and locale variant of the campaigns into the --out folder")
+	out := fs.String("out", "", "with --all: the `DIR` to write the preview into (index.html and every part)")
+	againstRef := fs.String("against", "", "with --all: only the steps that render differently from git revision or folder `REF`, beside their previous version")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
 		return code
 	}
+	if *all {
+		var formatSet bool
+		fs.Visit(func(f *flag.Flag) { formatSet = formatSet || f.Name == "format" })
+		if formatSet {
+			return c.usageError(e, "--format is for one step: --all writes the html, text and eml of every step")
+		}
+		return runPreviewAll(c, e, previewAllOptions{out: *out, against: *againstRef, customer: *customerArg, templates: *templates}, pos)
+	}
+	if *out != "" || *againstRef != "" {
+		return c.usageError(e, "--out and --against go with --all: retain preview --all --out DIR [--against REF]")
+	}
 	if len(pos) != 1 {
-		return c.usageError(e, "give exactly one step file, got %d", len(pos))
+		return c.usageError(e, "give exactly one step file, got %d (or --all --out DIR for every step)", len(pos))
 	}
 	switch *format {
 	case "html", "text", "eml":
@@ -88,31 +129,17 @@ func runPreview(c *command, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "retain preview: %s is not a step of the campaigns in %s\n", stepPath, d.campaigns)
 		return exitProblems
 	}
-
-	data := render.SampleData(l.set, baseURL(e))
-	if *customerPath != "" {
-		c, err := readCustomer(*customerPath, l.set.Lifecycle)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "retain preview: %v\n", err)
-			return exitProblems
-		}
-		data.Customer = c
-	}
-	signer, err := linkSigner(e, true)
+	cust, err := previewCustomer(context.Background(), e, *customerArg, l.set.Lifecycle)
 	if err != nil {
-		return c.usageError(e, "%v", err)
+		fmt.Fprintf(e.stderr, "retain preview: %v\n", err)
+		return exitProblems
 	}
-	data.Links = customerLinks(signer, l.set.Lifecycle.Links, time.Now)(&lifecycle.Customer{ID: data.Customer.ID}, step.Campaign.ID)
-	if content.Locale != "" {
-		data.Customer.Locale = content.Locale
-	}
-	from, err := fromAddress(e, l.set.Lifecycle)
+	p, err := newPreviewer(e, l, cust, time.Now())
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain preview: %v\n", err)
 		return exitUsage
 	}
-	data.Sender.Email = from.Address
-
+	data := p.data(step, content.Locale)
 	email, err := l.renderer.Render(step.ID, data)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain preview: %s: %v\n", stepPath, err)
@@ -124,22 +151,113 @@ func runPreview(c *command, e *env, args []string) int {
 	case "text":
 		io.WriteString(e.stdout, email.Text)
 	case "eml":
-		msg := &mailer.Message{
-			From:        *from,
-			To:          mail.Address{Name: data.Customer.Name, Address: data.Customer.Email},
-			Subject:     email.Subject,
-			Text:        email.Text,
-			HTML:        email.HTML,
-			MessageID:   mailer.MessageID(step.ID, data.Customer.ID, 1, domainOf(from.Address)),
-			Date:        time.Now(),
-			Unsubscribe: fmt.Sprint(data.Links[render.LinkUnsubscribe]),
-		}
-		if _, err := msg.WriteTo(e.stdout); err != nil {
+		if _, err := p.message(step, data, email).WriteTo(e.stdout); err != nil {
 			fmt.Fprintf(e.stderr, "retain preview: %s: %v\n", stepPath, err)
 			return exitProblems
 		}
 	}
 	return exitOK
+}
+
+// previewCustomer returns the customer --customer names: a customer file, or
+// the ID of a customer stored in Redis when no such file exists (and the name
+// does not end in .json). It returns nil for the built-in sample customer.
+func previewCustomer(ctx context.Context, e *env, arg string, l *campaign.Lifecycle) (*lifecycle.Customer, error) {
+	if arg == "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(arg); err == nil || strings.HasSuffix(arg, ".json") {
+		return customerFile(arg, l)
+	}
+	st, rdb, err := openStore(ctx, e)
+	if err != nil {
+		return nil, fmt.Errorf("--customer %s: no such file, so it is a customer ID, but %v", arg, err)
+	}
+	defer rdb.Close()
+	c, err := st.Customer(ctx, arg)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("--customer %s: there is no such file, nor a customer with that ID in Redis: give a customer JSON file or the ID of a stored customer", arg)
+	}
+	return c, err
+}
+
+// previewer renders the steps of one version of the campaigns for one customer,
+// and builds their messages as the worker does.
+type previewer struct {
+	l *loaded
+	// customer is nil for the built-in sample customer; eng decides what
+	// templates see of a real one.
+	customer *lifecycle.Customer
+	eng      *lifecycle.Engine
+	baseURL  string
+	from     *mail.Address
+	mailto   string
+	links    func(c *lifecycle.Customer, campaignID string) render.Links
+	// now dates the messages and the NPS links: one moment for a whole
+	// preview, so that two versions of a step compare equal when they are.
+	now time.Time
+	// ref and dirName, for the campaigns of retain preview --against REF:
+	// REF, and how messages name their folder (campaigns@REF).
+	ref, dirName string
+}
+
+// newPreviewer returns the previewer of l for cust (nil: the sample customer),
+// configured from the environment as the worker is. Its errors are the
+// environment's.
+func newPreviewer(e *env, l *loaded, cust *lifecycle.Customer, now time.Time) (*previewer, error) {
+	from, err := fromAddress(e, l.set.Lifecycle)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := linkSigner(e, true)
+	if err != nil {
+		return nil, err
+	}
+	mailto := e.getenv("RETAIN_UNSUBSCRIBE_MAILTO")
+	if mailto != "" && !strings.HasPrefix(mailto, "mailto:") {
+		return nil, fmt.Errorf("RETAIN_UNSUBSCRIBE_MAILTO %q must be a mailto: URL such as mailto:unsubscribe@acme.example", mailto)
+	}
+	p := &previewer{l: l, customer: cust, baseURL: baseURL(e), from: from, mailto: mailto, now: now,
+		links: customerLinks(signer, l.set.Lifecycle.Links, func() time.Time { return now })}
+	if cust != nil {
+		p.eng = lifecycle.New(l.set)
+	}
+	return p, nil
+}
+
+// data is what step st is executed with, for the customer in locale (empty:
+// the customer's own): render.NewData as the worker builds it, or the sample
+// customer with links signed as the worker signs them.
+func (p *previewer) data(st *campaign.Step, locale string) *render.Data {
+	var d *render.Data
+	if p.customer == nil {
+		d = render.SampleData(p.l.set, p.baseURL)
+		d.Links = p.links(&lifecycle.Customer{ID: d.Customer.ID}, st.Campaign.ID)
+		d.Sender.Email = p.from.Address
+	} else {
+		d = render.NewData(p.eng, p.customer, p.links(p.customer, st.Campaign.ID), p.from.Address)
+	}
+	if locale != "" {
+		d.Customer.Locale = locale
+	}
+	return d
+}
+
+// message is email, rendered from step st with d, as the worker builds it
+// (queue.Worker.message) for a first enrollment, with its links as written.
+func (p *previewer) message(st *campaign.Step, d *render.Data, email *render.Email) *mailer.Message {
+	unsub, _ := d.Links[render.LinkUnsubscribe].(string)
+	return &mailer.Message{
+		From:              *p.from,
+		To:                mail.Address{Name: cmpOr(d.Customer.Name, d.Customer.FirstName), Address: d.Customer.Email},
+		Subject:           email.Subject,
+		Text:              email.Text,
+		HTML:              email.HTML,
+		MessageID:         mailer.MessageID(st.ID, d.Customer.ID, 1, domainOf(p.from.Address)),
+		Date:              p.now,
+		Unsubscribe:       unsub,
+		UnsubscribeMailto: p.mailto,
+	}
 }
 
 // findContent returns the step and the content (default or locale variant) that
