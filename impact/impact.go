@@ -296,12 +296,14 @@ func (t *Tally) Add(c *lifecycle.Customer) {
 	}
 }
 
-// touched reports whether the edit can change anything for c: an enrollment
-// in an edited campaign, or a stage an edited campaign enrols from. Customers
-// it cannot touch need no run.
+// touched reports whether the edit can change anything for c: an active
+// enrollment in an edited campaign, or an edited campaign's trigger stage that
+// time rules can lead c to (runs apply no events, so only time rules move
+// customers, and an ended enrollment changes only by a new one). Customers it
+// cannot touch need no run.
 func (t *Tally) touched(c *lifecycle.Customer) bool {
-	for id := range c.Enrollments {
-		if t.a.changed[id] {
+	for id, enr := range c.Enrollments {
+		if enr.Status == lifecycle.Active && t.a.changed[id] {
 			return true
 		}
 	}

@@ -61,3 +61,22 @@ func helpFlags(help string) []string {
 	}
 	return names
 }
+
+// TestCIDocShowsTheCIFiles checks that docs/ci.md shows the shell form and the
+// GitHub Actions workflow exactly as docs/ci/ holds them: the files are what
+// testdata/script/ci.txtar runs, the page is what users copy.
+func TestCIDocShowsTheCIFiles(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/ci.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ path, fence string }{{"ci/retain-ci.sh", "```sh\n"}, {"ci/retain.yml", "```yaml\n"}} {
+		b, err := os.ReadFile("../../docs/" + f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(doc), f.fence+string(b)+"```\n") {
+			t.Errorf("docs/ci.md does not show docs/%s as it is: paste the file into its %q block", f.path, strings.TrimSpace(f.fence))
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -160,27 +159,18 @@ func impactFromRedis(ctx context.Context, a *impact.Analyzer, e *env) (*impact.T
 	src := "Redis " + redactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)) + " prefix " + cmpOr(e.getenv("RETAIN_REDIS_PREFIX"), "retain:")
 	total, _ := st.CountCustomers(ctx)
 	bar := newImpactProgress(e.stderr, total)
-	batches := make(chan []*lifecycle.Customer, runtime.GOMAXPROCS(0))
 	tallies := make([]*impact.Tally, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
 	for i := range tallies {
 		tallies[i] = a.NewTally()
-		wg.Go(func() {
-			for b := range batches {
-				for _, c := range b {
-					tallies[i].Add(c)
-				}
-				bar.add(len(b))
-			}
-		})
 	}
 	bar.start()
-	err = st.ScanCustomers(ctx, 500, func(b []*lifecycle.Customer) error {
-		batches <- b
+	err = st.ScanCustomers(ctx, 500, len(tallies), func(w int, b []*lifecycle.Customer) error {
+		for _, c := range b {
+			tallies[w].Add(c)
+		}
+		bar.add(len(b))
 		return nil
 	})
-	close(batches)
-	wg.Wait()
 	bar.stop()
 	if err != nil {
 		return nil, "", err
