@@ -575,6 +575,8 @@ type enrollmentOut struct {
 	Due      time.Time `json:"due,omitzero"`
 	// Attempts counts temporary delivery failures of the next step.
 	Attempts int `json:"attempts,omitempty"`
+	// Edits are the steps skipped because the campaign was edited.
+	Edits []lifecycle.Edit `json:"edits,omitempty"`
 }
 
 type subscriptionOut struct {
@@ -625,9 +627,12 @@ func (s *Server) customer(ctx context.Context, id string) (*customerOut, error) 
 	for _, camp := range slices.Sorted(maps.Keys(c.Enrollments)) {
 		enr := c.Enrollments[camp]
 		e := enrollmentOut{Campaign: camp, Number: enr.Number, Status: enr.Status, Started: utc(enr.Started),
-			Ended: utc(enr.Ended), Reason: enr.Reason, Passed: orEmpty(enr.Passed), Due: utc(enr.Due), Attempts: enr.Attempts}
+			Ended: utc(enr.Ended), Reason: enr.Reason, Passed: orEmpty(enr.Passed), Due: utc(enr.Due), Attempts: enr.Attempts, Edits: enr.Edits}
 		if enr.Next != "" {
 			e.NextStep = camp + "/" + enr.Next
+		}
+		for i := range e.Edits {
+			e.Edits[i].At = utc(e.Edits[i].At)
 		}
 		out.Enrollments = append(out.Enrollments, e)
 	}

@@ -56,12 +56,15 @@ type funnelView struct {
 	ID, Name                                                        string
 	Enrolled, Sent, Failed, Bounced, Unsubscribed, Clicked, Reached string
 	Conversion, Median                                              string
-	Chart                                                           template.HTML
-	Steps                                                           []stepRow
+	// EditSkipped counts steps skipped because of campaign edits, and
+	// EndedByEdit enrollments ended by one; EndedByEdit is "" when none.
+	EditSkipped, EndedByEdit string
+	Chart                    template.HTML
+	Steps                    []stepRow
 }
 
 type stepRow struct {
-	ID, Sent, Failed, Bounced, Unsubscribed, Clicked, ClickRate string
+	ID, Sent, Failed, Bounced, Unsubscribed, Clicked, ClickRate, EditSkipped string
 }
 
 type flowView struct {
@@ -223,7 +226,10 @@ func funnel(c report.CampaignReport) funnelView {
 		Enrolled: formatInt(c.Enrolled), Sent: formatInt(c.Sent), Failed: formatInt(c.Failed),
 		Bounced: formatInt(c.Bounced), Unsubscribed: formatInt(c.Unsubscribed),
 		Clicked: formatInt(c.Clicked), Reached: formatInt(c.GoalReached),
-		Conversion: "—", Median: formatSeconds(c.MedianTimeToGoal),
+		Conversion: "—", Median: formatSeconds(c.MedianTimeToGoal), EditSkipped: formatInt(c.EditSkipped),
+	}
+	if c.EndedByEdit > 0 {
+		f.EndedByEdit = formatInt(c.EndedByEdit)
 	}
 	if f.Name == "" {
 		f.Name = c.ID
@@ -235,6 +241,7 @@ func funnel(c report.CampaignReport) funnelView {
 		f.Steps = append(f.Steps, stepRow{
 			ID: st.ID, Sent: formatInt(st.Sent), Failed: formatInt(st.Failed), Bounced: formatInt(st.Bounced),
 			Unsubscribed: formatInt(st.Unsubscribed), Clicked: formatInt(st.Clicked), ClickRate: ratio(st.Clicked, st.Sent, ""),
+			EditSkipped: formatInt(st.EditSkipped),
 		})
 	}
 	if c.Enrolled == 0 && c.Sent == 0 {
