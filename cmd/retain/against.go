@@ -153,3 +153,26 @@ func git(dir string, args ...string) (string, error) {
 	}
 	return strings.TrimSpace(string(out)), nil
 }
+
+// loadAgainst loads the campaigns that --against names, for command c. A
+// revision or folder that cannot be read is a usage error; problems in the
+// campaigns there do not stop the command (they are what customers were
+// scheduled by): they are counted on stderr, followed by note, which says how
+// the command treats them, and the set is used as far as it loaded. On failure
+// it returns nil and the exit code.
+func loadAgainst(c *command, e *env, ref string, cur dirs, note string) (*loaded, int) {
+	old, cleanup, err := against(ref, cur)
+	if err != nil {
+		return nil, c.usageError(e, "%v", err)
+	}
+	defer cleanup()
+	l, probs, err := loadCampaigns(old)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain %s: the campaigns at %s: %v\n", c.name, ref, err)
+		return nil, exitProblems
+	}
+	if len(probs) > 0 {
+		fmt.Fprintf(e.stderr, "retain %s: the campaigns at %s have %s; %s\n", c.name, ref, plural(len(probs), "problem"), note)
+	}
+	return l, exitOK
+}

@@ -92,20 +92,10 @@ func runImpact(c *command, e *env, args []string) int {
 	if cur == nil {
 		return code
 	}
-	oldDirs, cleanup, err := against(*ref, d)
-	if err != nil {
-		return c.usageError(e, "%v", err)
-	}
-	prev, probs, err := loadCampaigns(oldDirs)
-	cleanup()
-	if err != nil {
-		fmt.Fprintf(e.stderr, "retain impact: the campaigns at %s: %v\n", *ref, err)
-		return exitProblems
-	}
-	if len(probs) > 0 {
-		// Customers were scheduled by these campaigns, problems or not; say so
-		// and compare as far as they load.
-		fmt.Fprintf(e.stderr, "retain impact: the campaigns at %s have %s; compared as far as they load\n", *ref, plural(len(probs), "problem"))
+	// Customers were scheduled by the old campaigns, problems or not.
+	prev, code := loadAgainst(c, e, *ref, d, "compared as far as they load")
+	if prev == nil {
+		return code
 	}
 
 	now := time.Now()
@@ -302,8 +292,7 @@ type impactProgress struct {
 	total   int64
 	n       atomic.Int64
 	started time.Time
-	done    chan struct{}
-	stopped chan struct{}
+	redraw  *redrawer
 }
 
 func newImpactProgress(w io.Writer, total int64) *impactProgress {
@@ -317,29 +306,17 @@ func (p *impactProgress) start() {
 	if !p.on {
 		return
 	}
-	p.done, p.stopped = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(p.stopped)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.done:
-				return
-			case <-t.C:
-				n := p.n.Load()
-				rate := float64(n) / time.Since(p.started).Seconds()
-				fmt.Fprintf(p.w, "\r\033[Kimpact: %s of ~%s customers  %.0f/s", thousands(int(n)), thousands(int(max(p.total, n))), rate)
-			}
-		}
-	}()
+	p.redraw = startRedraw(func() {
+		n := p.n.Load()
+		rate := float64(n) / time.Since(p.started).Seconds()
+		fmt.Fprintf(p.w, "\r\033[Kimpact: %s of ~%s customers  %.0f/s", thousands(int(n)), thousands(int(max(p.total, n))), rate)
+	})
 }
 
 func (p *impactProgress) stop() {
 	if !p.on {
 		return
 	}
-	close(p.done)
-	<-p.stopped
+	p.redraw.stop()
 	fmt.Fprint(p.w, "\r\033[K")
 }

@@ -67,19 +67,9 @@ func runLint(c *command, e *env, args []string) int {
 		return exitProblems
 	}
 	if *ref != "" {
-		old, cleanup, err := against(*ref, d)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "retain lint: %v\n", err)
-			return exitUsage
-		}
-		prev, oldProbs, err := loadCampaigns(old)
-		cleanup()
-		if err != nil {
-			fmt.Fprintf(e.stderr, "retain lint: the campaigns at %s: %v\n", *ref, err)
-			return exitProblems
-		}
-		if len(oldProbs) > 0 {
-			fmt.Fprintf(e.stderr, "retain lint: the campaigns at %s have %s; compared as far as they load\n", *ref, plural(len(oldProbs), "problem"))
+		prev, code := loadAgainst(c, e, *ref, d, "compared as far as they load")
+		if prev == nil {
+			return code
 		}
 		probs = append(probs, editWarnings(campaign.Compare(prev.set, l.set), d.campaigns, *ref)...).Sort()
 	}

@@ -73,18 +73,9 @@ func runPreviewAll(c *command, e *env, o previewAllOptions, pos []string) int {
 	}
 	var old *previewer
 	if o.against != "" {
-		od, cleanup, err := against(o.against, d)
-		if err != nil {
-			return c.usageError(e, "%v", err)
-		}
-		defer cleanup()
-		ol, oprobs, err := loadCampaigns(od)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "retain preview: --against %s: %v\n", o.against, err)
-			return exitProblems
-		}
-		if len(oprobs) > 0 {
-			fmt.Fprintf(e.stderr, "retain preview: the campaigns at %s have %s; their steps that do not render are compared as if they were new\n", o.against, plural(len(oprobs), "problem"))
+		ol, code := loadAgainst(c, e, o.against, d, "their steps that do not render are compared as if they were new")
+		if ol == nil {
+			return code
 		}
 		if old, err = newPreviewer(e, ol, cust, now); err != nil {
 			fmt.Fprintf(e.stderr, "retain preview: %v\n", err)

@@ -20,8 +20,7 @@ type progress struct {
 
 	mu      sync.Mutex
 	started time.Time
-	done    chan struct{}
-	stopped chan struct{}
+	redraw  *redrawer
 }
 
 func (p *progress) start() {
@@ -29,22 +28,40 @@ func (p *progress) start() {
 	if !p.on {
 		return
 	}
-	p.done, p.stopped = make(chan struct{}), make(chan struct{})
+	p.redraw = startRedraw(func() {
+		p.mu.Lock()
+		p.draw()
+		p.mu.Unlock()
+	})
+}
+
+// redrawer calls a draw function every 200 ms until stopped.
+type redrawer struct {
+	done, stopped chan struct{}
+}
+
+func startRedraw(draw func()) *redrawer {
+	r := &redrawer{done: make(chan struct{}), stopped: make(chan struct{})}
 	go func() {
-		defer close(p.stopped)
+		defer close(r.stopped)
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
-			case <-p.done:
+			case <-r.done:
 				return
 			case <-t.C:
-				p.mu.Lock()
-				p.draw()
-				p.mu.Unlock()
+				draw()
 			}
 		}
 	}()
+	return r
+}
+
+// stop ends the redrawing and waits for a draw under way.
+func (r *redrawer) stop() {
+	close(r.done)
+	<-r.stopped
 }
 
 func (p *progress) draw() {
@@ -82,8 +99,7 @@ func (p *progress) stop() {
 	if !p.on {
 		return
 	}
-	close(p.done)
-	<-p.stopped
+	p.redraw.stop()
 	fmt.Fprint(p.w, "\r\033[K")
 }
 
