@@ -38,6 +38,9 @@ func against(ref string, cur dirs) (old dirs, cleanup func(), err error) {
 // extractAt writes the campaigns and templates folders of cur as they were at
 // git revision ref into tmp, and returns where they are there.
 func extractAt(ref string, cur dirs, tmp string) (dirs, error) {
+	if strings.HasPrefix(ref, "-") {
+		return dirs{}, fmt.Errorf("--against %s: a git revision cannot start with -", ref)
+	}
 	absCampaigns, err := filepath.Abs(cur.campaigns)
 	if err != nil {
 		return dirs{}, err
