@@ -288,11 +288,18 @@ func TestCancelledSendReturnsPromptly(t *testing.T) {
 
 func TestSendWaitingForABusyPoolGivesUpWithItsContext(t *testing.T) {
 	b := setup(t, sinkOptions{}, "smtp", "", "pool=1")
-	b.sink.inject(&fault{stage: "mail", n: 1, stall: make(chan struct{})})
+	stall := &fault{stage: "mail", n: 1, stall: make(chan struct{})}
+	b.sink.inject(stall)
 	busy, cancelBusy := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- b.pool.Send(busy, message()) }()
-	time.Sleep(50 * time.Millisecond)
+	// The busy send holds the pool's only connection once its MAIL has taken
+	// the fault and stalls at the sink.
+	for deadline := time.Now().Add(5 * time.Second); !b.sink.taken(stall); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the busy send's MAIL did not reach the sink")
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()

@@ -121,6 +121,13 @@ func (s *sink) take(stage string) *fault {
 	return nil
 }
 
+// taken says whether f has been used up: its last command reached the sink.
+func (s *sink) taken(f *fault) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return f.n == 0
+}
+
 func (s *sink) messages() []received {
 	s.mu.Lock()
 	defer s.mu.Unlock()

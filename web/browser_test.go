@@ -22,6 +22,7 @@ import (
 // with its HTML part in the iframe; then, as a customer, through the unsubscribe
 // confirmation page. It saves a screenshot of the step page.
 func TestBrowserPreviewClickThroughAndUnsubscribe(t *testing.T) {
+	browsertest.Require(t)
 	b := setupUI(t, uiCampaigns)
 	b.signUp(t, &ingest.Record{ID: "c1", Email: "grace@example.org", FirstName: "Grace"})
 	ctx := browsertest.New(t, 30*time.Second)

@@ -16,6 +16,7 @@ import (
 // fixture report, checks that the charts are drawn and the figures shown, picks
 // a campaign through the form, and saves a screenshot of the whole page.
 func TestBrowserReportsPage(t *testing.T) {
+	browsertest.Require(t)
 	b := setupReports(t, reportFixture(), nil)
 	ctx := browsertest.New(t, 30*time.Second)
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("marketing:"+uiToken))

@@ -25,9 +25,6 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
-// apiRedisDB is the test Redis database of this package: Asynq's keys have no prefix.
-const apiRedisDB = 14
-
 const testToken = "test-token-0123456789"
 
 type testBundle struct {
@@ -56,7 +53,7 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
-	rdb, _ := redistest.DB(t, apiRedisDB)
+	rdb, _ := redistest.DB(t, redistest.WebDB)
 	st := store.New(rdb, redistest.Prefix())
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }

@@ -24,9 +24,6 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
-// linksRedisDB is the test Redis database of package web: Asynq's keys have no prefix.
-const linksRedisDB = 10
-
 const linksSecret = "0123456789abcdef0123456789abcdef"
 
 // linksBundle is a retain web wired as `retain web` does, on the test Redis with
@@ -50,7 +47,7 @@ func setupLinks(t *testing.T) *linksBundle {
 	if err != nil {
 		t.Fatalf("example campaigns: %v", err)
 	}
-	rdb, _ := redistest.DB(t, linksRedisDB)
+	rdb, _ := redistest.DB(t, redistest.WebDB)
 	st := store.New(rdb, redistest.Prefix())
 	eng := lifecycle.New(set)
 	signer, err := link.NewSigner(linksSecret, "https://retain.acme.example")

@@ -23,10 +23,6 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
-// uiRedisDB is the Redis database of the preview and operations tests: the Asynq
-// monitor and the queue gauges read Asynq's keys, which have no prefix.
-const uiRedisDB = 9
-
 // uiToken is the API token of the preview and operations tests.
 const uiToken = "ui-test-token-0123456789"
 
@@ -61,7 +57,7 @@ func setupUI(t *testing.T, dir string) *uiBundle {
 	}
 	probs = append(probs, rprobs...).Sort()
 
-	rdb, _ := redistest.DB(t, uiRedisDB)
+	rdb, _ := redistest.DB(t, redistest.WebDB)
 	b := &uiBundle{rdb: rdb, prefix: redistest.Prefix(), problems: probs,
 		now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 	eng := lifecycle.New(set)

@@ -21,6 +21,7 @@ import (
 // index lists the changed step, its compare link leads to a page with both HTML
 // parts side by side and the text part as a diff. It saves screenshots of both.
 func TestBrowserPreviewAllIndexAndComparePage(t *testing.T) {
+	browsertest.Require(t)
 	before, now := t.TempDir(), t.TempDir()
 	for _, dir := range []string{before, now} {
 		for _, sub := range []string{"campaigns", "templates"} {

@@ -20,9 +20,6 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// scriptsRedisDB is the test Redis database of the scripts.
-const scriptsRedisDB = 13
-
 // TestScripts runs testdata/script/*.txtar: each is a retain command line with its
 // exit status and output, readable as documentation. RETAIN_UPDATE_SCRIPTS=1
 // rewrites the expected output in place. $PROJECT is the repository root, whose
@@ -32,9 +29,9 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Scripts run in parallel in a database of their own (queued tasks have
-	// no prefix), each with its own key prefix for customers.
-	rdb, redisURL := redistest.DB(t, scriptsRedisDB)
+	// Scripts run in parallel in the package's test database (queued tasks
+	// have no prefix), each with its own key prefix for customers.
+	rdb, redisURL := redistest.DB(t, redistest.CmdDB)
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata/script",
 		UpdateScripts: os.Getenv("RETAIN_UPDATE_SCRIPTS") != "",

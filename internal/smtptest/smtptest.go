@@ -38,6 +38,7 @@ type Server struct {
 	notify   chan struct{}
 	mails    int
 	onMail   func(n int)
+	open     int
 }
 
 // OnMail makes the server call fn at every MAIL command with how many there were
@@ -106,6 +107,15 @@ func (s *Server) Mails() int {
 	return s.mails
 }
 
+// Open returns how many sessions are open: connections that greeted the server
+// and have not been closed. Once it is 0 after a client is gone, the server has
+// seen every command that client sent.
+func (s *Server) Open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.open
+}
+
 // Attempts returns how many messages the server was sent, refused ones included.
 func (s *Server) Attempts() int {
 	s.mu.Lock()
@@ -133,6 +143,7 @@ func (s *Server) Wait(n int, timeout time.Duration) []Message {
 func (s *Server) NewSession(*smtp.Conn) (smtp.Session, error) {
 	s.mu.Lock()
 	s.conns++
+	s.open++
 	s.mu.Unlock()
 	return &session{s: s}, nil
 }
@@ -152,8 +163,14 @@ type session struct {
 	to   []string
 }
 
-func (ss *session) Reset()        { ss.from, ss.to = "", nil }
-func (ss *session) Logout() error { return nil }
+func (ss *session) Reset() { ss.from, ss.to = "", nil }
+
+func (ss *session) Logout() error {
+	ss.s.mu.Lock()
+	ss.s.open--
+	ss.s.mu.Unlock()
+	return nil
+}
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ss.s.mu.Lock()
