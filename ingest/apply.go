@@ -25,6 +25,12 @@ type Applier struct {
 	Now func() time.Time
 	// Cause is recorded on the stage changes an upsert makes (default "import").
 	Cause string
+	// ConditionErrors, when set, receives the changes of each customer a Sweep
+	// wrote that hold condition errors (lifecycle.KindConditionError: an
+	// audience that failed while running at an enrollment a time rule caused),
+	// for the caller to log and count. Record, Upsert and Event return their
+	// changes, condition errors among them, to the caller instead.
+	ConditionErrors func(ctx context.Context, customerID string, chs []lifecycle.Change)
 }
 
 // Result is what applying one record did.
@@ -164,11 +170,26 @@ func stageChanges(chs []lifecycle.Change) []lifecycle.StageChange {
 // Only due customers are read: the store's wake index finds them. Two sweeps at
 // once do not apply a rule twice (each customer is updated under its WATCH).
 func (a *Applier) Sweep(ctx context.Context, now time.Time, limit int) (int, error) {
-	return a.Store.Sweep(ctx, now, limit, func(c *lifecycle.Customer) (*store.Change, error) {
+	// The store calls back once per customer, again when a write is retried:
+	// keep the last attempt's condition errors, reported once the sweep is done.
+	conds := map[string][]lifecycle.Change{}
+	n, err := a.Store.Sweep(ctx, now, limit, func(c *lifecycle.Customer) (*store.Change, error) {
 		chs, err := a.Engine.Advance(c, now)
 		if err != nil {
 			return nil, err
 		}
+		delete(conds, c.ID)
+		for _, ch := range chs {
+			if ch.Kind == lifecycle.KindConditionError {
+				conds[c.ID] = append(conds[c.ID], ch)
+			}
+		}
 		return &store.Change{Customer: c, History: stageChanges(chs), Changes: chs, Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 	})
+	if a.ConditionErrors != nil {
+		for id, chs := range conds {
+			a.ConditionErrors(ctx, id, chs)
+		}
+	}
+	return n, err
 }

@@ -167,6 +167,81 @@ func (e *Engine) Stop(c *Customer, campaignID string, at time.Time, reason strin
 	return ch.list
 }
 
+// Record applies what became of a send of the next step of c's enrollment in
+// campaignID at at, detail being the relay's words: sent (or maybe sent)
+// passes the step as sent; refused or unrenderable passes it as skipped; a
+// bounced address ends the enrollment; a retry counts an attempt and makes the
+// step due again after the backoff (RetryBase doubling per attempt, up to
+// RetryMax). Each change it returns carries the outcome.
+func (e *Engine) Record(c *Customer, campaignID string, at time.Time, o Outcome, detail string) ([]Change, error) {
+	enr := c.Enrollments[campaignID]
+	if enr == nil || enr.Status != Active || enr.Next == "" {
+		return nil, fmt.Errorf("record %s of %s for %s: no active enrollment with a next step", o, campaignID, c.ID)
+	}
+	step := campaignID + "/" + enr.Next
+	var chs []Change
+	var err error
+	switch o {
+	case OutcomeSent:
+		chs, err = e.Pass(c, campaignID, at, true, "")
+	case OutcomeUnknown:
+		chs, err = e.Pass(c, campaignID, at, true, "connection lost after DATA: "+detail)
+	case OutcomeRefused, OutcomeUnrenderable:
+		chs, err = e.Pass(c, campaignID, at, false, string(o)+": "+detail)
+	case OutcomeBounced:
+		chs = e.Stop(c, campaignID, at, "bounced: "+detail)
+	case OutcomeRetry:
+		return e.Retry(c, campaignID, at, detail), nil
+	default:
+		return nil, fmt.Errorf("record %s: unknown outcome %q", step, o)
+	}
+	// The change of the step itself (sent, skipped or exited: the first)
+	// carries the outcome; those that follow it, such as the enrollment
+	// completed, do not.
+	if len(chs) > 0 {
+		chs[0].Outcome, chs[0].Step = o, step
+	}
+	return chs, err
+}
+
+// Retry records a temporary failure of the send of the next step of c's
+// enrollment in campaignID at at: it counts the attempt and makes the step due
+// again after Backoff(attempts).
+func (e *Engine) Retry(c *Customer, campaignID string, at time.Time, detail string) []Change {
+	enr := c.Enrollments[campaignID]
+	if enr == nil || enr.Status != Active || enr.Next == "" {
+		return nil
+	}
+	enr.Attempts++
+	enr.Due = at.Add(e.Backoff(enr.Attempts))
+	return []Change{{Kind: KindRetry, At: at, Campaign: campaignID, Enrollment: enr.Number,
+		Step: campaignID + "/" + enr.Next, Reason: detail, Outcome: OutcomeRetry}}
+}
+
+// Backoff is the wait before attempt n+1 of a send after n temporary
+// failures: RetryBase doubling per attempt, at most RetryMax.
+func (e *Engine) Backoff(n int) time.Duration {
+	base, most := cmpOr(e.RetryBase, 30*time.Second), cmpOr(e.RetryMax, time.Hour)
+	return min(base<<min(max(n-1, 0), 20), most)
+}
+
+// Postpone makes the next step of c's enrollment in campaignID due at until,
+// without counting an attempt: a Decision to Wait (the send window, the
+// frequency cap), or another worker holding the send.
+func (e *Engine) Postpone(c *Customer, campaignID string, until time.Time) {
+	if enr := c.Enrollments[campaignID]; enr != nil && enr.Status == Active && enr.Next != "" {
+		enr.Due = until
+	}
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
 func stepBySlug(camp *campaign.Campaign, slug string) *campaign.Step {
 	for _, st := range camp.Steps {
 		if st.Slug == slug {

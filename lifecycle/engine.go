@@ -27,6 +27,10 @@ type Engine struct {
 	// FrequencyCap, when set, is the least time between two emails to one
 	// customer across all campaigns: a step due sooner waits.
 	FrequencyCap time.Duration
+	// RetryBase is the wait after a first temporary send failure; it doubles
+	// per attempt up to RetryMax (Record, Backoff). Defaults 30 seconds and 1
+	// hour.
+	RetryBase, RetryMax time.Duration
 }
 
 // New returns the engine for set, which must have loaded without problems.
@@ -101,7 +105,9 @@ func (e *Engine) SetStage(c *Customer, stage string, at time.Time, cause string)
 // Apply applies event ev to c: first any time rule that fired before it, then
 // counters and activity, goals, exits, the first matching event transition, and
 // event-triggered enrollments. An event older than the customer's latest event is
-// applied at the latest event's time: the engine's clock never runs backwards.
+// applied at the latest event's time: the engine's clock never runs backwards. A
+// condition that fails while running counts as false and comes back as a
+// KindConditionError change, not as an error: the rest of the event applies.
 func (e *Engine) Apply(c *Customer, ev Event) ([]Change, error) {
 	var ch changes
 	at := ev.At
@@ -130,7 +136,7 @@ func (e *Engine) Apply(c *Customer, ev Event) ([]Change, error) {
 		if enr.Status != Active || camp == nil {
 			continue
 		}
-		if g := camp.Goal; g != nil && g.Event == ev.Name && e.eval(g.Where, env, &ch) {
+		if g := camp.Goal; g != nil && g.Event == ev.Name && e.holds(g.Where, env, camp.ID, camp.Path, "goal.where", at, &ch) {
 			e.end(enr, Converted, at, "goal "+ev.Name, KindGoal, &ch)
 			continue
 		}
@@ -146,7 +152,7 @@ func (e *Engine) Apply(c *Customer, ev Event) ([]Change, error) {
 		if t.On != ev.Name && !(t.On == campaign.ActivityEvent && e.activity[ev.Name]) {
 			continue
 		}
-		if !e.eval(t.Where, env, &ch) {
+		if !e.holds(t.Where, env, "", e.lc.Path, "transitions.where", at, &ch) {
 			continue
 		}
 		if t.To != c.Stage {
@@ -157,7 +163,7 @@ func (e *Engine) Apply(c *Customer, ev Event) ([]Change, error) {
 	}
 
 	for _, camp := range e.byEvent[ev.Name] {
-		if e.eval(camp.Trigger.Where, env, &ch) {
+		if e.holds(camp.Trigger.Where, env, camp.ID, camp.Path, "trigger.where", at, &ch) {
 			e.enroll(c, camp, at, &ch)
 		}
 	}
@@ -260,7 +266,7 @@ func (e *Engine) enroll(c *Customer, camp *campaign.Campaign, at time.Time, ch *
 		}
 		n = prev.Number + 1
 	}
-	if !e.eval(camp.Audience, e.env(c, at, nil), ch) {
+	if !e.holds(camp.Audience, e.env(c, at, nil), camp.ID, camp.Path, "audience", at, ch) {
 		return
 	}
 	enr := &Enrollment{Campaign: camp.ID, Number: n, Started: at, Status: Active, Last: at}

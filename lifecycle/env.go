@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/retainmail/retain/campaign"
@@ -49,6 +51,30 @@ func (e *Engine) eval(x *campaign.Expr, env map[string]any, ch *changes) bool {
 	ok, err := x.Eval(env)
 	if err != nil {
 		ch.fail(err)
+		return false
+	}
+	return ok
+}
+
+// holds evaluates a condition of the rules that events and stage changes run: a
+// trigger, goal or transition where, an audience at enrollment. A missing
+// condition holds. An evaluation error (event.data.total > 100 on an event
+// without a total) counts as false, as it does at send time, and is recorded as a
+// KindConditionError change naming campaignID and the condition's place (path,
+// what), so one bad condition never stops the rest of an event: its counters,
+// goals, stage rules and the other campaigns' triggers still apply. The caller
+// logs and counts these changes.
+func (e *Engine) holds(x *campaign.Expr, env map[string]any, campaignID, path, what string, at time.Time, ch *changes) bool {
+	if x == nil {
+		return true
+	}
+	ok, err := x.Eval(env)
+	if err != nil {
+		// expr's message goes on to show the expression with a caret: keep
+		// its first line, so the reason fits on one log line.
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		reason := fmt.Sprintf("%s:%d:%d: %s: %s", path, x.Pos.Line, x.Pos.Col, what, msg)
+		ch.add(Change{Kind: KindConditionError, At: at, Campaign: campaignID, Reason: reason})
 		return false
 	}
 	return ok

@@ -61,6 +61,21 @@ func NewPool(cfg Config) *Pool {
 // Class says where the exchange stopped (Unknown if it stopped awaiting the reply to
 // the final ".").
 func (p *Pool) Send(ctx context.Context, m *Message) error {
+	return p.send(ctx, m, nil)
+}
+
+// SendFenced is Send with a fence: once a connection is ready, right before
+// MAIL FROM, it calls fence, and sends only when fence returns nil; otherwise
+// it returns a *SendError of Class Temporary and Stage StageFence wrapping the
+// fence's error, having sent nothing. ctx bounds the wait for a connection,
+// the dial and the fence; once the fence passed, the exchange runs to its end
+// (each step bounded by Config.Timeout) even when ctx ends, so a message is
+// never abandoned between DATA and the relay's reply.
+func (p *Pool) SendFenced(ctx context.Context, m *Message, fence func(context.Context) error) error {
+	return p.send(ctx, m, fence)
+}
+
+func (p *Pool) send(ctx context.Context, m *Message, fence func(context.Context) error) error {
 	if p.cfgErr != nil {
 		return &SendError{Class: Temporary, Stage: StageConnect, Msg: "invalid config: " + p.cfgErr.Error(), Err: p.cfgErr}
 	}
@@ -94,6 +109,14 @@ func (p *Pool) Send(ctx context.Context, m *Message) error {
 			if c, err = p.dial(ctx); err != nil {
 				return ctxError(ctx, classify(err, false))
 			}
+		}
+		if fence != nil {
+			if err := fence(ctx); err != nil {
+				p.release(c, true)
+				return &SendError{Class: Temporary, Stage: StageFence, Msg: "fence: " + err.Error(), Err: err}
+			}
+			fence = nil // once per message: a retry on a fresh connection follows at once
+			ctx = context.WithoutCancel(ctx)
 		}
 		se := c.send(ctx, gm)
 		c.sent++ // relays count transactions, refused ones too

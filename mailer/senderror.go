@@ -53,6 +53,7 @@ type Stage string
 const (
 	StageBuild   Stage = "build"   // the Message could not be turned into MIME
 	StageConnect Stage = "connect" // dial, greeting, EHLO, STARTTLS, AUTH
+	StageFence   Stage = "fence"   // the caller's fence refused the send before MAIL FROM
 	StageMail    Stage = "mail"    // MAIL FROM
 	StageRcpt    Stage = "rcpt"    // RCPT TO
 	StageData    Stage = "data"    // DATA command and message body

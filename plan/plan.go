@@ -13,7 +13,8 @@ import (
 
 // Entry is one line of a timeline. Fields that do not apply to a kind are empty.
 type Entry struct {
-	// Kind: email, skip, stage, enrolled, exited, goal_reached or completed.
+	// Kind: email, skip, stage, enrolled, exited, goal_reached, completed or
+	// condition_error (a condition that failed while running and counted as false).
 	Kind string `json:"kind"`
 	// At is UTC, Local the customer's time, both RFC 3339.
 	At         string `json:"at"`

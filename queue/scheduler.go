@@ -19,15 +19,20 @@ type SchedulerConfig struct {
 	Interval time.Duration
 	// Batch is how many due customers one send:due task carries; default 50.
 	Batch int
-	// Lease is how long a claimed customer stays out of the due index while a
-	// worker has it; default 5 minutes. When a worker dies, the customer comes
-	// due again after it.
+	// Lease is how long a claimed customer is held for the worker that gets
+	// its task (see store.Lease); the worker renews it while it works, so
+	// when a worker dies, the customer is free again after at most Lease.
+	// Default DefaultLease.
 	Lease time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Log; default slog.Default().
 	Log *slog.Logger
 }
+
+// DefaultLease is how long a scheduler's lease on due customers lasts unless
+// the worker that has them renews it.
+const DefaultLease = 15 * time.Second
 
 // Scheduler hands due customers to the workers and runs the time rules. Any
 // number may run at once: claims are atomic, and the time-rule sweep takes a lock
@@ -45,7 +50,7 @@ type Scheduler struct {
 func NewScheduler(cfg SchedulerConfig, rdb redis.UniversalClient, prefix string, applier *ingest.Applier, client *Client) *Scheduler {
 	cfg.Interval = cmpOr(cfg.Interval, time.Second)
 	cfg.Batch = cmpOr(cfg.Batch, 50)
-	cfg.Lease = cmpOr(cfg.Lease, 5*time.Minute)
+	cfg.Lease = cmpOr(cfg.Lease, DefaultLease)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -79,6 +84,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // email due, in batches. It returns how many customers it swept and enqueued.
 func (s *Scheduler) Tick(ctx context.Context) (swept, enqueued int, err error) {
 	now := s.cfg.Now()
+	// The tick's time, for /healthz and /metrics (store.Backlog): recorded once
+	// the due customers are handed out, so a scheduler that cannot hand them
+	// out looks stopped.
+	defer func() {
+		if err == nil {
+			err = s.store.RecordTick(ctx, now)
+		}
+	}()
 	ok, err := s.rdb.SetNX(ctx, s.lockKey, "1", s.cfg.Interval).Result()
 	if err != nil {
 		return 0, 0, fmt.Errorf("scheduler lock: %w", err)
@@ -91,19 +104,23 @@ func (s *Scheduler) Tick(ctx context.Context) (swept, enqueued int, err error) {
 	}
 	var errs []error
 	for {
-		ids, err := s.store.ClaimDue(ctx, now, s.cfg.Lease, s.cfg.Batch)
+		l, err := s.store.ClaimDue(ctx, now, s.cfg.Lease, s.cfg.Batch)
 		if err != nil {
 			return swept, enqueued, errors.Join(append(errs, err)...)
 		}
-		if len(ids) == 0 {
+		if l == nil {
 			break
 		}
-		if err := s.client.EnqueueSends(ctx, ids, now.Add(s.cfg.Lease)); err != nil {
-			// The claims stand: the customers come due again when the lease ends.
+		if err := s.client.EnqueueSends(ctx, l); err != nil {
+			// Free the customers for the next tick rather than wait out
+			// the lease.
+			if rerr := s.store.ReleaseLease(ctx, l); rerr != nil {
+				errs = append(errs, rerr)
+			}
 			return swept, enqueued, errors.Join(append(errs, err)...)
 		}
-		enqueued += len(ids)
-		if len(ids) < s.cfg.Batch {
+		enqueued += len(l.IDs)
+		if len(l.IDs) < s.cfg.Batch {
 			break
 		}
 	}

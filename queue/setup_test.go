@@ -22,9 +22,6 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
-// redisDB is the test Redis database of this package: Asynq's keys have no prefix.
-const redisDB = 11
-
 // clock is a test clock that moves only when told.
 type clock struct {
 	mu sync.Mutex
@@ -70,7 +67,7 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
-	rdb, _ := redistest.DB(t, redisDB)
+	rdb, _ := redistest.DB(t, redistest.QueueDB)
 	prefix := redistest.Prefix()
 	srv := smtptest.Start(t)
 	cfg, err := mailer.ParseURL(srv.URL())
@@ -125,17 +122,15 @@ func (b *testBundle) signUp(t *testing.T, id, firstName string) {
 func (b *testBundle) run(t *testing.T) {
 	t.Helper()
 	for {
-		ids, err := b.store.ClaimDue(b.ctx, b.clock.Now(), time.Minute, 100)
+		l, err := b.store.ClaimDue(b.ctx, b.clock.Now(), time.Minute, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ids) == 0 {
+		if l == nil {
 			return
 		}
-		for _, id := range ids {
-			if err := b.worker.Process(b.ctx, id); err != nil && !errors.Is(err, context.Canceled) {
-				t.Fatal(err)
-			}
+		if err := b.worker.ProcessLease(b.ctx, l); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
 		}
 	}
 }

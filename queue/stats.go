@@ -7,15 +7,18 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/retainmail/retain/lifecycle"
 )
 
-// Results of a send, as counted in the stats.
+// Results of a send, as counted in the stats: the lifecycle.Outcome of the
+// send attempt.
 const (
-	ResultSent    = "sent"    // the relay accepted the message
-	ResultUnknown = "unknown" // connection lost after DATA: maybe delivered
-	ResultBounced = "bounced" // the relay refused the address (5.1.x); suppressed
-	ResultRefused = "refused" // the relay refused the message for good (5xx)
-	ResultRetry   = "retry"   // a temporary failure (4xx, connection): retried later
+	ResultSent    = string(lifecycle.OutcomeSent)    // the relay accepted the message
+	ResultUnknown = string(lifecycle.OutcomeUnknown) // connection lost after DATA: maybe delivered
+	ResultBounced = string(lifecycle.OutcomeBounced) // the relay refused the address (5.1.x); suppressed
+	ResultRefused = string(lifecycle.OutcomeRefused) // the relay refused the message for good (5xx)
+	ResultRetry   = string(lifecycle.OutcomeRetry)   // a temporary failure (4xx, connection): retried later
 )
 
 // SMTP error classes, as counted in the stats: mailer.Class, spelt for a metric label.
@@ -129,22 +132,23 @@ func (s *Stats) Read(ctx context.Context) (*Counts, error) {
 func (w *Worker) countSends(ctx context.Context, jobs []*job) {
 	var sends []Send
 	for _, j := range jobs {
-		if !j.recorded || j.out == nil {
+		if !j.recorded || j.out == nil || j.out.found {
 			continue
 		}
-		sd := Send{Campaign: j.key.campaign, Step: j.key.slug}
-		o := j.out
-		switch {
-		case o.state() == ledgerUnknown:
-			sd.Result, sd.SMTPClass = ResultUnknown, SMTPUnknown
-		case o.sent:
-			sd.Result = ResultSent
-		case o.retry > 0:
-			sd.Result, sd.SMTPClass = ResultRetry, SMTPTemporary
-		case o.stop != "":
-			sd.Result, sd.SMTPClass = ResultBounced, SMTPBadAddress
-		default:
-			sd.Result, sd.SMTPClass = ResultRefused, SMTPPermanent
+		sd := Send{Campaign: j.key.campaign, Step: j.key.slug, Result: string(j.out.result)}
+		switch j.out.result {
+		case "":
+			continue // no send attempted
+		case lifecycle.OutcomeUnknown:
+			sd.SMTPClass = SMTPUnknown
+		case lifecycle.OutcomeRetry:
+			sd.SMTPClass = SMTPTemporary
+		case lifecycle.OutcomeBounced:
+			sd.SMTPClass = SMTPBadAddress
+		case lifecycle.OutcomeRefused:
+			sd.SMTPClass = SMTPPermanent
+		case lifecycle.OutcomeUnrenderable:
+			continue // never reached the relay
 		}
 		sends = append(sends, sd)
 	}

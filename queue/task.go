@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
 )
 
 // Task types. They are stable once deployed: renaming one strands queued work.
@@ -38,9 +38,13 @@ type EventPayload struct {
 	Event    lifecycle.Event `json:"event"`
 }
 
-// SendPayload is the payload of a send:due task: customers the scheduler claimed.
+// SendPayload is the payload of a send:due task: customers the scheduler
+// leased, and the lease's token (see store.Lease).
 type SendPayload struct {
 	Customers []string `json:"customers"`
+	Lease     string   `json:"lease,omitempty"`
+	// LeaseMS is the lease's time to live, which the worker renews it for.
+	LeaseMS int64 `json:"lease_ms,omitempty"`
 }
 
 // Client enqueues retain's tasks.
@@ -75,18 +79,18 @@ func (c *Client) EnqueueEvent(ctx context.Context, customerID string, ev lifecyc
 	return nil
 }
 
-// EnqueueSends queues one send:due task for the claimed customers.
-func (c *Client) EnqueueSends(ctx context.Context, ids []string, leaseEnd time.Time) error {
-	b, err := json.Marshal(SendPayload{Customers: ids})
+// EnqueueSends queues one send:due task for the customers of a lease.
+func (c *Client) EnqueueSends(ctx context.Context, l *store.Lease) error {
+	b, err := json.Marshal(SendPayload{Customers: l.IDs, Lease: l.Token, LeaseMS: l.TTL.Milliseconds()})
 	if err != nil {
 		return fmt.Errorf("queue: encode send batch: %w", err)
 	}
-	// The ID names the batch and its lease: a retried enqueue of the same batch
-	// adds nothing, a later claim of the same customers is a new task.
-	id := taskID("send", fmt.Sprint(leaseEnd.UnixMilli()), strings.Join(ids, "\x00"))
+	// The ID names the lease: a retried enqueue of the same batch adds
+	// nothing, a later lease of the same customers is a new task.
+	id := taskID("send", l.Token)
 	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(TypeSend, b), asynq.Queue(QueueSends), asynq.TaskID(id), asynq.MaxRetry(3))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("queue: enqueue %d due customers: %w", len(ids), err)
+		return fmt.Errorf("queue: enqueue %d due customers: %w", len(l.IDs), err)
 	}
 	return nil
 }

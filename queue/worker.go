@@ -27,9 +27,10 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
-// Sender sends one message; *mailer.Pool is the real one.
+// Sender sends one message once fence allowed it; *mailer.Pool is the real
+// one (see mailer.Pool.SendFenced).
 type Sender interface {
-	Send(ctx context.Context, m *mailer.Message) error
+	SendFenced(ctx context.Context, m *mailer.Message, fence func(context.Context) error) error
 }
 
 // WorkerConfig configures a Worker. Zero fields take the defaults noted.
@@ -51,14 +52,32 @@ type WorkerConfig struct {
 	// Rate is the global send rate in emails per second across all workers;
 	// 0 is unlimited.
 	Rate int
-	// ClaimTTL is how long a send stays claimed in the ledger when its worker
-	// dies before finishing it; default 2 minutes. It must exceed the SMTP
-	// timeout.
+	// ClaimTTL is how long a send stays claimed in the ledger from the moment
+	// its SMTP exchange begins, when its worker dies before recording the
+	// outcome; default 45 seconds. It must exceed the SMTP timeout, which
+	// bounds each step of the exchange.
 	ClaimTTL time.Duration
+	// Hold is how long the claim of a send not begun yet lives without
+	// renewal; the worker renews it every Hold/3 while the send waits, so a
+	// worker that dies frees its batch's sends after Hold. Default 10 seconds.
+	// A send waits at most ClaimTTL for its turn, the rate and a connection;
+	// then it is left for a later batch.
+	Hold time.Duration
+	// Durable, when set, makes every claim durable before its send goes to
+	// SMTP, and every outcome once written (see Durability); default nil:
+	// Redis acknowledges writes from memory.
+	Durable *Durability
+	// Lease is how long the worker leases a customer it processes for an
+	// event (see store.Lease); default DefaultLease. A scheduler's batch comes
+	// with its own lease time. Either is renewed every third of it while the
+	// worker works on the customers.
+	Lease time.Duration
 	// LedgerKeep is how long a finished send is remembered; default 30 days.
 	LedgerKeep time.Duration
 	// RetryBase is the first wait after a temporary SMTP failure; it doubles
-	// per attempt up to RetryMax. Defaults 30 seconds and 1 hour.
+	// per attempt up to RetryMax. When set, they become the engine's
+	// (lifecycle.Engine.RetryBase and RetryMax: defaults 30 seconds and 1
+	// hour), which schedules the retries.
 	RetryBase, RetryMax time.Duration
 	// Now is the clock; default time.Now. Tests pass their own.
 	Now func() time.Time
@@ -74,12 +93,20 @@ type WorkerConfig struct {
 // claim → render → SMTP → ledger outcome, written the moment the relay answers →
 // every customer's enrollment moves on in one transaction.
 //
+// Fencing: the worker holds its batch's customers by their lease token
+// (store.Lease) and each send by a claim token in the ledger; both are renewed
+// while it works and compared whenever they are used or released, and a send
+// goes to SMTP only after its claim was checked and extended in one script
+// (the fence). A claim or lease that ran out is never acted on: another worker
+// may hold it now.
+//
 // The crash window: a worker killed after the relay accepted a message (250) and
 // before its ledger write — one Redis round trip per send in flight — leaves a
 // claim that expires after ClaimTTL; the step is then sent again, with the same
 // Message-ID. A worker killed before the relay's reply sends again too, which is
 // right: the relay did not take the message, or (a connection lost after DATA)
-// may not have. Sends that were claimed but not begun are sent after ClaimTTL.
+// may not have. Sends that were claimed but not begun are free again after
+// Hold, and the customers after Lease.
 type Worker struct {
 	cfg      WorkerConfig
 	store    *store.Store
@@ -112,10 +139,16 @@ func NewWorker(cfg WorkerConfig, rdb redis.UniversalClient, prefix string, st *s
 	if prefix == "" {
 		prefix = store.DefaultPrefix
 	}
-	cfg.ClaimTTL = cmpOr(cfg.ClaimTTL, 2*time.Minute)
+	cfg.ClaimTTL = cmpOr(cfg.ClaimTTL, 45*time.Second)
+	cfg.Hold = cmpOr(cfg.Hold, 10*time.Second)
+	cfg.Lease = cmpOr(cfg.Lease, DefaultLease)
 	cfg.LedgerKeep = cmpOr(cfg.LedgerKeep, 30*24*time.Hour)
-	cfg.RetryBase = cmpOr(cfg.RetryBase, 30*time.Second)
-	cfg.RetryMax = cmpOr(cfg.RetryMax, time.Hour)
+	if cfg.RetryBase != 0 {
+		eng.RetryBase = cfg.RetryBase
+	}
+	if cfg.RetryMax != 0 {
+		eng.RetryMax = cfg.RetryMax
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -126,7 +159,7 @@ func NewWorker(cfg WorkerConfig, rdb redis.UniversalClient, prefix string, st *s
 	return &Worker{
 		cfg: cfg, store: st, engine: eng, renderer: r, sender: sender,
 		applier: &ingest.Applier{Store: st, Engine: eng, Now: cfg.Now},
-		ledger:  &ledger{rdb: rdb, prefix: prefix, claimTTL: cfg.ClaimTTL, keep: cfg.LedgerKeep},
+		ledger:  &ledger{rdb: rdb, prefix: prefix, hold: cfg.Hold, claimTTL: cfg.ClaimTTL, keep: cfg.LedgerKeep, durable: cfg.Durable},
 		rate:    &rateLimiter{rdb: rdb, prefix: prefix, perSec: cfg.Rate},
 		owner:   host + ":" + strconv.Itoa(os.Getpid()),
 	}, nil
@@ -148,21 +181,29 @@ func (w *Worker) Handler() asynq.Handler {
 	return mux
 }
 
+// handleEvent applies one event. An event that cannot be applied (failed.go) —
+// a payload that does not parse, an unknown customer, an error that outlasts
+// Asynq's retries — goes to the failed-event list, to be replayed once fixed.
+// A condition that fails while the event runs counts as false and is logged
+// and counted (condition.go); the rest of the event applies.
 func (w *Worker) handleEvent(ctx context.Context, t *asynq.Task) error {
 	var p EventPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: bad payload: %v", asynq.SkipRetry, err)
+		return w.deadLetter(ctx, t, nil, fmt.Errorf("bad payload: %v", err))
 	}
-	_, err := w.applier.Event(ctx, p.Customer, p.Event)
+	chs, err := w.applier.Event(ctx, p.Customer, p.Event)
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
 		return nil
 	case errors.Is(err, ingest.ErrUnknownCustomer):
-		w.cfg.Log.Warn("event for an unknown customer dropped", "customer", p.Customer, "event", p.Event.Name)
-		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
+		// Kept, not dropped: once the customer is imported, a replay applies it.
+		return w.deadLetter(ctx, t, &p, err)
+	case err != nil && ctx.Err() == nil && lastAttempt(ctx):
+		return w.deadLetter(ctx, t, &p, err)
 	case err != nil:
 		return err
 	}
+	w.conditionErrors().Report(ctx, p.Customer, chs)
 	// Something the event made due now goes out from here, not a scheduler
 	// tick later.
 	return w.Process(ctx, p.Customer)
@@ -176,7 +217,16 @@ func (w *Worker) handleSend(ctx context.Context, t *asynq.Task) error {
 	if w.stopping.Load() {
 		return ErrStopping // the task is retried; its customers' leases expire
 	}
-	return w.ProcessMany(ctx, p.Customers)
+	if p.Lease == "" {
+		// A task queued by a scheduler from before leases had tokens: take
+		// the customers nobody holds.
+		return w.ProcessMany(ctx, p.Customers)
+	}
+	ttl := time.Duration(p.LeaseMS) * time.Millisecond
+	if ttl <= 0 {
+		ttl = w.cfg.Lease
+	}
+	return w.ProcessLease(ctx, &store.Lease{IDs: p.Customers, Token: p.Lease, TTL: ttl})
 }
 
 // Process is ProcessMany for one customer.
@@ -184,14 +234,30 @@ func (w *Worker) Process(ctx context.Context, id string) error {
 	return w.ProcessMany(ctx, []string{id})
 }
 
+// ProcessMany leases those of the customers nobody holds (store.LeaseCustomers)
+// and sends what is due to them (ProcessLease). Customers another worker or
+// scheduler batch holds are left to it: it writes them back when done, and
+// what is still due then goes out with a later batch.
+func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
+	l, err := w.store.LeaseCustomers(ctx, ids, w.cfg.Lease)
+	if err != nil || l == nil {
+		return err
+	}
+	return w.ProcessLease(ctx, l)
+}
+
 // job is one email to send in a batch.
 type job struct {
 	c    *lifecycle.Customer
 	key  stepKey
 	step *campaign.Step
-	// ledgerKey is the send's ledger entry; claimed is true once this worker holds it.
-	ledgerKey string
-	claimed   bool
+	// ledgerKey is the send's ledger entry and claim the value this worker's
+	// claim holds there (with its token); claimed is true once it is taken.
+	ledgerKey, claim string
+	claimed          bool
+	// begun is set when the send passed its fence (or gave up): its claim is
+	// no longer renewed by the batch's heartbeat.
+	begun atomic.Bool
 	// recorded is true once the outcome is in the ledger.
 	recorded bool
 	msg      *mailer.Message
@@ -206,29 +272,50 @@ type stepKey struct {
 }
 
 // outcome is what became of a job, applied to the customer when the batch is
-// written.
+// written (by the engine: Engine.Record, Stop, Postpone).
 type outcome struct {
-	at     time.Time
-	sent   bool   // the step counts as sent (delivered, or maybe delivered)
-	pass   bool   // move past the step (sent or not)
-	stop   string // end the enrollment with this reason
-	retry  time.Duration
-	reason string
+	at time.Time
+	// result is what the relay did with the send, detail its words; empty
+	// when no send was attempted.
+	result lifecycle.Outcome
+	detail string
+	// stop ends the enrollment without a send (a suppressed address).
+	stop string
+	// wait is how long another worker's claim on the send lasts: the step is
+	// looked at again then, no attempt counted.
+	wait time.Duration
+	// found is true when the outcome is what the ledger already held (another
+	// attempt's), not this worker's send: it is not counted again.
+	found bool
 }
 
-// ProcessMany sends the emails due now to a batch of customers in a few round
-// trips: it reads the customers at once, decides each one's next step with the
-// engine, checks suppressions and claims the sends in the ledger in one pipeline
-// each, renders and sends them concurrently through the SMTP pool, records the
-// outcomes in one pipeline, and writes every customer back in one transaction
-// with its next due time (ending the scheduler's lease). A customer with several
-// campaigns due gets one email per batch; the rest stay due and come next.
-func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
-	custs, err := w.store.Customers(ctx, ids)
+// ProcessLease sends the emails due now to the customers l holds, in a few
+// round trips: it renews the lease (dropping customers it lost), reads the
+// customers at once, decides each one's next step with the engine, checks
+// suppressions and claims the sends in the ledger in one pipeline each,
+// renders and sends them concurrently through the SMTP pool — each behind its
+// fence —, records the outcomes, and writes every customer back in one
+// transaction with its next due time, then releases the lease. While it works,
+// a heartbeat renews the lease and the claims of the sends still waiting. A
+// customer with several campaigns due gets one email per batch; the rest stay
+// due and come next.
+func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
+	l, err := w.store.HoldLease(ctx, l)
+	if err != nil || l == nil {
+		return err
+	}
+	// Written back or not, the customers are free again when this returns.
+	defer func() {
+		if err := w.store.ReleaseLease(context.WithoutCancel(ctx), l); err != nil {
+			w.cfg.Log.Warn("lease not released: it runs out by itself", "customers", len(l.IDs), "error", err)
+		}
+	}()
+	custs, err := w.store.Customers(ctx, l.IDs)
 	if err != nil {
 		return err
 	}
 	now := w.cfg.Now()
+	token := newClaimToken()
 	var jobs []*job
 	for _, c := range custs {
 		if c == nil {
@@ -237,7 +324,8 @@ func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
 		for _, campID := range w.engine.Due(c, now) {
 			d := w.engine.Decide(c, campID, now)
 			if d.Action == lifecycle.Send {
-				jobs = append(jobs, &job{c: c, step: d.Step, key: stepKey{c.ID, campID, d.Enrollment.Number, d.Enrollment.Next}})
+				jobs = append(jobs, &job{c: c, step: d.Step, key: stepKey{c.ID, campID, d.Enrollment.Number, d.Enrollment.Next},
+					claim: claimValue(w.owner, token)})
 				break // one email per customer per batch
 			}
 		}
@@ -245,7 +333,9 @@ func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
 	if err := w.prepare(ctx, jobs, now); err != nil {
 		return err
 	}
+	stopBeat := w.heartbeat(ctx, l, jobs)
 	w.send(ctx, jobs)
+	stopBeat()
 	w.countSends(ctx, jobs) // stats.go: /metrics of retain web
 	outcomes := make(map[stepKey]*outcome, len(jobs))
 	var finish []*job
@@ -262,7 +352,7 @@ func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
 	if err := w.ledger.finishAll(ctx, finish); err != nil {
 		return err
 	}
-	return w.store.UpdateMany(ctx, ids, func(cur *lifecycle.Customer) (*store.Change, error) {
+	return w.store.UpdateMany(ctx, l.IDs, func(cur *lifecycle.Customer) (*store.Change, error) {
 		chs := w.settle(cur, now, outcomes)
 		var history []lifecycle.StageChange
 		for _, ch := range chs {
@@ -272,6 +362,47 @@ func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
 		}
 		return &store.Change{Customer: cur, History: history, Changes: chs, Wake: w.engine.NextWake(cur), Due: w.engine.NextDue(cur)}, nil
 	})
+}
+
+// heartbeat renews, every third of the shorter of Lease and Hold, the lease on
+// the batch's customers and the claims of its sends not begun yet, until the
+// returned stop is called.
+func (w *Worker) heartbeat(ctx context.Context, l *store.Lease, jobs []*job) (stop func()) {
+	every := min(l.TTL, w.cfg.Hold) / 3
+	var claimed []*job // taken before the sends begin: read-only from here
+	for _, j := range jobs {
+		if j.claimed {
+			claimed = append(claimed, j)
+		}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := w.store.HoldLease(ctx, l); err != nil {
+				w.cfg.Log.Warn("lease renewal failed", "customers", len(l.IDs), "error", err)
+			}
+			var waiting []*job
+			for _, j := range claimed {
+				if !j.begun.Load() {
+					waiting = append(waiting, j)
+				}
+			}
+			if err := w.ledger.renew(ctx, waiting); err != nil {
+				w.cfg.Log.Warn("claim renewal failed", "sends", len(waiting), "error", err)
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 // prepare drops the jobs of suppressed addresses and of sends the ledger already
@@ -296,7 +427,7 @@ func (w *Worker) prepare(ctx context.Context, jobs []*job, now time.Time) error 
 			j.ledgerKey = ""
 		}
 	}
-	states, err := w.ledger.claimAll(ctx, jobs, w.owner)
+	founds, err := w.ledger.claimAll(ctx, jobs)
 	if err != nil {
 		return err
 	}
@@ -304,15 +435,11 @@ func (w *Worker) prepare(ctx context.Context, jobs []*job, now time.Time) error 
 		if j.ledgerKey == "" {
 			continue
 		}
-		switch states[i] {
-		case "":
+		if founds[i].state == "" {
 			j.claimed = true
-		case ledgerSent, ledgerUnknown:
-			j.out = &outcome{at: now, sent: true, pass: true} // sent before; only the bookkeeping was lost
-		case ledgerFailed:
-			j.out = &outcome{at: now, pass: true, reason: "refused by the relay"}
+			continue
 		}
-		// ledgerClaimed: another worker is sending it right now; leave it.
+		j.out = foundOutcome(founds[i], now)
 	}
 	for _, j := range jobs {
 		if !j.claimed {
@@ -322,72 +449,137 @@ func (w *Worker) prepare(ctx context.Context, jobs []*job, now time.Time) error 
 			// The customer's data cannot make a valid email (a line break in a
 			// header): nothing is sent, and retrying will not help.
 			w.cfg.Log.Warn("step skipped", "customer", j.c.ID, "step", j.step.ID, "reason", err.Error())
-			j.out = &outcome{at: now, pass: true, reason: "cannot render: " + err.Error()}
+			j.out = &outcome{at: now, result: lifecycle.OutcomeUnrenderable, detail: err.Error()}
 		}
 	}
 	return nil
+}
+
+// foundOutcome is what to do with a send the ledger already holds.
+func foundOutcome(f found, now time.Time) *outcome {
+	switch f.state {
+	case ledgerSent:
+		return &outcome{at: now, found: true, result: lifecycle.OutcomeSent} // sent before; only the bookkeeping was lost
+	case ledgerUnknown:
+		return &outcome{at: now, found: true, result: lifecycle.OutcomeUnknown, detail: "recorded in the send ledger"}
+	case ledgerFailed:
+		return &outcome{at: now, found: true, result: lifecycle.OutcomeRefused, detail: "recorded in the send ledger"}
+	}
+	// Another worker is sending it right now: look again when its claim ends.
+	return &outcome{at: now, found: true, wait: max(f.ttl, time.Second)}
 }
 
 // sendConcurrency is how many emails of one batch are in flight at once; the
 // SMTP pool bounds the connections.
 const sendConcurrency = 8
 
-// send sends the claimed jobs concurrently and sets each one's outcome.
+// errFenced is a send stopped at its fence: the claim was no longer this
+// worker's.
+var errFenced = errors.New("the send's claim is held elsewhere")
+
+// send sends the claimed jobs concurrently and sets each one's outcome. A job
+// waits for its turn, the rate limit and a connection at most ClaimTTL from
+// when the batch began; one that could not start by then is left unsent, its
+// claim released, for a later batch.
 func (w *Worker) send(ctx context.Context, jobs []*job) {
+	waitCtx, cancel := context.WithTimeout(ctx, w.cfg.ClaimTTL)
+	defer cancel()
 	sem := make(chan struct{}, sendConcurrency)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
 		if !j.claimed || j.out != nil {
+			j.begun.Store(true)
 			continue
 		}
-		if w.stopping.Load() || ctx.Err() != nil {
+		if w.stopping.Load() {
+			j.begun.Store(true)
 			continue // left claimed-but-unsent: released below, sent later
 		}
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-waitCtx.Done():
+			j.begun.Store(true)
+			continue
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			j.out = w.sendOne(ctx, j)
+			defer j.begun.Store(true)
+			j.out = w.sendOne(ctx, waitCtx, j)
+			if j.out == nil {
+				return // not sent: the claim is released with the batch
+			}
 			// The ledger learns the outcome now, not with the rest of the
 			// batch: a worker killed later in the batch must not send it again.
-			if err := w.ledger.record(context.WithoutCancel(ctx), j.ledgerKey, j.out); err == nil {
+			switch err := w.ledger.record(context.WithoutCancel(ctx), j); {
+			case err == nil:
 				j.recorded = true
+			case errors.Is(err, errNotDurable):
+				j.recorded = true
+				w.cfg.Log.Warn("send outcome not durable: a Redis crash now could send it again", "customer", j.key.customer, "step", j.step.ID, "error", err)
 			}
 		})
 	}
 	wg.Wait()
 }
 
-// sendOne sends one message and classifies what happened.
-func (w *Worker) sendOne(ctx context.Context, j *job) *outcome {
+// sendOne sends one message and classifies what happened; nil when it was not
+// sent (the wait ran out, or the worker is stopping).
+func (w *Worker) sendOne(ctx, waitCtx context.Context, j *job) *outcome {
 	log := w.cfg.Log.With("customer", j.key.customer, "campaign", j.key.campaign, "enrollment", j.key.enrollment, "step", j.key.slug)
-	if err := w.rate.wait(ctx); err != nil {
+	if err := w.rate.wait(waitCtx); err != nil {
 		return nil
 	}
-	// The SMTP exchange finishes even when shutdown begins: a drained send is
-	// recorded, not abandoned between DATA and the reply.
-	err := w.sender.Send(context.WithoutCancel(ctx), j.msg)
+	var held *found
+	fence := func(ctx context.Context) error {
+		f, err := w.ledger.fence(ctx, j)
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			held = f
+			return errFenced
+		}
+		j.begun.Store(true) // extended for ClaimTTL: no more renewals at Hold
+		return nil
+	}
+	// The SMTP exchange, once past the fence, finishes even when shutdown
+	// begins: a drained send is recorded, not abandoned between DATA and the
+	// reply.
+	err := w.sender.SendFenced(waitCtx, j.msg, fence)
 	now := w.cfg.Now()
+	var se *mailer.SendError
+	if errors.As(err, &se) && se.Stage == mailer.StageFence {
+		if held != nil {
+			log.Warn("send stopped at its fence: another worker holds or finished it", "found", held.state)
+			return foundOutcome(*held, now) // its record leaves what holds the send as it is
+		}
+		log.Warn("send not begun: its claim could not be checked", "error", err)
+		return nil
+	}
+	if waitCtx.Err() != nil && errors.As(err, &se) && se.Stage == mailer.StageConnect && errors.Is(err, waitCtx.Err()) {
+		log.Info("send not begun in time: left for a later batch", "waited", w.cfg.ClaimTTL.String())
+		return nil
+	}
 	switch classify(err) {
 	case delivered:
 		log.Info("email sent", "message_id", j.msg.MessageID)
-		return &outcome{at: now, sent: true, pass: true}
+		return &outcome{at: now, result: lifecycle.OutcomeSent}
 	case mailer.Unknown:
 		log.Warn("email maybe sent: connection lost after DATA", "message_id", j.msg.MessageID, "error", err)
-		return &outcome{at: now, sent: true, pass: true, reason: "sent-unknown"}
+		return &outcome{at: now, result: lifecycle.OutcomeUnknown, detail: err.Error()}
 	case mailer.BadAddress:
 		log.Warn("address refused: suppressed", "error", err)
 		if serr := w.store.Suppress(context.WithoutCancel(ctx), j.c.Email, err.Error(), now); serr != nil {
 			log.Error("suppress", "error", serr)
 		}
-		return &outcome{at: now, stop: "bounced: " + err.Error()}
+		return &outcome{at: now, result: lifecycle.OutcomeBounced, detail: err.Error()}
 	case mailer.Permanent:
 		log.Warn("email refused", "error", err)
-		return &outcome{at: now, pass: true, reason: "refused: " + err.Error()}
+		return &outcome{at: now, result: lifecycle.OutcomeRefused, detail: err.Error()}
 	default: // Temporary: nothing was delivered; try again later
 		attempt := j.c.Enrollments[j.key.campaign].Attempts + 1
-		wait := min(w.cfg.RetryBase<<min(attempt-1, 20), w.cfg.RetryMax)
-		log.Warn("send failed, will retry", "attempt", attempt, "in", wait.String(), "error", err)
-		return &outcome{at: now, retry: wait}
+		log.Warn("send failed, will retry", "attempt", attempt, "in", w.engine.Backoff(attempt).String(), "error", err)
+		return &outcome{at: now, result: lifecycle.OutcomeRetry, detail: err.Error()}
 	}
 }
 
@@ -411,18 +603,17 @@ func (w *Worker) settle(cur *lifecycle.Customer, now time.Time, outcomes map[ste
 			switch {
 			case o.stop != "":
 				chs = append(chs, withStep(w.engine.Stop(cur, campID, o.at, o.stop), campID+"/"+enr.Next)...)
-			case o.pass:
-				more, _ := w.engine.Pass(cur, campID, o.at, o.sent, o.reason)
+			case o.result != "":
+				more, _ := w.engine.Record(cur, campID, o.at, o.result, o.detail)
 				chs = append(chs, more...)
-			case o.retry > 0:
-				enr.Attempts++
-				enr.Due = now.Add(o.retry)
+			case o.wait > 0:
+				w.engine.Postpone(cur, campID, now.Add(o.wait))
 			}
 			continue
 		}
 		switch d.Action {
 		case lifecycle.Wait:
-			enr.Due = d.Due
+			w.engine.Postpone(cur, campID, d.Due)
 		case lifecycle.Skip:
 			w.cfg.Log.Info("step skipped", "customer", cur.ID, "campaign", campID, "step", enr.Next, "reason", d.Reason)
 			more, _ := w.engine.Pass(cur, campID, now, false, d.Reason)

@@ -107,14 +107,14 @@ func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, id string, aft
 		p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|sent", 1)
 	case lifecycle.KindSkipped:
 		switch {
-		case isFailure(c.Reason):
+		case c.Outcome.Failed():
 			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|failed", 1)
 		case isEdit(c.Reason):
 			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|edited", 1)
 		}
 	case lifecycle.KindExited:
 		switch {
-		case strings.HasPrefix(c.Reason, "bounced") && c.Step != "":
+		case c.Outcome == lifecycle.OutcomeBounced && c.Step != "":
 			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|bounced", 1)
 		case isEdit(c.Reason):
 			p.HIncrBy(ctx, k.campaign(c.Campaign), "ended_by_edit", 1)
@@ -124,13 +124,6 @@ func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, id string, aft
 			p.HIncrBy(ctx, k.campaign(c.Campaign), "ended_by_edit", 1)
 		}
 	}
-}
-
-// isFailure tells a step skipped because it could not be delivered (refused by
-// the relay, or not renderable for this customer) from one skipped by its
-// conditions.
-func isFailure(reason string) bool {
-	return strings.HasPrefix(reason, "refused") || strings.HasPrefix(reason, "cannot render")
 }
 
 // isEdit tells a change the engine made to follow an edit of the campaign.

@@ -22,9 +22,9 @@
 //	{p}report:flows:YYYY-MM-DD    hash  "from>to" -> stage changes that day; a period reads one hash a day
 //	{p}report:campaign:{id}       hash  enrolled, goal_reached, and per step identity ("onboarding/welcome"):
 //	                                    "step|sent"          sent (or maybe sent: connection lost after DATA)
-//	                                    "step|failed"        skipped with a reason starting "refused" or
-//	                                                         "cannot render" (not conditions: only_if, skip_if)
-//	                                    "step|bounced"       enrollment ended with a reason starting "bounced"
+//	                                    "step|failed"        skipped with the outcome refused or unrenderable
+//	                                                         (lifecycle.Outcome; not conditions: only_if, skip_if)
+//	                                    "step|bounced"       enrollment ended with the outcome bounced
 //	                                    "step|edited"        skipped because the campaign was edited (the
 //	                                                         step was removed, or now lies before the
 //	                                                         customer's place); see lifecycle.Locate

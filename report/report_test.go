@@ -77,33 +77,27 @@ func (b *testBundle) settle(t *testing.T, id string, at time.Time, outcome func(
 
 func (b *testBundle) sent(t *testing.T, id string, at time.Time) {
 	t.Helper()
-	b.settle(t, id, at, func(c *lifecycle.Customer) []lifecycle.Change {
-		chs, err := b.engine.Pass(c, "welcome", at, true, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return chs
-	})
+	b.record(t, id, at, lifecycle.OutcomeSent, "")
 }
 
 func (b *testBundle) refused(t *testing.T, id string, at time.Time) {
 	t.Helper()
-	b.settle(t, id, at, func(c *lifecycle.Customer) []lifecycle.Change {
-		chs, err := b.engine.Pass(c, "welcome", at, false, "refused: 554 5.7.1 rejected as spam")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return chs
-	})
+	b.record(t, id, at, lifecycle.OutcomeRefused, "554 5.7.1 rejected as spam")
 }
 
 func (b *testBundle) bounced(t *testing.T, id string, at time.Time) {
 	t.Helper()
+	b.record(t, id, at, lifecycle.OutcomeBounced, "550 5.1.1 no such user")
+}
+
+// record writes a send outcome of the customer's welcome step as the worker's
+// settle does: Engine.Record, its changes in the store.Change.
+func (b *testBundle) record(t *testing.T, id string, at time.Time, o lifecycle.Outcome, detail string) {
+	t.Helper()
 	b.settle(t, id, at, func(c *lifecycle.Customer) []lifecycle.Change {
-		step := "welcome/" + c.Enrollments["welcome"].Next
-		chs := b.engine.Stop(c, "welcome", at, "bounced: 550 5.1.1 no such user")
-		for i := range chs {
-			chs[i].Step = step // as queue's settle names it
+		chs, err := b.engine.Record(c, "welcome", at, o, detail)
+		if err != nil {
+			t.Fatal(err)
 		}
 		return chs
 	})

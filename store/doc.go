@@ -34,9 +34,11 @@
 //	                                                                      a hash table from the first (Redis 7.0)
 //	{p}wake          sorted set  customer ID scored by the unix ms when   Due reads only the due range: a sweep
 //	                             its next time rule can fire              costs what is due, not every customer
-//	{p}due           sorted set  customer ID scored by the unix ms when   ClaimDue reads only the due range and
-//	                             its next email is due (or its lease     leases what it takes, so schedulers never
-//	                             ends, while a worker has it)            hand the same customer out twice
+//	{p}due           sorted set  customer ID scored by the unix ms when   ClaimDue reads only the due range; the
+//	                             its next email is due                    score is always the real due time
+//	{p}lease:{id}    string      the token of the Lease that holds the    a lease lives in a key of its own: no
+//	                             customer (a scheduler's batch, or an     write of the customer can end it, and only
+//	                             event handler); PX: its time to live    its token renews or releases it
 //	{p}email:{addr}  string      customer ID of the lower-cased address   CustomerByEmail; one address per customer;
 //	                                                                      a key per address, so creating customers
 //	                                                                      in parallel never contends on one key
@@ -47,6 +49,17 @@
 //	                             campaign set running (hash, step IDs)    logs which steps a deploy added, removed
 //	                                                                      or renamed; about 140 B per step,
 //	                                                                      written once per process start
+//	{p}scheduler:tick                                                     RecordTick, one SET per tick; Backlog
+//	                 string      unix ms of the last scheduler tick       reads it with the lowest {p}due score for
+//	                                                                      /healthz and /metrics: emails overdue
+//	                                                                      and no scheduler ticking
+//	{p}failed-events list        FailedEvent JSON, newest first, at       the dead letters: events the workers
+//	                             most MaxFailedEvents (10,000)            could not apply, for `retain event
+//	                                                                      --failed` and --replay; not under
+//	                                                                      events:, a customer's key
+//	{p}stats:conditions                                                   package queue (ConditionErrors): counted
+//	                 hash        campaign (or lifecycle.yaml) -> number   by workers and schedulers, exported by
+//	                             of conditions that failed while running  retain web as retain_condition_errors_total
 //
 // # Memory
 //
@@ -81,6 +94,22 @@
 // times. Every write of a customer rewrites its key, including one that changes
 // only its wake time or events, so every writer notices every other. The email
 // index is also WATCHed, but only when an address changes.
+//
+// The rule Update relies on: only the customer key (and the email index, when
+// the address changes) is WATCHed, yet every other key of the customer is
+// written safely, because each of them is only ever written in the same
+// MULTI/EXEC as the customer key — the stage history, the recent events, the
+// seen set, and the customer's entries in the wake and due indexes. A writer
+// of any of them therefore also rewrites the customer key, and the WATCH of a
+// concurrent Update sees it. Keys written outside Update — the lease keys
+// (ClaimDue, HoldLease, ReleaseLease), the suppression list, the send ledger
+// and the report counters' own scripts — are never read to decide an Update,
+// so no Update can act on a stale copy of them; and none of them writes the
+// wake or due index or a customer key. (Before leases had keys of their own,
+// ClaimDue rewrote due scores without the customer key, and an Update could
+// end a lease by writing the real due time over it.) A failed read of the seen
+// set is an error, never "not seen": applying an event twice is worse than
+// applying it late.
 //
 // Sweep handles SweepBatch due customers per transaction and re-reads each wake
 // time under the WATCH, skipping customers no longer due. Two sweeps running at

@@ -31,20 +31,22 @@ func TestClaimDueLeasesEachCustomerOnce(t *testing.T) {
 	// Four schedulers claim at once: together they get every due customer once.
 	var mu sync.Mutex
 	var got []string
+	var leases []*Lease
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			for {
-				ids, err := b.store.ClaimDue(b.ctx, now, time.Minute, 7)
+				l, err := b.store.ClaimDue(b.ctx, now, time.Minute, 7)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if len(ids) == 0 {
+				if l == nil {
 					return
 				}
 				mu.Lock()
-				got = append(got, ids...)
+				got = append(got, l.IDs...)
+				leases = append(leases, l)
 				mu.Unlock()
 			}
 		})
@@ -54,21 +56,77 @@ func TestClaimDueLeasesEachCustomerOnce(t *testing.T) {
 	if len(got) != 50 || slices.Contains(got, "later") || len(slices.Compact(slices.Clone(got))) != 50 {
 		t.Fatalf("claimed %d customers (%d distinct), want the 50 due ones once each", len(got), len(slices.Compact(slices.Clone(got))))
 	}
-	// Until the lease ends nobody claims them again; after it, they are due again.
-	if ids, _ := b.store.ClaimDue(b.ctx, now.Add(59*time.Second), time.Minute, 100); len(ids) != 0 {
-		t.Errorf("claimed %d customers during their lease", len(ids))
+	// While leased, nobody claims them again, however late it gets.
+	if l, _ := b.store.ClaimDue(b.ctx, now.Add(time.Hour), time.Minute, 100); l == nil || len(l.IDs) != 1 || l.IDs[0] != "later" {
+		t.Errorf("claimed %v during the leases; want only the customer due later", l)
 	}
-	if ids, _ := b.store.ClaimDue(b.ctx, now.Add(time.Minute), time.Minute, 100); len(ids) != 50 {
-		t.Errorf("after the lease: claimed %d, want 50", len(ids))
+	// The due index keeps each customer's real due time: leasing writes
+	// nothing there.
+	if next, _ := b.store.NextDueAt(b.ctx); !next.Equal(now.Add(-49 * time.Second)) {
+		t.Errorf("NextDueAt = %v, want the oldest real due time %v", next, now.Add(-49*time.Second))
 	}
-	// An update with the customer's real next due time ends the lease.
-	b.putDue(t, "c00", time.Time{})
-	b.putDue(t, "c01", now.Add(2*time.Hour))
-	next, _ := b.store.NextDueAt(b.ctx)
-	if want := now.Add(2 * time.Minute); !next.Equal(want) {
-		t.Errorf("NextDueAt = %v, want %v (the end of the second lease)", next, want)
+	// Released, they are due again; a release with another token frees nothing.
+	if err := b.store.ReleaseLease(b.ctx, &Lease{IDs: leases[0].IDs, Token: "not-the-token"}); err != nil {
+		t.Fatal(err)
 	}
-	if n, _ := b.rdb.ZCard(b.ctx, b.prefix+"due").Result(); n != 50 {
-		t.Errorf("due index holds %d customers, want 50 (c00 has nothing due)", n)
+	if l, _ := b.store.ClaimDue(b.ctx, now, time.Minute, 100); l != nil {
+		t.Errorf("a release with the wrong token freed %v", l.IDs)
+	}
+	for _, l := range leases {
+		if err := b.store.ReleaseLease(b.ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l, _ := b.store.ClaimDue(b.ctx, now, time.Minute, 100); l == nil || len(l.IDs) != 50 {
+		t.Errorf("after the release: claimed %v, want 50", l)
+	}
+}
+
+// TestAWriteDuringALeaseDoesNotEndIt is the shape of the fencing fix: an
+// update of a leased customer (an event moving its due time) used to end the
+// lease, which lived in the due score, so a second scheduler handed the
+// customer out again while its worker was still sending.
+func TestAWriteDuringALeaseDoesNotEndIt(t *testing.T) {
+	b := setup(t)
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	b.putDue(t, "c1", now)
+	l, err := b.store.ClaimDue(b.ctx, now, time.Minute, 10)
+	if err != nil || l == nil {
+		t.Fatalf("claim: %v %v", l, err)
+	}
+	b.putDue(t, "c1", now) // an event rewrites the customer, still due now
+	if again, _ := b.store.ClaimDue(b.ctx, now, time.Minute, 10); again != nil {
+		t.Fatalf("claimed %v again while its lease holds", again.IDs)
+	}
+	if other, _ := b.store.LeaseCustomers(b.ctx, []string{"c1"}, time.Minute); other != nil {
+		t.Fatalf("an event handler leased %v beside the scheduler's worker", other.IDs)
+	}
+	// The holder renews it; a holder with another token renews nothing.
+	if held, _ := b.store.HoldLease(b.ctx, l); held == nil || held.IDs[0] != "c1" {
+		t.Errorf("renewal by the holder: %v", held)
+	}
+	if held, _ := b.store.HoldLease(b.ctx, &Lease{IDs: []string{"c1"}, Token: "other", TTL: time.Minute}); held != nil {
+		t.Errorf("renewal with another token held %v", held.IDs)
+	}
+}
+
+// TestALeaseThatRanOutIsTakenAgainOnlyWhenFree: a lease runs out after its
+// time to live (a dead worker); the customer can be claimed again, and the old
+// holder's renewal then fails rather than taking it back.
+func TestALeaseThatRanOutIsTakenAgainOnlyWhenFree(t *testing.T) {
+	b := setup(t)
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	b.putDue(t, "c1", now)
+	l, _ := b.store.ClaimDue(b.ctx, now, 50*time.Millisecond, 10)
+	deadline := time.Now().Add(5 * time.Second)
+	var next *Lease
+	for next == nil && time.Now().Before(deadline) {
+		next, _ = b.store.ClaimDue(b.ctx, now, time.Minute, 10)
+	}
+	if next == nil {
+		t.Fatal("the customer was not free again after its lease ran out")
+	}
+	if held, _ := b.store.HoldLease(b.ctx, l); held != nil {
+		t.Errorf("the first holder took %v back from the second", held.IDs)
 	}
 }

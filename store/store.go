@@ -84,6 +84,7 @@ func (s *Store) eventsKey(id string) string   { return s.prefix + "events:" + id
 func (s *Store) seenKey(id string) string     { return s.prefix + "seen:" + id }
 func (s *Store) wakeKey() string              { return s.prefix + "wake" }
 func (s *Store) dueKey() string               { return s.prefix + "due" }
+func (s *Store) leaseKey(id string) string    { return s.prefix + "lease:" + id }
 func (s *Store) emailKey(email string) string { return s.prefix + "email:" + email }
 func (s *Store) suppressedKey() string        { return s.prefix + "suppressed" }
 

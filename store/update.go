@@ -80,8 +80,15 @@ func (s *Store) update(ctx context.Context, id, eventID string, guard func(curre
 			if err != nil && !errors.Is(err, redis.Nil) {
 				return err
 			}
-			if seen != nil && seen.Err() == nil {
-				return fmt.Errorf("event %s: %w", eventID, ErrDuplicate)
+			if seen != nil {
+				switch err := seen.Err(); {
+				case err == nil:
+					return fmt.Errorf("event %s: %w", eventID, ErrDuplicate)
+				case !errors.Is(err, redis.Nil):
+					// Not knowing whether the event was applied is not "not
+					// applied": applying it again could count it twice.
+					return fmt.Errorf("event %s: read the applied events: %w", eventID, err)
+				}
 			}
 			cur, err := readCurrent(get, wake, due)
 			if err != nil {

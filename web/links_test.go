@@ -35,7 +35,7 @@ func TestOneClickPostUnsubscribesAndTheNextDecideStops(t *testing.T) {
 	if d := b.engine.Decide(c, "onboarding", b.now); d.Action != lifecycle.Stop || d.Reason != "unsubscribed" {
 		t.Errorf("after: Decide = %v %q, want stop unsubscribed", d.Action, d.Reason)
 	}
-	if due, err := b.store.ClaimDue(b.ctx, b.now, time.Minute, 10); err != nil || len(due) != 2 {
+	if due, err := b.store.ClaimDue(b.ctx, b.now, time.Minute, 10); err != nil || due == nil || len(due.IDs) != 2 {
 		t.Errorf("due customers = %v, %v: the unsubscribe must keep c1 due so the worker ends its enrollment", due, err)
 	}
 	evs, err := b.store.Events(b.ctx, "c1", 1)

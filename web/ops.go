@@ -20,11 +20,15 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
-// opsRoutes registers the operators' endpoints: /healthz for load balancers
-// (open), /metrics for Prometheus (bearer token or Basic auth: it names
-// campaigns and their volumes), and the Asynq monitor at /monitor/ (Basic auth).
+// opsRoutes registers the operators' endpoints: /healthz for monitoring (open:
+// Redis, and whether sending keeps up), /readyz for load balancers (open: Redis
+// only, so a stopped scheduler does not take the unsubscribe links down too),
+// /metrics for Prometheus (bearer token or Basic auth: it names campaigns and
+// their volumes), the Asynq monitor at /monitor/ and the failed-event list at
+// /monitor/failed-events (Basic auth).
 func (s *Server) opsRoutes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.healthz)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -32,10 +36,12 @@ func (s *Server) opsRoutes() {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	if s.d.Redis != nil {
+		prefix := cmp.Or(s.d.Prefix, store.DefaultPrefix)
 		reg.MustRegister(&sendCollector{
-			stats:     queue.NewStats(s.d.Redis, cmp.Or(s.d.Prefix, store.DefaultPrefix)),
+			stats:     queue.NewStats(s.d.Redis, prefix),
 			inspector: asynq.NewInspectorFromRedisClient(s.d.Redis),
 		})
+		reg.MustRegister(&healthCollector{st: s.opsStore(s.d.Redis), rdb: s.d.Redis, prefix: prefix, now: s.cfg.Now})
 	}
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		// A Redis outage must not hide the process metrics: the failed
@@ -52,9 +58,14 @@ func (s *Server) opsRoutes() {
 		monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitor", RedisConnOpt: sharedRedis{s.d.Redis}})
 	}
 	s.mux.Handle("/monitor/", s.requireBasic(monitor))
+	s.mux.Handle("GET /monitor/failed-events", s.requireBasic(http.HandlerFunc(s.failedEventsPage)))
 }
 
-// healthz answers 200 "ok" when Redis answers PING within two seconds, else 503.
+// healthz answers 200 "ok" when Redis answers PING within two seconds and
+// sending keeps up, else 503: "redis: …" when Redis does not answer, the JSON
+// {"status":"degraded","reasons":[…]} when emails wait longer than
+// Config.HealthMaxOverdue or no scheduler ticks (health.go). /readyz asks only
+// about Redis.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -69,6 +80,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Log.Warn("healthz: redis does not answer", "error", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "redis: "+err.Error()+"\n")
+		return
+	}
+	if r.URL.Path == "/healthz" {
+		s.backlogHealth(w, r.WithContext(ctx), s.d.Redis)
 		return
 	}
 	io.WriteString(w, "ok\n")

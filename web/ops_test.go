@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/queue"
+	"github.com/retainmail/retain/store"
 )
 
 func TestHealthzIsOKWhenRedisAnswers(t *testing.T) {
@@ -55,7 +56,7 @@ func TestMetricsExposeSendCountersAndQueueGauges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := queue.NewClient(b.rdb).EnqueueSends(ctx, []string{"c1", "c2"}, b.now); err != nil {
+	if err := queue.NewClient(b.rdb).EnqueueSends(ctx, &store.Lease{IDs: []string{"c1", "c2"}, Token: "t1"}); err != nil {
 		t.Fatal(err)
 	}
 	resp, body := b.get(t, "/metrics", bearerAuth)
@@ -82,7 +83,7 @@ func TestMonitorServesAsynqmonUnderMonitor(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "/monitor") {
 		t.Errorf("/monitor/: %d, want asynqmon's page rooted at /monitor:\n%.500s", resp.StatusCode, body)
 	}
-	if err := queue.NewClient(b.rdb).EnqueueSends(t.Context(), []string{"c1"}, b.now); err != nil {
+	if err := queue.NewClient(b.rdb).EnqueueSends(t.Context(), &store.Lease{IDs: []string{"c1"}, Token: "t2"}); err != nil {
 		t.Fatal(err)
 	}
 	resp, body = b.get(t, "/monitor/api/queues", basicAuth)

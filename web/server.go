@@ -37,6 +37,10 @@ type Config struct {
 	APIToken string
 	// MaxBody is the largest request body accepted, in bytes; default 1 MiB.
 	MaxBody int64
+	// HealthMaxOverdue is how long the oldest due email may wait, and how long
+	// ago the last scheduler tick may be, before /healthz reports the
+	// deployment degraded (RETAIN_HEALTH_MAX_OVERDUE); default 5 minutes.
+	HealthMaxOverdue time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Log; default slog.Default().
@@ -85,6 +89,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 1 << 20
+	}
+	if cfg.HealthMaxOverdue <= 0 {
+		cfg.HealthMaxOverdue = DefaultHealthMaxOverdue
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

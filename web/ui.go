@@ -81,7 +81,7 @@ var uiPages = func() map[string]*template.Template {
 	}
 	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(uiFiles, "templates/ui/layout.html"))
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"campaigns.html", "campaign.html", "step.html", "error.html", "reports.html"} {
+	for _, name := range []string{"campaigns.html", "campaign.html", "step.html", "error.html", "reports.html", "failed.html"} {
 		pages[name] = template.Must(template.Must(layout.Clone()).ParseFS(uiFiles, "templates/ui/"+name))
 	}
 	return pages

@@ -336,9 +336,9 @@ func (a *dev) load(l *loaded) error {
 	if err := srv.Start(w.Handler()); err != nil {
 		return err
 	}
-	// The lease is campaign time: keep it about 30 real seconds at any speed.
-	lease := max(5*time.Minute, time.Duration(float64(30*time.Second)*a.clock.speed))
-	sched := queue.NewScheduler(queue.SchedulerConfig{Interval: 200 * time.Millisecond, Lease: lease, Now: a.clock.Now, Log: a.log},
+	// Leases are Redis TTLs, in real time at any speed (the in-memory Redis
+	// is fast-forwarded by the wall clock).
+	sched := queue.NewScheduler(queue.SchedulerConfig{Interval: 200 * time.Millisecond, Now: a.clock.Now, Log: a.log},
 		a.rdb, a.prefix, applier, a.queue)
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &devGen{loaded: l, engine: eng, applier: applier, worker: w, srv: srv, cancel: cancel, done: make(chan struct{})}
@@ -355,7 +355,9 @@ func (a *dev) load(l *loaded) error {
 // webHandler is retain web on the campaigns of l, showing probs (a change that
 // was refused) on its pages.
 func (a *dev) webHandler(l *loaded, eng *lifecycle.Engine, applier *ingest.Applier, probs campaign.Problems) (http.Handler, error) {
-	return web.New(web.Config{APIToken: a.token, Log: a.log, Now: a.clock.Now}, web.Deps{
+	// /healthz judges in campaign time: scale its limit as the clock runs.
+	maxOverdue := time.Duration(float64(web.DefaultHealthMaxOverdue) * max(a.clock.speed, 1))
+	return web.New(web.Config{APIToken: a.token, Log: a.log, Now: a.clock.Now, HealthMaxOverdue: maxOverdue}, web.Deps{
 		Redis: a.rdb, Store: a.store, Engine: eng, Renderer: l.renderer, Queue: a.queue, Signer: a.signer,
 		Applier: applier, Sender: l.set.Lifecycle.Sender, Prefix: a.prefix, Problems: probs,
 		Reports:      reportReader(a.rdb, a.prefix, l.set),

@@ -18,7 +18,7 @@ import (
 var eventCmd = &command{
 	name:    "event",
 	summary: "Record an event for a customer and apply the lifecycle rules it triggers",
-	usage:   "event [--apply] [--at TIME] [--id EVENT_ID] [--email ADDR] [--campaigns DIR] CUSTOMER EVENT [key=value...]",
+	usage:   "event [--apply] [--at TIME] [--id EVENT_ID] [--email ADDR] [--campaigns DIR] CUSTOMER EVENT [key=value...]\n       retain event --failed | --replay ID...|--all | --drop ID...|--all",
 	help: `CUSTOMER is the customer's ID. The key=value pairs become the event's data
 (numbers and true/false are typed, so conditions like event.data.total > 50
 work). With --email, a customer retain has not seen yet is created first.
@@ -29,6 +29,13 @@ consequences are printed: stage changes, enrollments, what is due next.
 
 The event is applied once: the same --id (or, without one, the same customer,
 name, time and data) is recognised and changes nothing the second time.
+
+An event the workers cannot apply (its customer is unknown, its payload does
+not parse, or applying it fails through every retry) is kept in the
+failed-event list with the reason. --failed lists it; once the cause is fixed
+(the customer imported, say), --replay ID queues it again and removes it from
+the list (--replay --all: every one); --drop discards it. These need only
+REDIS_URL and RETAIN_REDIS_PREFIX.
 
 Environment: REDIS_URL (default redis://127.0.0.1:6379/0), RETAIN_REDIS_PREFIX
 (default "retain:"), RETAIN_CAMPAIGNS.
@@ -46,9 +53,17 @@ func runEvent(c *command, e *env, args []string) int {
 	email := fs.String("email", "", "create the customer with this `address` if retain does not know it")
 	apply := fs.Bool("apply", false, "apply the event in this process and print what it did, instead of queueing it")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
+	var failed failedMode
+	fs.BoolVar(&failed.list, "failed", false, "list the events the workers could not apply, with the reason")
+	fs.BoolVar(&failed.replay, "replay", false, "queue the failed events with the IDs given (or --all) again, and remove them from the list")
+	fs.BoolVar(&failed.drop, "drop", false, "remove the failed events with the IDs given (or --all) from the list without applying them")
+	fs.BoolVar(&failed.all, "all", false, "with --replay or --drop: every failed event")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
 		return code
+	}
+	if failed.set() || failed.all {
+		return runFailed(c, e, failed, pos)
 	}
 	if len(pos) < 2 {
 		return c.usageError(e, "give a customer and an event name")
@@ -131,6 +146,8 @@ func printChanges(e *env, eng *lifecycle.Engine, c *lifecycle.Customer, changes 
 			fmt.Fprintf(e.stdout, "  stage %s → %s (%s)\n", ch.From, ch.To, ch.Reason)
 		case lifecycle.KindEnrolled:
 			fmt.Fprintf(e.stdout, "  enrolled in %s (#%d)\n", ch.Campaign, ch.Enrollment)
+		case lifecycle.KindConditionError:
+			fmt.Fprintf(e.stdout, "  condition error, counted as false: %s\n", ch.Reason)
 		default:
 			fmt.Fprintf(e.stdout, "  %s %s (%s)\n", strings.ReplaceAll(string(ch.Kind), "_", " "), ch.Campaign, ch.Reason)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/campaign"
@@ -18,16 +20,13 @@ import (
 	"github.com/retainmail/retain/internal/redistest"
 	"github.com/retainmail/retain/internal/smtptest"
 	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/queue"
 	"github.com/retainmail/retain/store"
 )
 
 // These tests run retain worker and retain scheduler as the separate processes
 // the Procfile starts, against the test Redis and a real SMTP server, and signal
 // them as an operator or a crash would.
-
-// redisDB is the test Redis database of this package's process tests: the worker's
-// Asynq keys have no prefix.
-const redisDB = 12
 
 var buildOnce struct {
 	sync.Once
@@ -85,6 +84,74 @@ func (b *processBundle) ledgerSent(t *testing.T) int {
 	return n
 }
 
+// waitSettled waits until the processes have nothing left to send: the ledger
+// records sent sends and nothing else (no claim), no customer is due, and no
+// send task waits in the queue. (The task the killed worker was running stays
+// active until Asynq's recoverer takes it back, 30 s or more after the kill;
+// when it runs again the ledger stops every send it holds.) It fails the test
+// when that takes longer than timeout.
+func (b *processBundle) waitSettled(t *testing.T, sent int, timeout time.Duration) {
+	t.Helper()
+	ins := asynq.NewInspectorFromRedisClient(b.rdb)
+	var why string
+	settled := func() bool {
+		why = b.unsettled(t, ins, sent)
+		return why == ""
+	}
+	if !waitUntil(timeout, settled) {
+		t.Errorf("not settled after %s: %s", timeout, why)
+	}
+}
+
+// unsettled says what the processes still have to do, or "".
+func (b *processBundle) unsettled(t *testing.T, ins *asynq.Inspector, sent int) string {
+	t.Helper()
+	keys, err := b.rdb.Keys(t.Context(), b.prefix+"ledger:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := b.ledgerSent(t); n != sent || len(keys) != sent {
+		return fmt.Sprintf("the ledger holds %d entries, %d of them sent; want %d sent", len(keys), n, sent)
+	}
+	next, err := b.st.NextDueAt(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !next.IsZero() {
+		return fmt.Sprintf("a customer is due at %s", next.Format(time.RFC3339Nano))
+	}
+	q, err := ins.GetQueueInfo(queue.QueueSends)
+	if errors.Is(err, asynq.ErrQueueNotFound) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := q.Pending + q.Scheduled + q.Retry; n > 0 {
+		return fmt.Sprintf("%d send tasks wait in the queue", n)
+	}
+	return ""
+}
+
+// waitUntil polls cond until it holds or timeout passes, and says whether it held.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return cond()
+		}
+	}
+	return true
+}
+
+// waitFor polls cond until it holds, failing the test, with what it waited for,
+// when that takes longer than timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !waitUntil(timeout, cond) {
+		t.Fatalf("waited %s for %s", timeout, what)
+	}
+}
+
 // setupProcesses seeds n customers whose welcome email is due now.
 func setupProcesses(t *testing.T, n int) *processBundle {
 	t.Helper()
@@ -92,7 +159,7 @@ func setupProcesses(t *testing.T, n int) *processBundle {
 		t.Skip("starts processes")
 	}
 	bin := retainBinary(t)
-	rdb, redisURL := redistest.DB(t, redisDB)
+	rdb, redisURL := redistest.DB(t, redistest.CmdDB)
 	prefix := redistest.Prefix()
 	srv := smtptest.Start(t)
 	set, err := campaign.Load("testdata/e2e/campaigns")
@@ -171,7 +238,7 @@ func TestWorkerKilledMidRunLosesNothingAndSendsNothingTwice(t *testing.T) {
 	// (With several connections a kill can also land in another send's
 	// instant between the relay's 250 and the ledger write: that is the
 	// documented crash window, in which that one email goes out twice.)
-	worker := b.startEnv(t, []string{"SMTP_URL=" + b.smtp.URL() + "&pool=1"}, "worker", "--concurrency", "1", "--claim-ttl", "2s")
+	worker := b.startEnv(t, []string{"SMTP_URL=" + b.smtp.URL() + "&pool=1&timeout=1s"}, "worker", "--concurrency", "1", "--claim-ttl", "2s")
 	select {
 	case <-killAt:
 	case <-time.After(30 * time.Second):
@@ -192,10 +259,13 @@ func TestWorkerKilledMidRunLosesNothingAndSendsNothingTwice(t *testing.T) {
 	before := len(b.smtp.Messages())
 	b.smtp.OnMail(nil)
 
-	b.start(t, "worker", "--concurrency", "4", "--claim-ttl", "2s")
-	msgs := b.smtp.Wait(customers, 60*time.Second)
-	time.Sleep(3 * time.Second) // a duplicate would come after the claims expire
-	msgs = b.smtp.Messages()
+	b.startEnv(t, []string{"SMTP_URL=" + b.smtp.URL() + "&timeout=1s"}, "worker", "--concurrency", "4", "--claim-ttl", "2s")
+	b.smtp.Wait(customers, 60*time.Second)
+	// A duplicate would come after the claims the killed worker held expire,
+	// when its customers are handed out again: wait until nothing is left to
+	// hand out.
+	b.waitSettled(t, customers, 30*time.Second)
+	msgs := b.smtp.Messages()
 	ids := messageIDs(msgs)
 	if len(ids) != customers {
 		t.Errorf("%d distinct emails arrived, want %d (killed after %d)", len(ids), customers, before)
@@ -240,7 +310,9 @@ func TestSIGTERMDrainsTheSendInFlight(t *testing.T) {
 	}
 	// Every send begun before the worker stopped arrived (none was cut off
 	// between MAIL and the end of DATA), and the worker began no more after.
-	time.Sleep(200 * time.Millisecond)
+	// Once the relay has closed the dead worker's connections, it has read
+	// every command the worker sent.
+	waitFor(t, 10*time.Second, "the relay to close the stopped worker's connections", func() bool { return b.smtp.Open() == 0 })
 	begun, arrived := b.smtp.Mails(), len(b.smtp.Messages())
 	if arrived != begun || arrived < 10 {
 		t.Errorf("%d sends begun, %d arrived; want every begun send (at least the 10th) to arrive", begun, arrived)

@@ -10,20 +10,22 @@ import (
 	"time"
 
 	"github.com/retainmail/retain/queue"
+	"github.com/retainmail/retain/store"
 )
 
 var schedulerCmd = &command{
 	name:    "scheduler",
 	summary: "Run the scheduler: hand due emails to the workers and apply time rules",
-	usage:   "scheduler [--interval 1s] [--batch 50] [--lease 5m] [--campaigns DIR]",
+	usage:   "scheduler [--interval 1s] [--batch 50] [--lease 15s] [--campaigns DIR]",
 	help: `Every --interval the scheduler applies the lifecycle time rules that came due
 ("21 days without activity") and claims the customers with an email due, handing
 them to the workers in send:due tasks of --batch customers. Only due customers
 are read: the store indexes customers by their next time rule and next email.
 
 Several schedulers may run at once (for availability): claims are atomic and
-leased, the time-rule sweep takes a lock per tick, so no work is done twice. A
-claimed customer whose worker dies comes due again after --lease.
+leased, the time-rule sweep takes a lock per tick, so no work is done twice. The
+worker that gets a batch renews its lease while it works; a claimed customer
+whose worker dies is free again after --lease.
 
 Environment: REDIS_URL, RETAIN_REDIS_PREFIX, RETAIN_CAMPAIGNS (see retain help worker).`,
 	run: runScheduler,
@@ -33,7 +35,7 @@ func runScheduler(c *command, e *env, args []string) int {
 	fs := c.flags()
 	interval := fs.Duration("interval", time.Second, "time between ticks")
 	batch := fs.Int("batch", 50, "customers per send:due task")
-	lease := fs.Duration("lease", 5*time.Minute, "how long a claimed customer waits for its worker before it is due again")
+	lease := fs.Duration("lease", queue.DefaultLease, "how long a claimed customer is held for its worker unless the worker renews it")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
@@ -51,7 +53,11 @@ func runScheduler(c *command, e *env, args []string) int {
 	}
 	defer ws.close()
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	if !checkRedis(ctx, c, e, log, ws.rdb) {
+		return exitProblems
+	}
 	recordDeploy(ctx, log, ws.store, ws.loaded.set)
+	ws.applier.ConditionErrors = queue.NewConditionErrors(ws.rdb, cmpOr(e.getenv("RETAIN_REDIS_PREFIX"), store.DefaultPrefix), log, nil).Report
 	client := queue.NewClient(ws.rdb)
 	s := queue.NewScheduler(queue.SchedulerConfig{Interval: *interval, Batch: *batch, Lease: *lease, Log: log},
 		ws.rdb, e.getenv("RETAIN_REDIS_PREFIX"), ws.applier, client)

@@ -26,20 +26,24 @@ import (
 var webCmd = &command{
 	name:    "web",
 	summary: "Run retain web: the events API, unsubscribe and NPS pages, click redirects, campaign preview and monitoring",
-	usage:   "web [--campaigns DIR]",
+	usage:   "web [--health-max-overdue DURATION] [--campaigns DIR]",
 	help: `retain web serves, on $PORT (default 8080):
   /api/events, /api/customers/{id}[/timeline]   JSON API, Authorization: Bearer $RETAIN_API_TOKEN
   /u/{token} /p/{token} /nps/{token} /c/{token}  what links in emails lead to (RFC 8058
                                                  one-click unsubscribe, preferences, NPS, clicks)
   /campaigns                                     campaign preview (HTTP Basic auth, password $RETAIN_API_TOKEN)
   /monitor/                                      the Asynq monitor (same auth)
-  /metrics /healthz                              Prometheus metrics; Redis health
+  /monitor/failed-events                         events the workers could not apply (same auth)
+  /metrics /healthz /readyz                      Prometheus metrics; the deployment's health
+                                                 (Redis, overdue emails, scheduler ticks); Redis
+                                                 only, for load balancers
 
 When the campaigns do not lint, the preview pages show the problems and the API
 answers 503 until they are fixed and retain web is restarted.
 
 Environment (required unless a default is shown):
   RETAIN_API_TOKEN     bearer token of the API and password of the operators' pages
+  RETAIN_HEALTH_MAX_OVERDUE  default 5m: see --health-max-overdue
   RETAIN_SECRET        the secret the worker signs links with (at least 32 bytes)
   RETAIN_BASE_URL      the public address of this server, as in the links
   PORT                 default 8080
@@ -51,6 +55,7 @@ Environment (required unless a default is shown):
 
 func runWeb(c *command, e *env, args []string) int {
 	fs := c.flags()
+	maxOverdueFlag := fs.String("health-max-overdue", "", "how long the oldest due email may wait, and the last scheduler tick be ago, before /healthz answers 503 degraded (a `duration` such as 90s or 5m; default $RETAIN_HEALTH_MAX_OVERDUE, else 5m)")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
@@ -59,6 +64,10 @@ func runWeb(c *command, e *env, args []string) int {
 	var problems []string
 	if len(pos) > 0 {
 		problems = append(problems, fmt.Sprintf("unexpected argument %q", pos[0]))
+	}
+	maxOverdue, err := healthMaxOverdue(*maxOverdueFlag, e.getenv("RETAIN_HEALTH_MAX_OVERDUE"))
+	if err != nil {
+		problems = append(problems, err.Error())
 	}
 	token := e.getenv("RETAIN_API_TOKEN")
 	if len(token) < 16 {
@@ -108,7 +117,7 @@ func runWeb(c *command, e *env, args []string) int {
 	} else {
 		log.Warn("campaigns have lint problems: the API answers 503, the preview pages list them", "problems", len(lintProblems))
 	}
-	srv, err := web.New(web.Config{APIToken: token, Log: log}, deps)
+	srv, err := web.New(web.Config{APIToken: token, HealthMaxOverdue: maxOverdue, Log: log}, deps)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain web: %v\n", err)
 		return exitUsage
@@ -130,6 +139,24 @@ func runWeb(c *command, e *env, args []string) int {
 	}
 	log.Info("web stopped")
 	return exitOK
+}
+
+// healthMaxOverdue is the --health-max-overdue flag, else
+// $RETAIN_HEALTH_MAX_OVERDUE, else web.DefaultHealthMaxOverdue: a positive
+// duration (90s, 5m, 1h).
+func healthMaxOverdue(flag, env string) (time.Duration, error) {
+	name, v := "--health-max-overdue", flag
+	if v == "" {
+		name, v = "RETAIN_HEALTH_MAX_OVERDUE", env
+	}
+	if v == "" {
+		return web.DefaultHealthMaxOverdue, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s %q must be a positive duration such as 90s, 5m or 1h", name, v)
+	}
+	return d, nil
 }
 
 // reportReader reads the reports page's numbers from the counters the processes

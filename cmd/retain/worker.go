@@ -50,7 +50,10 @@ func runWorker(c *command, e *env, args []string) int {
 	freqCap := fs.String("frequency-cap", "0", "least time between two emails to one customer, across campaigns (`duration` such as 20h; 0: none)")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight sends")
 	trackClicks := fs.Bool("track-clicks", true, "turn links in emails into signed redirects through retain web that record a link_clicked event")
-	claimTTL := fs.Duration("claim-ttl", 2*time.Minute, "how long a send stays claimed when its worker dies mid-send (longer than the SMTP timeout)")
+	claimTTL := fs.Duration("claim-ttl", 45*time.Second, "how long a send stays claimed from the start of its SMTP exchange when its worker dies mid-send (longer than the SMTP timeout)")
+	waitReplicas := fs.Int("wait-replicas", 0, "make each claim and outcome in the send ledger reach this many Redis replicas (WAIT) before a send goes ahead; 0: no wait")
+	waitAOF := fs.Bool("wait-aof", false, "also wait until the primary's append-only file has each claim and outcome on disk (WAITAOF, Redis 7.2 and later)")
+	waitTimeout := fs.Duration("wait-timeout", time.Second, "how long --wait-replicas and --wait-aof wait; a claim that is not durable by then is not sent")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
@@ -89,6 +92,20 @@ func runWorker(c *command, e *env, args []string) int {
 	if *concurrency < 1 {
 		problems = append(problems, "--concurrency must be at least 1")
 	}
+	timeout := smtpCfg.Timeout
+	if timeout == 0 {
+		timeout = mailer.DefaultTimeout
+	}
+	if *claimTTL <= timeout {
+		problems = append(problems, fmt.Sprintf("--claim-ttl %s must be longer than the SMTP timeout (%s): a claim must outlive the exchange it covers", *claimTTL, timeout))
+	}
+	var durable *queue.Durability
+	switch {
+	case *waitReplicas < 0 || *waitTimeout <= 0:
+		problems = append(problems, "--wait-replicas must be 0 or more and --wait-timeout positive")
+	case *waitReplicas > 0 || *waitAOF:
+		durable = &queue.Durability{Replicas: *waitReplicas, AOF: *waitAOF, Timeout: *waitTimeout}
+	}
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintf(e.stderr, "retain worker: %s\n", p)
@@ -108,6 +125,15 @@ func runWorker(c *command, e *env, args []string) int {
 	defer ws.close()
 	ws.engine.FrequencyCap = capDur
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	if !checkRedis(ctx, c, e, log, ws.rdb) {
+		return exitProblems
+	}
+	if warning, err := checkDurability(ctx, ws.rdb, durable); err != nil {
+		fmt.Fprintf(e.stderr, "retain worker: %v\n", err)
+		return exitUsage
+	} else if warning != "" {
+		log.Warn(warning)
+	}
 	recordDeploy(ctx, log, ws.store, ws.loaded.set)
 	pool := mailer.NewPool(smtpCfg)
 	defer pool.Close()
@@ -118,6 +144,7 @@ func runWorker(c *command, e *env, args []string) int {
 		Click:             clickTracking(signer, *trackClicks),
 		Rate:              *rate,
 		ClaimTTL:          *claimTTL,
+		Durable:           durable,
 		Log:               log,
 	}, ws.rdb, e.getenv("RETAIN_REDIS_PREFIX"), ws.store, ws.engine, ws.loaded.renderer, pool)
 	if err != nil {

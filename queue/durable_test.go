@@ -1,0 +1,119 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"github.com/retainmail/retain/lifecycle"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/retainmail/retain/internal/redistest"
+)
+
+// replicated starts a primary and a replica of it, each a redis-server of the
+// test's own, and waits until the replica is in sync.
+func replicated(t *testing.T) (primary, replica *redistest.Server) {
+	t.Helper()
+	primary = redistest.StartServer(t, "--repl-diskless-sync-delay", "0")
+	host, port, _ := strings.Cut(primary.Addr, ":")
+	replica = redistest.StartServer(t, "--replicaof", host, port)
+	c := primary.Client(t)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		info, _ := c.Info(context.Background(), "replication").Result()
+		if strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online") {
+			return primary, replica
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not come online:\n%s", info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDurableFenceWaitsForTheReplica: with Durability, a send passes its
+// fence only once its claim is on the replica; with the replica gone it does
+// not pass (nothing is sent whose claim a failover could lose), and an
+// outcome written then is reported as not durable.
+func TestDurableFenceWaitsForTheReplica(t *testing.T) {
+	primary, replica := replicated(t)
+	ctx := context.Background()
+	rdb := primary.Client(t)
+	l := &ledger{rdb: rdb, prefix: "t:", hold: time.Minute, claimTTL: time.Minute, keep: time.Hour,
+		durable: &Durability{Replicas: 1, Timeout: 5 * time.Second}} // a loaded machine acks slowly
+	j := &job{ledgerKey: l.key("c1", "onboarding", 1, "welcome"), claim: claimValue("w", newClaimToken())}
+	if f, err := l.claimAll(ctx, []*job{j}); err != nil || f[0].state != "" {
+		t.Fatalf("claim: %+v %v", f, err)
+	}
+	if f, err := l.fence(ctx, j); err != nil || f != nil {
+		t.Fatalf("fence with the replica up: %+v %v; want go", f, err)
+	}
+	if got, _ := replica.Client(t).Get(ctx, j.ledgerKey).Result(); got != j.claim {
+		t.Errorf("the replica holds %q when the fence passed, want the claim", got)
+	}
+	j.out = &outcome{result: lifecycle.OutcomeSent}
+	if err := l.record(ctx, j); err != nil {
+		t.Fatalf("record with the replica up: %v", err)
+	}
+
+	replica.Kill()
+	l.durable.Timeout = 300 * time.Millisecond
+	k := &job{ledgerKey: l.key("c2", "onboarding", 1, "welcome"), claim: claimValue("w", newClaimToken())}
+	l.claimAll(ctx, []*job{k})
+	start := time.Now()
+	if f, err := l.fence(ctx, k); err == nil || f != nil || !strings.Contains(err.Error(), "not durable") {
+		t.Fatalf("fence without the replica: %+v %v; want an error: not durable", f, err)
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Errorf("the fence waited %v, want about its 300ms timeout", waited)
+	}
+	k.out = &outcome{result: lifecycle.OutcomeSent}
+	if err := l.record(ctx, k); !errors.Is(err, errNotDurable) {
+		t.Errorf("record without the replica: %v, want errNotDurable", err)
+	}
+}
+
+// BenchmarkLedgerSend measures the ledger's part of one send — claim, fence,
+// record — on a primary with one replica (both redis-servers of the
+// benchmark's own, on this machine), without and with Durability (a WAIT 1 in
+// the fence's and the record's round trip).
+func BenchmarkLedgerSend(b *testing.B) {
+	primary := redistest.StartServer(b, "--repl-diskless-sync-delay", "0")
+	host, port, _ := strings.Cut(primary.Addr, ":")
+	redistest.StartServer(b, "--replicaof", host, port)
+	rdb := primary.Client(b)
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		info, _ := rdb.Info(ctx, "replication").Result()
+		if strings.Contains(info, "state=online") {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the replica did not come online")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, bc := range []struct {
+		name    string
+		durable *Durability
+	}{{"memory", nil}, {"wait-replica", &Durability{Replicas: 1, Timeout: time.Second}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			l := &ledger{rdb: rdb, prefix: "bench:" + newClaimToken() + ":", hold: time.Minute, claimTTL: time.Minute, keep: time.Minute, durable: bc.durable}
+			i := 0
+			for b.Loop() {
+				i++
+				j := &job{ledgerKey: l.key("c", "onboarding", i, "welcome"), claim: claimValue("w", "t")}
+				if _, err := l.claimAll(ctx, []*job{j}); err != nil {
+					b.Fatal(err)
+				}
+				if f, err := l.fence(ctx, j); err != nil || f != nil {
+					b.Fatal(f, err)
+				}
+				j.out = &outcome{result: lifecycle.OutcomeSent}
+				if err := l.record(ctx, j); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
