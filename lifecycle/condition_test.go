@@ -1,35 +1,16 @@
 package lifecycle
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
-
-	"github.com/retainmail/retain/campaign"
-	"golang.org/x/tools/txtar"
 )
 
 // conditionEngine is the engine of testdata/conditions.txtar.
 func conditionEngine(t *testing.T) *Engine {
 	t.Helper()
-	ar, err := txtar.ParseFile("testdata/conditions.txtar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys := fstest.MapFS{}
-	for _, f := range ar.Files {
-		fsys[f.Name] = &fstest.MapFile{Data: f.Data}
-	}
-	set, err := campaign.LoadFS(fsys, "campaigns")
-	if err != nil {
-		var probs campaign.Problems
-		errors.As(err, &probs)
-		t.Fatalf("test campaigns have problems:\n%v", probs)
-	}
-	return New(set)
+	return engineOf(t, "testdata/conditions.txtar")
 }
 
 // TestFailingConditionsCountAsFalseAndTheRestOfTheEventApplies applies an

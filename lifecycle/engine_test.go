@@ -15,7 +15,13 @@ import (
 
 func engine(t testing.TB) *Engine {
 	t.Helper()
-	ar, err := txtar.ParseFile("testdata/engine.txtar")
+	return engineOf(t, "testdata/engine.txtar")
+}
+
+// engineOf is the engine of the campaigns in the txtar archive at path.
+func engineOf(t testing.TB, path string) *Engine {
+	t.Helper()
+	ar, err := txtar.ParseFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestDurableFenceWaitsForTheReplica(t *testing.T) {
 	rdb := primary.Client(t)
 	l := &ledger{rdb: rdb, prefix: "t:", hold: time.Minute, claimTTL: time.Minute, keep: time.Hour,
 		durable: &Durability{Replicas: 1, Timeout: 5 * time.Second}} // a loaded machine acks slowly
-	j := &job{ledgerKey: l.key("c1", "onboarding", 1, "welcome"), claim: claimValue("w", newClaimToken())}
+	j := &job{ledgerKey: l.key("c1", "onboarding", 1, "welcome"), claim: claimValue("w", store.NewToken())}
 	if f, err := l.claimAll(ctx, []*job{j}); err != nil || f[0].state != "" {
 		t.Fatalf("claim: %+v %v", f, err)
 	}
@@ -58,7 +59,7 @@ func TestDurableFenceWaitsForTheReplica(t *testing.T) {
 
 	replica.Kill()
 	l.durable.Timeout = 300 * time.Millisecond
-	k := &job{ledgerKey: l.key("c2", "onboarding", 1, "welcome"), claim: claimValue("w", newClaimToken())}
+	k := &job{ledgerKey: l.key("c2", "onboarding", 1, "welcome"), claim: claimValue("w", store.NewToken())}
 	l.claimAll(ctx, []*job{k})
 	start := time.Now()
 	if f, err := l.fence(ctx, k); err == nil || f != nil || !strings.Contains(err.Error(), "not durable") {
@@ -98,7 +99,7 @@ func BenchmarkLedgerSend(b *testing.B) {
 		durable *Durability
 	}{{"memory", nil}, {"wait-replica", &Durability{Replicas: 1, Timeout: time.Second}}} {
 		b.Run(bc.name, func(b *testing.B) {
-			l := &ledger{rdb: rdb, prefix: "bench:" + newClaimToken() + ":", hold: time.Minute, claimTTL: time.Minute, keep: time.Minute, durable: bc.durable}
+			l := &ledger{rdb: rdb, prefix: "bench:" + store.NewToken() + ":", hold: time.Minute, claimTTL: time.Minute, keep: time.Minute, durable: bc.durable}
 			i := 0
 			for b.Loop() {
 				i++

@@ -2,8 +2,6 @@ package queue
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -100,12 +98,6 @@ func (l *ledger) key(customer, campaign string, enrollment int, slug string) str
 // claimValue is the value of a claim taken by owner with token.
 func claimValue(owner, token string) string {
 	return ledgerClaimed + ":" + owner + ":" + token
-}
-
-func newClaimToken() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // found is what a claim attempt found in the ledger: the state of a send that

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
 	"testing"
 	"time"
 )
@@ -14,8 +15,8 @@ func TestLedgerClaimsAreFenced(t *testing.T) {
 	b := setup(t)
 	l := &ledger{rdb: b.rdb, prefix: b.prefix, hold: 50 * time.Millisecond, claimTTL: time.Minute, keep: time.Hour}
 	key := l.key("c1", "onboarding", 1, "welcome")
-	a := &job{ledgerKey: key, claim: claimValue("worker-a", newClaimToken())}
-	bb := &job{ledgerKey: key, claim: claimValue("worker-b", newClaimToken())}
+	a := &job{ledgerKey: key, claim: claimValue("worker-a", store.NewToken())}
+	bb := &job{ledgerKey: key, claim: claimValue("worker-b", store.NewToken())}
 
 	if f, err := l.claimAll(b.ctx, []*job{a}); err != nil || f[0].state != "" {
 		t.Fatalf("first claim: %+v %v", f, err)
@@ -74,7 +75,7 @@ func TestLedgerClaimsAreFenced(t *testing.T) {
 func TestFenceRetakesAClaimNobodyHolds(t *testing.T) {
 	b := setup(t)
 	l := &ledger{rdb: b.rdb, prefix: b.prefix, hold: 20 * time.Millisecond, claimTTL: time.Minute, keep: time.Hour}
-	j := &job{ledgerKey: l.key("c1", "onboarding", 1, "welcome"), claim: claimValue("w", newClaimToken())}
+	j := &job{ledgerKey: l.key("c1", "onboarding", 1, "welcome"), claim: claimValue("w", store.NewToken())}
 	l.claimAll(b.ctx, []*job{j})
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {

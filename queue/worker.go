@@ -315,7 +315,7 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 		return err
 	}
 	now := w.cfg.Now()
-	token := newClaimToken()
+	token := store.NewToken()
 	var jobs []*job
 	for _, c := range custs {
 		if c == nil {

@@ -24,8 +24,9 @@ type Lease struct {
 	TTL time.Duration
 }
 
-// newToken returns a random lease or claim token.
-func newToken() string {
+// NewToken returns a random token for a lease, or for a claim elsewhere (the
+// send ledger's).
+func NewToken() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
@@ -63,7 +64,7 @@ return claimed
 // number due and in flight, not the number of customers. It returns nil when
 // none is due.
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, ttl time.Duration, limit int) (*Lease, error) {
-	token := newToken()
+	token := NewToken()
 	ids, err := claimDue.Run(ctx, s.rdb, []string{s.dueKey()},
 		now.UnixMilli(), ttl.Milliseconds(), limit, token, s.leaseKey(""), leaseScanMax).StringSlice()
 	if err != nil {
@@ -107,7 +108,7 @@ return 0
 // token (the event handler's way to process a customer beside the
 // schedulers). The lease's IDs are the customers it got; nil when none.
 func (s *Store) LeaseCustomers(ctx context.Context, ids []string, ttl time.Duration) (*Lease, error) {
-	return s.HoldLease(ctx, &Lease{IDs: ids, Token: newToken(), TTL: ttl})
+	return s.HoldLease(ctx, &Lease{IDs: ids, Token: NewToken(), TTL: ttl})
 }
 
 // HoldLease renews l for its TTL and returns the lease of the customers it
