@@ -3,13 +3,13 @@ package queue
 import (
 	"context"
 	"errors"
-	"github.com/retainmail/retain/lifecycle"
-	"github.com/retainmail/retain/store"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/retainmail/retain/internal/redistest"
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
 )
 
 // replicated starts a primary and a replica of it, each a redis-server of the

@@ -1,10 +1,11 @@
 package queue
 
 import (
-	"github.com/retainmail/retain/lifecycle"
-	"github.com/retainmail/retain/store"
 	"testing"
 	"time"
+
+	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
 )
 
 // TestLedgerClaimsAreFenced checks the claim tokens: a claim that ran out and
