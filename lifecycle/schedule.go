@@ -17,7 +17,7 @@ func addDelay(t time.Time, d time.Duration, loc *time.Location) time.Time {
 		l := t.In(loc)
 		y, m, dd := l.Date()
 		hh, mm, ss := l.Clock()
-		t = time.Date(y, m, dd+days, hh, mm, ss, l.Nanosecond(), loc)
+		t = localTime(y, m, dd+days, hh, mm, ss, l.Nanosecond(), loc)
 	}
 	return t.Add(rest)
 }
@@ -25,7 +25,37 @@ func addDelay(t time.Time, d time.Duration, loc *time.Location) time.Time {
 // atLocal returns the instant of clock time c on the local date of t.
 func atLocal(t time.Time, c campaign.Clock, loc *time.Location) time.Time {
 	y, m, d := t.In(loc).Date()
-	return time.Date(y, m, d, c.Hour(), c.Minute(), 0, 0, loc)
+	return localTime(y, m, d, c.Hour(), c.Minute(), 0, 0, loc)
+}
+
+// localTime is the instant a wall clock in loc shows the given date and time,
+// as cron and systemd timers read it: a time that does not exist that day
+// (02:30 when clocks spring forward from 02:00 to 03:00) moves forward by the
+// gap (03:30); a time that exists twice (clocks falling back) is its first
+// occurrence. time.Date leaves both cases unspecified.
+func localTime(y int, m time.Month, d, hh, mm, ss, ns int, loc *time.Location) time.Time {
+	wall := time.Date(y, m, d, hh, mm, ss, ns, time.UTC)
+	// The offsets in force a little before and a little after: around a
+	// transition they differ, elsewhere they are the same.
+	_, before := wall.Add(-26 * time.Hour).In(loc).Zone()
+	_, after := wall.Add(26 * time.Hour).In(loc).Zone()
+	first := wall.Add(-time.Duration(max(before, after)) * time.Second) // the earlier instant
+	second := wall.Add(-time.Duration(min(before, after)) * time.Second)
+	shows := func(t time.Time) bool {
+		l := t.In(loc)
+		ly, lm, ld := l.Date()
+		lh, lmin, ls := l.Clock()
+		return ly == wall.Year() && lm == wall.Month() && ld == wall.Day() && lh == wall.Hour() && lmin == wall.Minute() && ls == wall.Second()
+	}
+	switch {
+	case shows(first):
+		return first
+	case shows(second):
+		return second
+	}
+	// In a gap: read the wall clock with the offset before it, which lands
+	// the same distance past the gap's end.
+	return wall.Add(-time.Duration(before) * time.Second)
 }
 
 // nextDay returns local midnight of the day after t's local date.

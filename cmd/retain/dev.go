@@ -367,10 +367,8 @@ func (a *dev) webHandler(l *loaded, eng *lifecycle.Engine, applier *ingest.Appli
 
 // refuse keeps the running generation and shows probs, the problems of a change.
 func (a *dev) refuse(probs campaign.Problems) {
-	fmt.Fprintf(a.e.stdout, "not reloaded: the change has %s; the last version that linted keeps running\n", plural(len(probs), "problem"))
 	lines := make([]string, 0, len(probs)+1)
 	for _, p := range probs {
-		fmt.Fprintf(a.e.stdout, "  %s\n", p)
 		lines = append(lines, p.String())
 	}
 	lines = append(lines, "The last version of the campaigns that linted keeps running until these are fixed.")
@@ -379,9 +377,14 @@ func (a *dev) refuse(probs campaign.Problems) {
 	h, err := a.webHandler(g.loaded, g.engine, g.applier, probs)
 	if err != nil {
 		a.log.Error("dev: web server", "error", err)
-		return
+	} else {
+		a.web.Store(&h)
 	}
-	a.web.Store(&h)
+	// Said once the pages show it, so what the terminal says is what they show.
+	fmt.Fprintf(a.e.stdout, "not reloaded: the change has %s; the last version that linted keeps running\n", plural(len(probs), "problem"))
+	for _, p := range probs {
+		fmt.Fprintf(a.e.stdout, "  %s\n", p)
+	}
 }
 
 // watch polls the campaigns and templates folders every interval and reloads on
