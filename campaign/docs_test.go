@@ -11,6 +11,7 @@ import (
 // them inline in those calls rather than in variables, so this list must be kept in
 // step with it by hand: a key added there and not here escapes this check.
 var lifecycleDocKeys = []string{
+	"backfill_grace",
 	// lifecycle.yaml
 	"timezone", "locale", "sender", "links", "attributes", "counters", "activity", "stages", "transitions",
 	// sender

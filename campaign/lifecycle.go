@@ -27,13 +27,17 @@ var attrTypes = []string{string(AttrString), string(AttrInt), string(AttrFloat),
 // parseLifecycle decodes lifecycle.yaml. It returns a usable Lifecycle even when
 // problems were found, so campaigns can still be checked against it.
 func parseLifecycle(path, src string, probs *Problems) *Lifecycle {
-	l := &Lifecycle{Path: path, Timezone: time.UTC, Locale: "en", Attributes: map[string]AttrType{}, Counters: map[string]string{}, Links: map[string]string{}}
+	l := &Lifecycle{Path: path, Timezone: time.UTC, Locale: "en", Attributes: map[string]AttrType{}, Counters: map[string]string{}, Links: map[string]string{},
+		BackfillGrace: DefaultBackfillGrace}
 	d := &doc{path: path, probs: probs}
 	root := d.parse(src)
 	if root == nil {
 		return l
 	}
-	f := d.fields(root, path, "timezone", "locale", "sender", "links", "attributes", "counters", "activity", "stages", "transitions")
+	f := d.fields(root, path, "timezone", "locale", "sender", "links", "attributes", "counters", "activity", "stages", "transitions", "backfill_grace")
+	if n := f["backfill_grace"]; n != nil {
+		l.BackfillGrace = d.duration(n, "backfill_grace")
+	}
 	if n := f["timezone"]; n != nil {
 		if s, ok := d.str(n, "timezone"); ok {
 			loc, err := loadLocation(s)

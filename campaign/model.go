@@ -65,7 +65,14 @@ type Lifecycle struct {
 	Sender Sender
 	// Links are fixed URLs templates may use as .Links.Name.
 	Links map[string]string
+	// BackfillGrace is how far in the past a step may be due when the event
+	// that schedules it is applied (a backfill) and still be sent; one due
+	// earlier is skipped as stale. Default DefaultBackfillGrace.
+	BackfillGrace time.Duration
 }
+
+// DefaultBackfillGrace is the backfill grace of a lifecycle.yaml that sets none.
+const DefaultBackfillGrace = 24 * time.Hour
 
 // Stage is one lifecycle stage.
 type Stage struct {

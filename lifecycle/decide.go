@@ -148,13 +148,26 @@ func (e *Engine) Pass(c *Customer, campaignID string, at time.Time, sent bool, r
 	}
 	ch.add(Change{Kind: kind, At: at, Campaign: camp.ID, Enrollment: enr.Number, Step: camp.ID + "/" + enr.Next, Reason: reason})
 	enr.Passed = append(enr.Passed, enr.Next)
-	enr.Last, enr.Attempts = at, 0
+	// The next step's delay counts from when this one was due, not from
+	// when a worker got to it: processing latency must not shift a sequence
+	// (an at: time would slip a whole day for a send a second late). A step
+	// passed much later than due (an outage) counts from its pass instead, so
+	// the next one does not follow on its heels.
+	base := at
+	if !enr.Due.IsZero() && at.After(enr.Due) && at.Sub(enr.Due) <= onTime {
+		base = enr.Due
+	}
+	enr.Last, enr.Attempts = base, 0
 	if sent {
 		c.LastSent = at
 	}
 	e.schedule(c, camp, enr, at, &ch)
 	return ch.list, ch.err
 }
+
+// onTime is how late a step may be passed and still count as passed when due
+// (see Pass).
+const onTime = time.Hour
 
 // Stop ends c's enrollment in campaignID as exited, for reason (a Decision's).
 func (e *Engine) Stop(c *Customer, campaignID string, at time.Time, reason string) []Change {

@@ -21,6 +21,12 @@ const maxSteps = 100_000
 func (e *Engine) Simulate(c *Customer, events []Event, until time.Time) ([]Change, error) {
 	events = slices.Clone(events)
 	slices.SortStableFunc(events, func(a, b Event) int { return a.At.Compare(b.At) })
+	return e.simulate(c, events, time.Time{}, until)
+}
+
+// simulate runs c until until on events sorted by time; sends due before
+// notBefore happen at notBefore (time rules keep their own moments).
+func (e *Engine) simulate(c *Customer, events []Event, notBefore, until time.Time) ([]Change, error) {
 	var out []Change
 	add := func(chs []Change, err error) error {
 		out = append(out, chs...)
@@ -28,7 +34,11 @@ func (e *Engine) Simulate(c *Customer, events []Event, until time.Time) ([]Chang
 	}
 	for range maxSteps {
 		var next time.Time
-		for _, t := range []time.Time{e.NextWake(c), e.NextDue(c)} {
+		due := e.NextDue(c)
+		if !due.IsZero() && due.Before(notBefore) {
+			due = notBefore
+		}
+		for _, t := range []time.Time{e.NextWake(c), due} {
 			if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 				next = t
 			}
@@ -47,6 +57,9 @@ func (e *Engine) Simulate(c *Customer, events []Event, until time.Time) ([]Chang
 				return out, fmt.Errorf("event %s at %s: %w", events[0].Name, events[0].At.Format(time.RFC3339), err)
 			}
 			events = events[1:]
+		}
+		if next.Before(notBefore) {
+			continue // nothing is sent before notBefore
 		}
 		for _, id := range e.Due(c, next) {
 			d := e.Decide(c, id, next)

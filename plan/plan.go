@@ -40,11 +40,13 @@ type Timeline struct {
 }
 
 // Build runs c forward through events (its history and anything to come) until
-// until and returns what happens from from on. c is changed: pass a copy of a
-// stored customer. data renders the subjects; its Customer is the customer as
-// templates see it.
+// until and returns what happens from from on, as the worker would do it when
+// the events up to from are applied at from (lifecycle.Engine.SimulateFrom):
+// steps they made due long before are skipped as stale, overdue ones go out
+// at from. c is changed: pass a copy of a stored customer. data renders the
+// subjects; its Customer is the customer as templates see it.
 func Build(eng *lifecycle.Engine, r *render.Renderer, c *lifecycle.Customer, events []lifecycle.Event, data *render.Data, from, until time.Time) (*Timeline, error) {
-	changes, err := eng.Simulate(c, events, until)
+	changes, err := eng.SimulateFrom(c, events, from, until)
 	if err != nil {
 		return nil, err
 	}

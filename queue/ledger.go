@@ -299,6 +299,27 @@ func (l *ledger) record(ctx context.Context, j *job) error {
 	return nil
 }
 
+// recordRetrying is record, tried again while Redis does not answer (a
+// restart, a failover): an outcome that is not written lets the claim run out
+// and another worker send the step again. It keeps trying for twice the claim
+// time; an outcome written late still stops a later fence.
+func (l *ledger) recordRetrying(ctx context.Context, j *job) error {
+	deadline := time.Now().Add(2 * l.claimTTL)
+	wait := 50 * time.Millisecond
+	for {
+		err := l.record(ctx, j)
+		if err == nil || errors.Is(err, errNotDurable) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
 // finishAll records, in one pipeline, the outcome of the claimed jobs that
 // record did not: those that could not be rendered, and those left unsent by a
 // shutdown or a deadline (their claims are released).

@@ -321,6 +321,10 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 		if c == nil {
 			continue
 		}
+		// Time rules that came due apply before any send, as in a sweep: an
+		// exit they imply (leaving onboarding after 30 days) stops the step,
+		// and steps they scheduled long ago are stale, not sent.
+		w.engine.CatchUp(c, now)
 		for _, campID := range w.engine.Due(c, now) {
 			d := w.engine.Decide(c, campID, now)
 			if d.Action == lifecycle.Send {
@@ -510,7 +514,7 @@ func (w *Worker) send(ctx context.Context, jobs []*job) {
 			}
 			// The ledger learns the outcome now, not with the rest of the
 			// batch: a worker killed later in the batch must not send it again.
-			switch err := w.ledger.record(context.WithoutCancel(ctx), j); {
+			switch err := w.ledger.recordRetrying(context.WithoutCancel(ctx), j); {
 			case err == nil:
 				j.recorded = true
 			case errors.Is(err, errNotDurable):
@@ -587,7 +591,7 @@ func (w *Worker) sendOne(ctx, waitCtx context.Context, j *job) *outcome {
 // outcome of its send, if it had one for the step cur is waiting on, and the
 // engine's decision for every other enrollment that is due (wait, skip, stop).
 func (w *Worker) settle(cur *lifecycle.Customer, now time.Time, outcomes map[stepKey]*outcome) []lifecycle.Change {
-	var chs []lifecycle.Change
+	chs, _ := w.engine.CatchUp(cur, now) // as when the batch was decided
 	for _, campID := range w.engine.Due(cur, now) {
 		// Decide first: it follows an edit of the campaign made since cur was
 		// scheduled exactly as it did when the batch was decided, and its

@@ -27,9 +27,12 @@ var planCmd = &command{
    "events": [{"name": "signed_up", "at": "2026-03-02T14:10:00+01:00"}]}
 "stage" is the stage the customer starts in (default: the first stage); the
 events are replayed from the first one. plan runs the same engine the worker and
-scheduler run, on a simulated clock: what happens before --from is history and
-is not printed; the timeline runs from --from until the campaigns end or the
-horizon. Emails before --from count as sent.
+scheduler run, on a simulated clock, as if the file were imported at --from
+(retain import --apply): the events up to --from are applied then, a step they
+made due more than backfill_grace (lifecycle.yaml, 24h) before --from is
+skipped as stale, and one due less long ago goes out at --from. What happens
+before --from is not printed; the timeline runs from --from until the campaigns
+end or the horizon.
 
 TIME is RFC 3339 (2026-03-14T09:30:00Z), "2026-03-14 09:30" or 2026-03-14, in the
 customer's timezone when it has no offset. The default is now.
