@@ -48,9 +48,14 @@ type Claims struct {
 	Customer string `json:"c"`
 	// Topic narrows an unsubscribe to one campaign topic; empty is everything.
 	Topic string `json:"t,omitempty"`
-	// Campaign and Score of an NPS link.
-	Campaign string `json:"m,omitempty"`
-	Score    int    `json:"s,omitempty"`
+	// Campaign and Score of an NPS link, and the Enrollment (the customer's
+	// round of the campaign) whose email carries it: with the customer, they
+	// name the survey email, which counts one answer. 0 when the link does not
+	// say (links signed by NPSURL, and those from before it was signed):
+	// retain web then takes the customer's latest enrollment in Campaign.
+	Campaign   string `json:"m,omitempty"`
+	Enrollment int    `json:"n,omitempty"`
+	Score      int    `json:"s,omitempty"`
 	// Step and URL of a click link: the step identity ("onboarding/welcome")
 	// of the email and the URL the link leads to.
 	Step string `json:"st,omitempty"`
@@ -119,10 +124,18 @@ func (s *Signer) PreferencesURL(customer string) string {
 	return s.base + "/p/" + s.Token(Claims{Kind: Preferences, Customer: customer})
 }
 
-// NPSURL is the link that records score for a customer's answer in a campaign;
-// it expires after ttl (0: never).
+// NPSURL is NPSEnrollmentURL without the enrollment: retain web counts the
+// answer against the customer's latest enrollment in campaign.
 func (s *Signer) NPSURL(customer, campaign string, score int, now time.Time, ttl time.Duration) string {
-	c := Claims{Kind: NPS, Customer: customer, Campaign: campaign, Score: score}
+	return s.NPSEnrollmentURL(customer, campaign, 0, score, now, ttl)
+}
+
+// NPSEnrollmentURL is the link to a customer's answer score in the NPS survey
+// sent by enrollment n of campaign (0: not known). Following it shows a
+// confirmation page; only posting that page records the answer (link
+// scanners follow every link). It expires after ttl (0: never).
+func (s *Signer) NPSEnrollmentURL(customer, campaign string, n, score int, now time.Time, ttl time.Duration) string {
+	c := Claims{Kind: NPS, Customer: customer, Campaign: campaign, Enrollment: n, Score: score}
 	if ttl > 0 {
 		c.Expires = now.Add(ttl).Unix()
 	}

@@ -92,3 +92,25 @@ func TestClickLinksCarryTheirURLAndRefuseOtherSchemes(t *testing.T) {
 		}
 	}
 }
+
+func TestNPSLinksCarryTheirEnrollmentAndOldOnesStillVerify(t *testing.T) {
+	s, _ := NewSigner(secret, "https://mail.acme.example")
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	token := func(u string) string {
+		rest, _ := strings.CutPrefix(u, "https://mail.acme.example/nps/")
+		tok, _, _ := strings.Cut(rest, "?")
+		return tok
+	}
+	c, err := s.Verify(token(s.NPSEnrollmentURL("c42", "nps", 3, 7, now, time.Hour)), now)
+	if err != nil || c != (Claims{Kind: NPS, Customer: "c42", Campaign: "nps", Enrollment: 3, Score: 7, Expires: now.Add(time.Hour).Unix()}) {
+		t.Errorf("enrollment link: %+v, %v", c, err)
+	}
+	// A link signed before enrollments were: {"k":"n","c":"c42","m":"nps","s":7}.
+	old := s.Token(Claims{Kind: NPS, Customer: "c42", Campaign: "nps", Score: 7})
+	if c, err := s.Verify(old, now); err != nil || c.Enrollment != 0 || c.Score != 7 {
+		t.Errorf("old link: %+v, %v", c, err)
+	}
+	if a, b := token(s.NPSURL("c42", "nps", 7, now, 0)), old; a != b {
+		t.Errorf("NPSURL signs %s, want the old token %s", a, b)
+	}
+}

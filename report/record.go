@@ -2,6 +2,8 @@ package report
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -87,7 +89,7 @@ func (r *Recorder) Record(ctx context.Context, p redis.Pipeliner, w store.Writte
 		r.change(ctx, p, w.ID, after, c)
 	}
 	if ev := ch.Event; ev != nil {
-		r.event(ctx, p, after, ev)
+		r.event(ctx, p, w.ID, after, ev)
 	}
 }
 
@@ -133,7 +135,7 @@ func isEdit(reason string) bool {
 
 // event counts the events the report follows: clicks, unsubscribes, NPS
 // answers and orders.
-func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, after *lifecycle.Customer, ev *lifecycle.Event) {
+func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, id string, after *lifecycle.Customer, ev *lifecycle.Event) {
 	k := r.keys
 	switch ev.Name {
 	case eventLinkClicked:
@@ -146,11 +148,8 @@ func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, after *lifecycl
 			p.HIncrBy(ctx, k.campaign(camp), step+"|unsubscribed", 1)
 		}
 	case eventNPSSubmitted:
-		if _, ok := ev.Data["comment"]; ok {
-			return // a comment repeats an answer already counted
-		}
-		if f := npsField(ev.Data); f != "" {
-			p.HIncrBy(ctx, k.nps(weekOf(ev.At)), f, 1)
+		if _, ok := ev.Data["comment"]; !ok { // a comment repeats an answer already counted
+			r.npsAnswer(ctx, p, id, after, ev)
 		}
 	}
 	if r.ordersEvent != "" && ev.Name == r.ordersEvent {
@@ -158,6 +157,71 @@ func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, after *lifecycl
 			p.HIncrBy(ctx, k.orders(), strconv.Itoa(n), 1)
 		}
 	}
+}
+
+// NPSAnswerTTL is how long the report remembers a customer's answer to a
+// survey email, so that a changed answer replaces it: longer than an NPS link
+// in an email stays valid (90 days). A change after it counts as a new answer.
+const NPSAnswerTTL = 400 * 24 * time.Hour
+
+// npsAnswerScript counts one NPS answer of a person to one survey email. It
+// runs inside the customer write's MULTI/EXEC, so it sees the answer stored by
+// the writes before it and no other write comes between:
+//
+//	KEYS[1]  the answer key: "at|week|field" of the answer counted now, if any
+//	KEYS[2]  the NPS hash of the answer's week
+//	ARGV     at (unix ms), week, field, the prefix of NPS week hashes, TTL (s)
+//
+// A first answer adds 1 to its field. A later one moves the person: -1 from
+// the stored answer's week and field, +1 to its own. An answer older than the
+// stored one (an event applied late) changes nothing, nor does one equal to it.
+// The old week's key is built here from the stored answer, so this script
+// needs every key on one Redis (as the store's writes do).
+const npsAnswerScript = `
+local answer = ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3]
+local prev = redis.call('GET', KEYS[1])
+if prev then
+  local at, week, field = string.match(prev, '^(%d+)|([^|]+)|(%a+)$')
+  if at then
+    if tonumber(at) > tonumber(ARGV[1]) then
+      return 0
+    end
+    if week == ARGV[2] and field == ARGV[3] then
+      redis.call('SET', KEYS[1], answer, 'EX', ARGV[5])
+      return 0
+    end
+    redis.call('HINCRBY', ARGV[4] .. week, field, -1)
+  end
+end
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+redis.call('SET', KEYS[1], answer, 'EX', ARGV[5])
+return 1
+`
+
+// npsAnswer counts an NPS answer once per person and survey email: the
+// customer, the campaign of the survey and the enrollment whose email asked
+// (the event's "enrollment", else the customer's latest enrollment in the
+// campaign). An answer without a campaign cannot be told apart from others
+// and counts on its own.
+func (r *Recorder) npsAnswer(ctx context.Context, p redis.Pipeliner, id string, after *lifecycle.Customer, ev *lifecycle.Event) {
+	k := r.keys
+	f := npsField(ev.Data)
+	if f == "" {
+		return
+	}
+	week := weekOf(ev.At)
+	camp := str(ev.Data["campaign"])
+	if camp == "" {
+		p.HIncrBy(ctx, k.nps(week), f, 1)
+		return
+	}
+	en, _ := number(ev.Data["enrollment"])
+	n := int(en)
+	if e := after.Enrollments[camp]; n <= 0 && e != nil {
+		n = e.Number
+	}
+	p.Eval(ctx, npsAnswerScript, []string{k.npsAnswer(id, camp, n), k.nps(week)},
+		ev.At.UnixMilli(), week, f, k.nps(""), int64(NPSAnswerTTL/time.Second))
 }
 
 // lastSentStep is where an unsubscribe is attributed: the last step passed by
@@ -194,15 +258,8 @@ func npsField(data map[string]any) string {
 	case "detractor":
 		return "detractors"
 	}
-	var score float64
-	switch v := data["score"].(type) {
-	case int:
-		score = float64(v)
-	case int64:
-		score = float64(v)
-	case float64:
-		score = v
-	default:
+	score, ok := number(data["score"])
+	if !ok {
 		return ""
 	}
 	switch {
@@ -213,6 +270,20 @@ func npsField(data map[string]any) string {
 	default:
 		return "detractors"
 	}
+}
+
+// number is an event data number: an int as sent, a float64 once it has been
+// through JSON.
+func number(v any) (float64, bool) {
+	switch v := v.(type) {
+	case int:
+		return float64(v), true
+	case int64:
+		return float64(v), true
+	case float64:
+		return v, true
+	}
+	return 0, false
 }
 
 func str(v any) string {
@@ -229,6 +300,14 @@ func (k keys) campaign(id string) string { return k.prefix + "report:campaign:" 
 func (k keys) goal(id string) string     { return k.prefix + "report:goal:" + id }
 func (k keys) nps(week string) string    { return k.prefix + "report:nps:" + week }
 func (k keys) orders() string            { return k.prefix + "report:orders" }
+
+// npsAnswer is the key of a customer's answer to the survey sent by enrollment
+// n of a campaign. It is named by a hash: no customer ID outlives an erasure
+// in the report's keys.
+func (k keys) npsAnswer(customer, campaign string, n int) string {
+	sum := sha256.Sum256([]byte(customer + "\x00" + campaign + "\x00" + strconv.Itoa(n)))
+	return k.prefix + "report:nps-answer:" + hex.EncodeToString(sum[:16])
+}
 func (k keys) cohort(month string) string {
 	return k.prefix + "report:cohort:" + month
 }

@@ -34,8 +34,11 @@
 //	                                    "step|unsubscribed"  unsubscribed events, see below
 //	{p}report:goal:{id}           zset  "customer:enrollment" scored by seconds from enrollment to goal,
 //	                                    for an exact median by rank
-//	{p}report:nps:YYYY-Www        hash  promoters, passives, detractors: nps_submitted events without a
-//	                                    comment (a comment event repeats its answer's score)
+//	{p}report:nps:YYYY-Www        hash  promoters, passives, detractors: people, by the week of their
+//	                                    answer; see below
+//	{p}report:nps-answer:{hash}   string "unixms|week|field" of a customer's answer to one survey email,
+//	                                    named by a hash of customer, campaign and enrollment; expires
+//	                                    after NPSAnswerTTL
 //	{p}report:orders              hash  n -> customers who reached n orders
 //	{p}report:cohort:YYYY-MM      hash  signups, and "active:YYYY-MM" -> of them, customers active that month
 //	{p}report:months              set   the cohort months, so reading them needs no SCAN
@@ -52,6 +55,18 @@
 //   - A customer is active in a month when an activity event (lifecycle.yaml
 //     activity:) moves its LastActivity into a later month than before: once per
 //     customer and month. The signup month is CreatedAt's.
+//   - NPS counts people: one answer per customer and survey email, the survey
+//     email being the campaign and enrollment an nps_submitted event names
+//     ("campaign", "enrollment"; without an enrollment, the customer's latest
+//     in the campaign). A later answer to the same email replaces the earlier
+//     one: the person moves from the earlier answer's week and bucket to the new
+//     one's, in the same MULTI/EXEC as the customer write (a script reads the
+//     stored answer there); an answer older than the one counted, or equal to
+//     it, changes nothing. An event with a "comment" repeats its answer and is
+//     not counted; one without a "campaign" counts on its own. The answer keys
+//     are read by a script inside the customer's MULTI/EXEC, which builds the
+//     earlier week's key itself: like the store's writes, this needs one Redis
+//     (or Sentinel), not a Cluster.
 //   - Customers deleted from the store stay in the counters.
 package report
 
@@ -124,6 +139,8 @@ type Flow struct {
 }
 
 // NPS is the Net Promoter Score of the answers in the period, and by ISO week.
+// Answers counts people: one per customer and survey email, their latest
+// answer, in the week they gave it.
 type NPS struct {
 	Answers    int `json:"answers"`
 	Promoters  int `json:"promoters"`

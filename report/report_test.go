@@ -25,6 +25,9 @@ type testBundle struct {
 	store   *store.Store
 	engine  *lifecycle.Engine
 	applier *ingest.Applier
+	// now is the applier's clock: the fixture's time, set by create and event,
+	// as a worker applies an event when it happens (not a backfill).
+	now time.Time
 }
 
 func setup(t *testing.T) *testBundle {
@@ -37,8 +40,9 @@ func setup(t *testing.T) *testBundle {
 	st := store.New(rdb, prefix)
 	st.Also = NewRecorder(prefix, set.Lifecycle).Record
 	eng := lifecycle.New(set)
-	return &testBundle{ctx: t.Context(), rdb: rdb, prefix: prefix, set: set, store: st, engine: eng,
-		applier: &ingest.Applier{Store: st, Engine: eng}}
+	b := &testBundle{ctx: t.Context(), rdb: rdb, prefix: prefix, set: set, store: st, engine: eng}
+	b.applier = &ingest.Applier{Store: st, Engine: eng, Now: func() time.Time { return b.now }}
+	return b
 }
 
 func day(month time.Month, d, hour int) time.Time {
@@ -48,6 +52,7 @@ func day(month time.Month, d, hour int) time.Time {
 // create makes a customer as an import would, at its signup time.
 func (b *testBundle) create(t *testing.T, id string, at time.Time) {
 	t.Helper()
+	b.now = at
 	rec := &ingest.Record{ID: id, Email: id + "@example.com", Events: []lifecycle.Event{{Name: "signed_up", At: at}}}
 	if _, err := b.applier.Upsert(b.ctx, rec); err != nil {
 		t.Fatal(err)
@@ -57,6 +62,7 @@ func (b *testBundle) create(t *testing.T, id string, at time.Time) {
 // event applies an event as the worker does for a queued one.
 func (b *testBundle) event(t *testing.T, id, eventID, name string, at time.Time, data map[string]any) {
 	t.Helper()
+	b.now = at
 	if _, err := b.applier.Event(b.ctx, id, lifecycle.Event{ID: eventID, Name: name, At: at, Data: data}); err != nil {
 		t.Fatalf("%s %s: %v", id, name, err)
 	}
@@ -323,5 +329,71 @@ func TestMedianOfEvenCountIsMeanOfMiddleTwo(t *testing.T) {
 		if got := middle(n); !cmp.Equal(got, want) {
 			t.Errorf("middle(%d) = %v, want %v", n, got, want)
 		}
+	}
+}
+
+// npsOf is an NPS answer to round n of the welcome survey, as retain web
+// records it.
+func npsOf(score, n int) map[string]any {
+	return map[string]any{"score": score, "category": npsCategoryOf(score), "campaign": "welcome", "enrollment": n}
+}
+
+func npsCategoryOf(score int) string {
+	switch {
+	case score >= 9:
+		return "promoter"
+	case score >= 7:
+		return "passive"
+	}
+	return "detractor"
+}
+
+// TestNPSCountsPeopleAChangedAnswerMovesThem: one answer per customer and
+// survey email (campaign and enrollment); a later answer replaces the earlier
+// one, in its bucket and its week.
+func TestNPSCountsPeopleAChangedAnswerMovesThem(t *testing.T) {
+	b := setup(t)
+	b.create(t, "eve", day(2, 2, 9))
+	b.create(t, "fay", day(2, 2, 9))
+	b.event(t, "eve", "eve-a", "nps_submitted", day(2, 3, 12), npsOf(3, 1))  // week 6
+	b.event(t, "eve", "eve-b", "nps_submitted", day(2, 3, 13), npsOf(4, 1))  // same bucket
+	b.event(t, "eve", "eve-c", "nps_submitted", day(2, 10, 12), npsOf(9, 1)) // week 7: moves
+	comment := npsOf(9, 1)
+	comment["comment"] = "better now"
+	b.event(t, "eve", "eve-d", "nps_submitted", day(2, 10, 13), comment)
+	// An earlier answer applied late (a queue retry) does not undo the later one.
+	b.event(t, "eve", "eve-late", "nps_submitted", day(2, 3, 14), npsOf(0, 1))
+	b.event(t, "fay", "fay-a", "nps_submitted", day(2, 10, 12), npsOf(8, 1))
+	// A second round of the survey is another answer of the same person.
+	b.event(t, "fay", "fay-b", "nps_submitted", day(2, 11, 12), npsOf(2, 2))
+
+	got, err := read(b.ctx, b.rdb, b.prefix, b.set, day(2, 2, 0), "", day(2, 12, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := NPS{Answers: 3, Promoters: 1, Passives: 1, Detractors: 1, Score: 0, Weeks: []NPSWeek{
+		{Week: "2026-W06"},
+		{Week: "2026-W07", Answers: 3, Promoters: 1, Passives: 1, Detractors: 1, Score: 0},
+	}}
+	if diff := cmp.Diff(want, got.NPS, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("NPS (-want +got):\n%s", diff)
+	}
+}
+
+// TestNPSAnswerWithoutEnrollmentIsTheLatestEnrollments: an answer that does
+// not say its round (an older link, an event posted to the API) belongs to the
+// customer's latest enrollment in its campaign.
+func TestNPSAnswerWithoutEnrollmentIsTheLatestEnrollments(t *testing.T) {
+	b := setup(t)
+	b.create(t, "gus", day(2, 2, 9))
+	b.event(t, "gus", "gus-1", "signed_up", day(2, 2, 9), nil) // enrolls in welcome
+	b.event(t, "gus", "gus-a", "nps_submitted", day(2, 3, 12), npsAnswer(10, "promoter"))
+	b.event(t, "gus", "gus-b", "nps_submitted", day(2, 3, 13), npsOf(6, 1))
+	got, err := read(b.ctx, b.rdb, b.prefix, b.set, day(2, 2, 0), "", day(2, 4, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := got.NPS; n.Answers != 1 || n.Detractors != 1 {
+		t.Errorf("NPS %+v, want one detractor", n)
 	}
 }

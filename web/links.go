@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -29,8 +30,9 @@ import (
 //	POST /u/{token}    List-Unsubscribe=One-Click (RFC 8058): unsubscribes at once, 200
 //	GET  /p/{token}    preference page: topics of the loaded campaigns, unsubscribe from all
 //	POST /p/{token}    saves the preferences, 200
-//	GET  /nps/{token}  records the token's score (never ?score=), offers a comment; 410 once expired
-//	POST /nps/{token}  records the comment
+//	GET  /nps/{token}  confirmation page: the token's score (never ?score=) and a button per
+//	                   score; never records (link scanners GET); 410 once expired
+//	POST /nps/{token}  records the answer (action=answer), then offers a comment; or the comment
 //	GET  /c/{token}    records the click and redirects (302) to the URL signed in the token
 //
 // Subscription changes are written with store.Update, so the worker's next
@@ -80,7 +82,13 @@ type linkPage struct {
 	Unsubscribed bool
 	Saved        bool
 
+	// Score is the NPS score shown. Confirm asks to confirm it (or pick one
+	// of Scores) with a form carrying Nonce; else the answer was recorded
+	// and a comment is offered, or Commented.
 	Score      int
+	Confirm    bool
+	Scores     []int
+	Nonce      string
 	Commented  bool
 	MaxComment int
 }
@@ -98,8 +106,8 @@ func (s *Server) linkRoutes() {
 	s.mux.HandleFunc("POST /u/{token}", s.unsubscribeOneClick)
 	s.mux.HandleFunc("GET /p/{token}", s.preferencesPage)
 	s.mux.HandleFunc("POST /p/{token}", s.savePreferences)
-	s.mux.HandleFunc("GET /nps/{token}", s.npsAnswer)
-	s.mux.HandleFunc("POST /nps/{token}", s.npsComment)
+	s.mux.HandleFunc("GET /nps/{token}", s.npsConfirm)
+	s.mux.HandleFunc("POST /nps/{token}", s.npsPost)
 	s.mux.HandleFunc("GET /c/{token}", s.clickRedirect)
 }
 
@@ -374,19 +382,24 @@ func npsCategory(score int) string {
 	}
 }
 
-// npsEvent is the nps_submitted event of an answer. Its ID makes one event per
-// customer, campaign and score clicked: clicking the same score again adds
-// nothing, clicking another score adds an answer (the latest one counts). A
-// comment is an nps_submitted event of its own, repeating the score with the
-// comment, one per distinct comment text: events are never rewritten, so a
-// comment adds an event rather than updating the first.
-func npsEvent(cl link.Claims, comment string, at time.Time) lifecycle.Event {
-	id := "nps:" + cl.Campaign + ":" + strconv.Itoa(cl.Score)
-	data := map[string]any{"score": cl.Score, "category": npsCategory(cl.Score), "campaign": cl.Campaign}
+// npsEvent is the nps_submitted event of an answer to the survey email sent by
+// enrollment n of the link's campaign; the report counts one answer per
+// customer and survey email, the latest (package report). Every answer posted
+// is an event, so the history shows a changed mind and the campaign's goal is
+// reached by the first; its ID names the confirmation page it was posted from
+// (nonce), so posting that page twice adds nothing. A comment is an
+// nps_submitted event of its own, repeating the score with the comment, one per
+// distinct comment text (events are never rewritten); the report does not
+// count it.
+func npsEvent(cl link.Claims, n, score int, nonce, comment string, at time.Time) lifecycle.Event {
+	id := "nps:" + cl.Campaign + ":" + strconv.Itoa(n) + ":" + strconv.Itoa(score)
+	data := map[string]any{"score": score, "category": npsCategory(score), "campaign": cl.Campaign, "enrollment": n}
 	if comment != "" {
 		sum := sha256.Sum256([]byte(comment))
 		id += ":comment:" + hex.EncodeToString(sum[:8])
 		data["comment"] = comment
+	} else {
+		id += ":" + nonce
 	}
 	return lifecycle.Event{ID: id, Name: eventNPSSubmitted, At: at, Data: data}
 }
@@ -401,40 +414,91 @@ func (s *Server) npsClaims(w http.ResponseWriter, r *http.Request) (link.Claims,
 	return cl, ok
 }
 
-// npsAnswer records the score signed into the link: the ?score= the link also
-// shows is for people reading it and is never read, so it cannot be forged.
-func (s *Server) npsAnswer(w http.ResponseWriter, r *http.Request) {
+// npsScores are the buttons of the confirmation page.
+var npsScores = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+
+// npsNonce names one confirmation page; isNPSNonce checks a posted one.
+func npsNonce() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func isNPSNonce(v string) bool {
+	if v == "" || len(v) > 32 {
+		return false
+	}
+	_, err := hex.DecodeString(v)
+	return err == nil && strings.ToLower(v) == v
+}
+
+// npsConfirm shows the score signed into the link, with a form that posts it
+// and a button for every other score. It records nothing: link scanners
+// (Safe Links and the like) GET every score link of an email. The ?score= the
+// link also shows is for people reading it and is never read.
+func (s *Server) npsConfirm(w http.ResponseWriter, r *http.Request) {
 	cl, ok := s.npsClaims(w, r)
 	if !ok {
 		return
 	}
-	if r.Method != http.MethodHead { // link checkers probe with HEAD
-		if err := s.d.Queue.EnqueueEvent(r.Context(), cl.Customer, npsEvent(cl, "", s.cfg.Now())); err != nil {
-			s.linkFailed(w, "record NPS answer", err)
-			return
-		}
-	}
-	s.showLinkPage(w, http.StatusOK, "nps", linkPage{Title: "Thanks for your answer", Score: cl.Score, MaxComment: maxNPSComment})
+	s.showLinkPage(w, http.StatusOK, "nps", linkPage{Title: "Your answer", Confirm: true, Score: cl.Score,
+		Scores: npsScores, Nonce: npsNonce()})
 }
 
-func (s *Server) npsComment(w http.ResponseWriter, r *http.Request) {
+// npsPost records what the NPS pages post: an answer from the confirmation
+// page (action=answer: the chosen button's score, else the link's), or else a
+// comment on the answer. Both belong to the survey email the link came in:
+// the enrollment it carries, or the customer's latest in its campaign.
+func (s *Server) npsPost(w http.ResponseWriter, r *http.Request) {
 	cl, ok := s.npsClaims(w, r)
 	if !ok || !s.parseLinkForm(w, r) {
 		return
 	}
+	score := cl.Score
+	if v, err := strconv.Atoi(r.PostForm.Get("score")); err == nil && v >= 0 && v <= 10 {
+		score = v
+	}
+	answer := r.PostForm.Get("action") == "answer"
 	comment := strings.TrimSpace(r.PostForm.Get("comment"))
 	if utf8.RuneCountInString(comment) > maxNPSComment {
 		comment = string([]rune(comment)[:maxNPSComment])
 	}
-	if comment == "" {
-		s.showLinkPage(w, http.StatusOK, "nps", linkPage{Title: "Thank you", Score: cl.Score, Commented: true})
+	if !answer && comment == "" {
+		s.showLinkPage(w, http.StatusOK, "nps", linkPage{Title: "Thank you", Score: score, Commented: true})
 		return
 	}
-	if err := s.d.Queue.EnqueueEvent(r.Context(), cl.Customer, npsEvent(cl, comment, s.cfg.Now())); err != nil {
-		s.linkFailed(w, "record NPS comment", err)
+	c, err := s.d.Store.Customer(r.Context(), cl.Customer)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.linkGone(w)
+		return
+	case err != nil:
+		s.linkFailed(w, "record NPS answer", err)
 		return
 	}
-	s.showLinkPage(w, http.StatusOK, "nps", linkPage{Title: "Thank you", Score: cl.Score, Commented: true})
+	n := cl.Enrollment
+	if e := c.Enrollments[cl.Campaign]; n <= 0 && e != nil {
+		n = e.Number
+	}
+	now := s.cfg.Now()
+	if !answer {
+		if err := s.d.Queue.EnqueueEvent(r.Context(), cl.Customer, npsEvent(cl, n, score, "", comment, now)); err != nil {
+			s.linkFailed(w, "record NPS comment", err)
+			return
+		}
+		s.showLinkPage(w, http.StatusOK, "nps", linkPage{Title: "Thank you", Score: score, Commented: true})
+		return
+	}
+	nonce := r.PostForm.Get("answer")
+	if !isNPSNonce(nonce) {
+		nonce = strconv.FormatInt(now.Unix(), 10) // a post made without the page
+	}
+	if err := s.d.Queue.EnqueueEvent(r.Context(), cl.Customer, npsEvent(cl, n, score, nonce, "", now)); err != nil {
+		s.linkFailed(w, "record NPS answer", err)
+		return
+	}
+	s.cfg.Log.Info("NPS answer", "customer", cl.Customer, "campaign", cl.Campaign, "enrollment", n, "score", score)
+	s.showLinkPage(w, http.StatusOK, "nps", linkPage{Title: "Thanks for your answer", Score: score, MaxComment: maxNPSComment})
 }
 
 // clickRedirect records a tracked click and redirects to the URL signed into

@@ -228,18 +228,24 @@ func TestNPSLinkRecordsTheTokensScoreNotTheQuery(t *testing.T) {
 	b := setupLinks(t)
 	signed := b.path(t, b.signer.NPSURL("c1", "nps", 9, b.now, 24*time.Hour))
 	forged := strings.Replace(signed, "?score=9", "?score=0", 1)
-	for range 2 { // a second click of the same score adds nothing
-		res, body := b.do(t, http.MethodGet, forged, nil)
-		if res.StatusCode != http.StatusOK || !strings.Contains(body, `<p class="score">9`) || !strings.Contains(body, `name="comment"`) {
-			t.Fatalf("GET = %d:\n%s", res.StatusCode, body)
-		}
+	res, body := b.do(t, http.MethodGet, forged, nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, `<p class="score">9`) || !strings.Contains(body, `<button type="submit" name="score" value="9">Send my answer`) {
+		t.Fatalf("GET = %d:\n%s", res.StatusCode, body)
+	}
+	if q := b.queued(t); len(q) != 0 {
+		t.Fatalf("GET queued %v", q)
+	}
+	// The confirmation form posted without a button's score: the token's.
+	res, body = b.do(t, http.MethodPost, forged, url.Values{"action": {"answer"}, "answer": {"00ff"}})
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, `<p class="score">9`) || !strings.Contains(body, `name="comment"`) {
+		t.Fatalf("POST = %d:\n%s", res.StatusCode, body)
 	}
 	q := b.queued(t)
 	if len(q) != 1 {
 		t.Fatalf("queued %d events, want 1: %v", len(q), q)
 	}
-	want := queue.EventPayload{Customer: "c1", Event: lifecycle.Event{ID: "nps:nps:9", Name: "nps_submitted", At: b.now,
-		Data: map[string]any{"score": 9.0, "category": "promoter", "campaign": "nps"}}}
+	want := queue.EventPayload{Customer: "c1", Event: lifecycle.Event{ID: "nps:nps:0:9:00ff", Name: "nps_submitted", At: b.now,
+		Data: map[string]any{"score": 9.0, "category": "promoter", "campaign": "nps", "enrollment": 0.0}}}
 	for _, got := range q {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("queued event (-want +got):\n%s", diff)
@@ -247,7 +253,7 @@ func TestNPSLinkRecordsTheTokensScoreNotTheQuery(t *testing.T) {
 	}
 
 	// A comment adds an nps_submitted event of its own, repeating the score.
-	res, body := b.do(t, http.MethodPost, forged, url.Values{"comment": {"  Great support <3  "}, "score": {"0"}})
+	res, body = b.do(t, http.MethodPost, forged, url.Values{"action": {"comment"}, "comment": {"  Great support <3  "}, "score": {"9"}})
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, "Thank you") {
 		t.Fatalf("comment = %d:\n%s", res.StatusCode, body)
 	}
@@ -261,8 +267,8 @@ func TestNPSLinkRecordsTheTokensScoreNotTheQuery(t *testing.T) {
 	if len(q) != 2 || len(comments) != 1 {
 		t.Fatalf("queued %v, want the answer and one comment", q)
 	}
-	wantData := map[string]any{"score": 9.0, "category": "promoter", "campaign": "nps", "comment": "Great support <3"}
-	if diff := cmp.Diff(wantData, comments[0].Event.Data); diff != "" || comments[0].Event.Name != "nps_submitted" || !strings.HasPrefix(comments[0].Event.ID, "nps:nps:9:comment:") {
+	wantData := map[string]any{"score": 9.0, "category": "promoter", "campaign": "nps", "enrollment": 0.0, "comment": "Great support <3"}
+	if diff := cmp.Diff(wantData, comments[0].Event.Data); diff != "" || comments[0].Event.Name != "nps_submitted" || !strings.HasPrefix(comments[0].Event.ID, "nps:nps:0:9:comment:") {
 		t.Errorf("comment event %+v (-want +got data):\n%s", comments[0].Event, diff)
 	}
 }

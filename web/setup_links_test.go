@@ -35,6 +35,8 @@ type linksBundle struct {
 	engine *lifecycle.Engine
 	signer *link.Signer
 	srv    *Server
+	// prefix is the store's key prefix.
+	prefix string
 	// now is the server's clock.
 	now time.Time
 }
@@ -48,13 +50,14 @@ func setupLinks(t *testing.T) *linksBundle {
 		t.Fatalf("example campaigns: %v", err)
 	}
 	rdb, _ := redistest.DB(t, redistest.WebDB)
-	st := store.New(rdb, redistest.Prefix())
+	prefix := redistest.Prefix()
+	st := store.New(rdb, prefix)
 	eng := lifecycle.New(set)
 	signer, err := link.NewSigner(linksSecret, "https://retain.acme.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &linksBundle{ctx: t.Context(), rdb: rdb, store: st, engine: eng, signer: signer,
+	b := &linksBundle{ctx: t.Context(), rdb: rdb, store: st, engine: eng, signer: signer, prefix: prefix,
 		now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 	qc := queue.NewClient(rdb)
 	b.srv, err = New(Config{APIToken: "test-token", Now: func() time.Time { return b.now }, Log: slog.New(slog.DiscardHandler)},

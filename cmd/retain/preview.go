@@ -328,8 +328,12 @@ func linkSigner(e *env, preview bool) (*link.Signer, error) {
 func customerLinks(s *link.Signer, fixed map[string]string, now func() time.Time) func(c *lifecycle.Customer, campaignID string) render.Links {
 	return func(c *lifecycle.Customer, campaignID string) render.Links {
 		at := now()
+		n := 0 // the survey email's round: an answer counts once per customer and round
+		if enr := c.Enrollments[campaignID]; enr != nil {
+			n = enr.Number
+		}
 		return render.NewLinks(s.UnsubscribeURL(c.ID, ""), s.PreferencesURL(c.ID),
-			func(score int) string { return s.NPSURL(c.ID, campaignID, score, at, npsLinkTTL) }, fixed)
+			func(score int) string { return s.NPSEnrollmentURL(c.ID, campaignID, n, score, at, npsLinkTTL) }, fixed)
 	}
 }
 
