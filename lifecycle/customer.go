@@ -94,6 +94,9 @@ type Enrollment struct {
 	Due  time.Time `json:"due,omitzero"`
 	// Attempts counts temporary delivery failures of the next step.
 	Attempts int `json:"attempts,omitempty"`
+	// Scheduled is when events or time rules last scheduled the next step,
+	// when they were applied late enough to matter (see Engine.SkipStale).
+	Scheduled time.Time `json:"scheduled,omitzero"`
 	// Edits lists the steps skipped because the campaign was edited while the
 	// customer was in it (see Locate); an enrollment an edit ended says so in
 	// Reason.

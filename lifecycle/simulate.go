@@ -49,7 +49,7 @@ func (e *Engine) simulate(c *Customer, events []Event, notBefore, until time.Tim
 		if next.IsZero() || next.After(until) {
 			return out, nil
 		}
-		if err := add(e.Advance(c, next)); err != nil {
+		if err := add(e.CatchUp(c, next)); err != nil {
 			return out, err
 		}
 		for len(events) > 0 && !events[0].At.After(next) {

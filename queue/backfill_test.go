@@ -87,6 +87,7 @@ func TestPlanAgreesWithWhatIsSentAfterABackfill(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.FirstName, c.Attributes, c.Timezone = rec.FirstName, rec.Attributes, rec.Timezone
+		eng.Scheduled(c, imported, nil)
 		chs, err := eng.SimulateFrom(c, rec.Events, imported, until)
 		if err != nil {
 			t.Fatal(err)

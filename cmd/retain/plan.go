@@ -119,6 +119,7 @@ func runPlan(c *command, e *env, args []string) int {
 		return exitProblems
 	}
 	cust.FirstName, cust.Name, cust.Locale, cust.Timezone, cust.Attributes = rec.FirstName, rec.Name, rec.Locale, rec.Timezone, rec.Attributes
+	eng.Scheduled(cust, from, nil) // created at --from, as an import then would
 	data := render.SampleData(l.set, baseURL(e))
 	data.Customer, _ = readCustomer(*customerPath, l.set.Lifecycle)
 	out, err := plan.Build(eng, l.renderer, cust, rec.Events, data, from, until)
