@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
+	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/store"
 )
@@ -53,12 +55,21 @@ func (a *Applier) now() time.Time {
 
 // Record upserts r's customer — creating it (email required) or updating the
 // fields r sets — and then applies its events in time order, each exactly once.
+// The whole record is first run through the engine on a copy of the customer:
+// a record it refuses writes nothing.
 func (a *Applier) Record(ctx context.Context, r *Record) (Result, error) {
+	if err := a.preflight(ctx, r); err != nil {
+		return Result{}, fmt.Errorf("customer %s: %w", r.ID, err)
+	}
 	res, err := a.Upsert(ctx, r)
 	if err != nil {
 		return res, err
 	}
-	for _, ev := range r.Events {
+	// In time order, as the engine's clock runs (and as retain plan replays
+	// them), whatever order the file lists them in.
+	events := slices.Clone(r.Events)
+	slices.SortStableFunc(events, func(x, y lifecycle.Event) int { return x.At.Compare(y.At) })
+	for _, ev := range events {
 		chs, err := a.Event(ctx, r.ID, ev)
 		switch {
 		case errors.Is(err, store.ErrDuplicate):
@@ -75,7 +86,9 @@ func (a *Applier) Record(ctx context.Context, r *Record) (Result, error) {
 
 // Upsert creates r's customer (email required) or updates the fields r sets,
 // leaving its events to the caller (Event, or the queue). A new customer is
-// created at the time of r's first event, or now.
+// created at the time of r's first event, or now, in r.Stage (default: the
+// first stage). The stage of an existing customer is left alone: r.Stage is
+// where a customer starts, and MoveStage is the explicit act that moves one.
 func (a *Applier) Upsert(ctx context.Context, r *Record) (Result, error) {
 	var res Result
 	now := a.now()
@@ -97,15 +110,12 @@ func (a *Applier) Upsert(ctx context.Context, r *Record) (Result, error) {
 			if c, chs, err = a.Engine.NewCustomer(r.ID, r.Email, r.Stage, created); err != nil {
 				return nil, err
 			}
+			a.Engine.Scheduled(c, now, nil) // created in the past: a backfill
 			res.Created = true
 		} else {
+			// r.Stage is where a new customer starts; an existing one keeps its
+			// stage (importing a file again changes nothing). MoveStage moves it.
 			before = profile(c)
-			if r.Stage != "" && r.Stage != c.Stage {
-				var err error
-				if chs, err = a.Engine.SetStage(c, r.Stage, now, cmp.Or(a.Cause, "import")); err != nil {
-					return nil, err
-				}
-			}
 		}
 		setProfile(c, r)
 		res.Changed = res.Created || profile(c) != before || len(chs) > 0
@@ -113,6 +123,68 @@ func (a *Applier) Upsert(ctx context.Context, r *Record) (Result, error) {
 		return &store.Change{Customer: c, History: stageChanges(chs), Changes: chs, Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 	})
 	return res, err
+}
+
+// preflight runs what Record would do on a copy of the stored customer, without
+// writing, and returns the first error the engine or the store's encoding
+// gives.
+func (a *Applier) preflight(ctx context.Context, r *Record) error {
+	c, err := a.Store.Customer(ctx, r.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if r.Email == "" {
+			return fmt.Errorf("new customer %s needs an email", r.ID)
+		}
+		created := a.now()
+		for _, ev := range r.Events {
+			if ev.At.Before(created) {
+				created = ev.At
+			}
+		}
+		if c, _, err = a.Engine.NewCustomer(r.ID, r.Email, r.Stage, created); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	setProfile(c, r)
+	for _, ev := range r.Events {
+		if _, err := a.Engine.Apply(c, ev); err != nil {
+			return fmt.Errorf("event %s: %w", ev.Name, err)
+		}
+	}
+	return nil
+}
+
+// MoveStage moves an existing customer to stage now, recording cause in its
+// history, with the enrollments and exits the move makes: the explicit act
+// behind `retain customer set-stage` and the API's move_to_stage. Moving a
+// customer to the stage it is in changes nothing.
+func (a *Applier) MoveStage(ctx context.Context, customerID, stage, cause string) ([]lifecycle.Change, error) {
+	if !a.Engine.Set().Lifecycle.HasStage(stage) {
+		l := a.Engine.Set().Lifecycle
+		return nil, fmt.Errorf("stage %q is not declared in %s%s", stage, campaign.LifecycleFile, campaign.DidYouMean(stage, l.StageNames()))
+	}
+	if err := checkText("cause", cause, 200); err != nil {
+		return nil, err
+	}
+	var out []lifecycle.Change
+	err := a.Store.Update(ctx, customerID, "", func(c *lifecycle.Customer) (*store.Change, error) {
+		out = nil
+		if c == nil {
+			return nil, ErrUnknownCustomer
+		}
+		if c.Stage == stage {
+			return nil, nil
+		}
+		chs, err := a.Engine.SetStage(c, stage, a.now(), cmp.Or(cause, a.Cause, "set by hand"))
+		if err != nil {
+			return nil, err
+		}
+		out = chs
+		return &store.Change{Customer: c, History: stageChanges(chs), Changes: chs, Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
+	})
+	return out, err
 }
 
 // Event applies ev to an existing customer once: an event ID seen before returns
@@ -123,10 +195,15 @@ func (a *Applier) Event(ctx context.Context, customerID string, ev lifecycle.Eve
 		if c == nil {
 			return nil, ErrUnknownCustomer
 		}
+		waiting := lifecycle.Waiting(c)
 		chs, err := a.Engine.Apply(c, ev)
 		if err != nil {
 			return nil, err
 		}
+		// An event from long ago (a backfill) does not mail the past: the
+		// steps it scheduled are stale if due long before now (SkipStale,
+		// when the worker or the sweep catches the customer up).
+		a.Engine.Scheduled(c, a.now(), waiting)
 		out = chs
 		return &store.Change{Customer: c, History: stageChanges(chs), Changes: chs, Event: &ev, Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 	})
@@ -174,7 +251,7 @@ func (a *Applier) Sweep(ctx context.Context, now time.Time, limit int) (int, err
 	// keep the last attempt's condition errors, reported once the sweep is done.
 	conds := map[string][]lifecycle.Change{}
 	n, err := a.Store.Sweep(ctx, now, limit, func(c *lifecycle.Customer) (*store.Change, error) {
-		chs, err := a.Engine.Advance(c, now)
+		chs, err := a.Engine.CatchUp(c, now)
 		if err != nil {
 			return nil, err
 		}

@@ -156,19 +156,25 @@ func TestEventForUnknownCustomerIsRefused(t *testing.T) {
 	}
 }
 
-func TestImportMovesStageAndKeepsCause(t *testing.T) {
+func TestImportStageStartsACustomerAndMoveStageMovesIt(t *testing.T) {
 	b := setup(t)
 	rec := &Record{ID: "c9", Email: "c9@example.com", Stage: "lead"}
 	if _, err := b.applier.Record(b.ctx, rec); err != nil {
 		t.Fatal(err)
 	}
 	res, err := b.applier.Record(b.ctx, &Record{ID: "c9", Stage: "active"})
-	if err != nil || !res.Changed {
-		t.Fatalf("stage change: %+v, %v", res, err)
+	if err != nil || res.Changed {
+		t.Fatalf("stage of an existing customer: %+v, %v; want nothing changed", res, err)
+	}
+	if _, err := b.applier.MoveStage(b.ctx, "c9", "active", "upgraded by sales"); err != nil {
+		t.Fatal(err)
 	}
 	history, _ := b.store.History(b.ctx, "c9")
-	if len(history) != 1 || history[0] != (lifecycle.StageChange{From: "lead", To: "active", At: b.now, Cause: "import"}) {
+	if len(history) != 1 || history[0] != (lifecycle.StageChange{From: "lead", To: "active", At: b.now, Cause: "upgraded by sales"}) {
 		t.Errorf("history = %+v", history)
+	}
+	if _, err := b.applier.MoveStage(b.ctx, "nobody", "active", ""); !errors.Is(err, ErrUnknownCustomer) {
+		t.Errorf("MoveStage of an unknown customer: %v", err)
 	}
 	if _, err := b.applier.Record(b.ctx, &Record{ID: "c10", FirstName: "No Email"}); err == nil {
 		t.Error("a new customer without an email was created")

@@ -1,13 +1,14 @@
 package ingest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/retainmail/retain/campaign"
@@ -47,8 +48,12 @@ func ReadCustomerFile(path string, l *campaign.Lifecycle) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read customer: %w", err)
 	}
+	src = bytes.TrimPrefix(src, []byte("\ufeff")) // a UTF-8 byte-order mark
+	if line, col, b, bad := invalidUTF8(string(src), 1); bad {
+		return nil, notUTF8(path, line, col, b)
+	}
 	dec := json.NewDecoder(bytes.NewReader(src))
-	r, err := decodeCustomer(dec, src, path, 1, l)
+	r, err := decodeCustomer(dec, src, path, 1, l, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +68,8 @@ func ReadCustomerFile(path string, l *campaign.Lifecycle) (*Record, error) {
 
 // decodeCustomer decodes and checks one customer object from dec, which reads src;
 // line is the line src starts on in path.
-func decodeCustomer(dec *json.Decoder, src []byte, path string, line int, l *campaign.Lifecycle) (*Record, error) {
+// With now set, events more than MaxSkew after it are refused (CheckTime).
+func decodeCustomer(dec *json.Decoder, src []byte, path string, line int, l *campaign.Lifecycle, now func() time.Time) (*Record, error) {
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	var jc jsonCustomer
@@ -101,39 +107,82 @@ func decodeCustomer(dec *json.Decoder, src []byte, path string, line int, l *cam
 		}
 		r.Events = append(r.Events, ev)
 	}
-	if err := Check(r, l); err != nil {
+	if err := checkRecord(r, l, now); err != nil {
 		return nil, &Error{path, line, 0, err.Error()}
 	}
+	// Event data is decoded with UseNumber; the engine's conditions compare
+	// ints and float64s, as the store gives them back. Converted after Check,
+	// so event IDs are derived from the numbers as the file writes them, as
+	// they always were.
+	for i := range r.Events {
+		for k, v := range r.Events[i].Data {
+			r.Events[i].Data[k] = Number(v)
+		}
+	}
 	return r, nil
+}
+
+// Number turns json.Numbers in v (nested maps and lists too) into the types
+// the engine and the store use: an int when the number is whole and written
+// without a fraction or exponent, a float64 otherwise. Anything else is
+// returned as it is.
+func Number(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		s := string(x)
+		if !strings.ContainsAny(s, ".eE") {
+			if i, err := strconv.Atoi(s); err == nil {
+				return i
+			}
+		}
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return s
+	case map[string]any:
+		for k, e := range x {
+			x[k] = Number(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = Number(e)
+		}
+	}
+	return v
 }
 
 // jsonlReader reads one customer per line.
 type jsonlReader struct {
 	path string
-	sc   *bufio.Scanner
-	line int
+	src  *lineSource
 	l    *campaign.Lifecycle
+	now  func() time.Time
 }
 
 func (r *jsonlReader) Next() (*Record, error) {
-	for r.sc.Scan() {
-		r.line++
-		b := bytes.TrimSpace(r.sc.Bytes())
+	for {
+		ln, err := r.src.next()
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", r.path, r.src.n+1, err)
+		}
+		if line, col, ch, bad := invalidUTF8(ln.text, ln.n); bad {
+			return nil, notUTF8(r.path, line, col, ch)
+		}
+		b := bytes.TrimSpace([]byte(ln.text))
 		if len(b) == 0 {
 			continue
 		}
 		dec := json.NewDecoder(bytes.NewReader(b))
-		rec, err := decodeCustomer(dec, b, r.path, r.line, r.l)
+		rec, err := decodeCustomer(dec, b, r.path, ln.n, r.l, r.now)
 		if err == nil && dec.More() {
 			_, col := lineCol(b, dec.InputOffset())
-			return nil, &Error{r.path, r.line, col, "one customer per line: remove what follows the object"}
+			return nil, &Error{r.path, ln.n, col, "one customer per line: remove what follows the object"}
 		}
 		return rec, err
 	}
-	if err := r.sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: line %d: %w", r.path, r.line+1, err)
-	}
-	return nil, io.EOF
 }
 
 // lineCol converts a byte offset of src to a 1-based line and column.

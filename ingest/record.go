@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/lifecycle"
@@ -53,11 +54,23 @@ func Check(r *Record, l *campaign.Lifecycle) error {
 	if r.ID == "" {
 		return fmt.Errorf("id is missing: give the customer's id (or an email)")
 	}
-	if strings.ContainsAny(r.ID, "\x00\r\n") || len(r.ID) > 200 {
+	if strings.ContainsAny(r.ID, "\x00\r\n") || len(r.ID) > 200 || !utf8.ValidString(r.ID) {
 		return fmt.Errorf("id %q must be one line of at most 200 bytes", r.ID)
 	}
-	if r.Email != "" && (!strings.Contains(r.Email, "@") || strings.ContainsAny(r.Email, " \r\n<>,")) {
-		return fmt.Errorf("email %q is not an email address", r.Email)
+	if r.Email != "" {
+		if err := CheckEmail(r.Email); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct{ field, v string }{{"first_name", r.FirstName}, {"name", r.Name}} {
+		if err := checkText(f.field, f.v, MaxNameLen); err != nil {
+			return err
+		}
+	}
+	if r.Locale != "" {
+		if err := checkLocale(r.Locale); err != nil {
+			return err
+		}
 	}
 	if r.Timezone != "" {
 		if _, err := time.LoadLocation(r.Timezone); err != nil || r.Timezone == "Local" {
@@ -66,6 +79,9 @@ func Check(r *Record, l *campaign.Lifecycle) error {
 	}
 	if r.Stage != "" && !l.HasStage(r.Stage) {
 		return fmt.Errorf("stage %q is not declared in %s%s", r.Stage, campaign.LifecycleFile, campaign.DidYouMean(r.Stage, l.StageNames()))
+	}
+	if err := checkStrings("attributes", r.Attributes); err != nil {
+		return err
 	}
 	names := make([]string, 0, len(r.Attributes))
 	for k := range r.Attributes {
@@ -83,6 +99,15 @@ func Check(r *Record, l *campaign.Lifecycle) error {
 		ev := &r.Events[i]
 		if ev.Name == "" {
 			return fmt.Errorf("event %d has no name", i+1)
+		}
+		if err := checkText("event name", ev.Name, 200); err != nil {
+			return err
+		}
+		if err := checkText("event id", ev.ID, 200); err != nil {
+			return err
+		}
+		if err := checkStrings("event "+ev.Name+" data", ev.Data); err != nil {
+			return err
 		}
 		if ev.At.IsZero() {
 			return fmt.Errorf("event %s has no time (at)", ev.Name)

@@ -588,3 +588,33 @@ func attrType(t campaign.AttrType) reflect.Type {
 	}
 	return reflect.TypeFor[string]()
 }
+
+// maxSubject is the most octets a subject may take: RFC 5322 §2.1.1 limits a
+// header line to 998 octets, "Subject: " included.
+const maxSubject = 998 - len("Subject: ")
+
+// fieldBound is what one action is counted for in a subject's length: the most
+// a customer's name may hold (ingest.MaxNameLen), which every way in enforces.
+// Attributes are not bounded; a subject that prints a long one is the
+// campaign's to keep short.
+const fieldBound = 256
+
+// subjectLength reports a subject whose static text plus fieldBound octets per
+// action can exceed maxSubject: once rendered, it could not be sent.
+func (c *checker) subjectLength(s *source) {
+	acts, err := scanActions(s.text)
+	if err != nil {
+		return // check reports it
+	}
+	text, fields := len(s.text), 0
+	for _, a := range acts {
+		text -= a.end - a.start
+		if a.word == "" { // an action that prints
+			fields++
+		}
+	}
+	if n := text + fields*fieldBound; n > maxSubject {
+		c.add(s, 0, "subject can be %d octets long once rendered (%d of text, %d for each of its %d fields); the most a subject line holds is %d: shorten it",
+			n, text, fieldBound, fields, maxSubject)
+	}
+}

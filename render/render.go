@@ -195,6 +195,9 @@ func compileContent(c *checker, ct *campaign.Content, probs *campaign.Problems, 
 		probs.Add(ct.Path, campaign.Pos{Line: cc.subjSrc.line, Col: cc.subjSrc.col}, "empty subject: every email needs one")
 	}
 	cc.subject = compileHeader(c, cc.subjSrc, "subject")
+	if cc.subject != nil {
+		c.subjectLength(cc.subjSrc)
+	}
 	cc.preSrc = headerSource(ct.Path, ct.Preheader, ct.PreheaderPos)
 	cc.preheader = compileHeader(c, cc.preSrc, "preheader")
 

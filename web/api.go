@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/ingest"
@@ -42,10 +44,6 @@ const MaxBatch = 1000
 
 // maxHorizon bounds a timeline: the simulation is cheap, but not free.
 const maxHorizon = 730 * 24 * time.Hour
-
-// maxSkew is how far in the future an event's time may be, for clients whose
-// clocks run ahead.
-const maxSkew = 15 * time.Minute
 
 // writeTimeout bounds the writes of a request that passed validation. They run
 // on even when the client goes away, so that a batch is not cut in half by a
@@ -116,6 +114,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *requ
 		return nil, invalid("", "reading the body: %v", err)
 	case len(bytes.TrimSpace(src)) == 0:
 		return nil, invalid("", "the body is empty: send a JSON object")
+	case !utf8.Valid(src):
+		// encoding/json would store U+FFFD in its place, silently.
+		line, col := lineCol(src, int64(invalidAt(src)))
+		return nil, invalid("", "the body is not valid UTF-8 at line %d, column %d (byte %d): JSON is UTF-8", line, col, invalidAt(src))
 	}
 	return src, nil
 }
@@ -159,6 +161,18 @@ func decode(src []byte, v any, prefix string, fields []string) *requestError {
 	return invalid("", "malformed JSON: %v", err)
 }
 
+// invalidAt is the offset of the first byte of src that is not valid UTF-8.
+func invalidAt(src []byte) int {
+	for i := 0; i < len(src); {
+		r, size := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return len(src)
+}
+
 // jsonType names a Go kind as JSON calls it.
 func jsonType(kind string) string {
 	switch kind {
@@ -193,6 +207,9 @@ func check(r *ingest.Record, l *campaign.Lifecycle) (field string, err error) {
 	parts := []part{
 		{"id", ingest.Record{ID: r.ID}},
 		{"email", ingest.Record{ID: r.ID, Email: r.Email}},
+		{"first_name", ingest.Record{ID: r.ID, FirstName: r.FirstName}},
+		{"name", ingest.Record{ID: r.ID, Name: r.Name}},
+		{"locale", ingest.Record{ID: r.ID, Locale: r.Locale}},
 		{"timezone", ingest.Record{ID: r.ID, Timezone: r.Timezone}},
 		{"stage", ingest.Record{ID: r.ID, Stage: r.Stage}},
 	}
@@ -416,13 +433,9 @@ func (s *Server) checkEvent(in eventIn, now time.Time) (rec *ingest.Record, fiel
 		if at, err = ingest.ParseTime(in.At, l.Timezone); err != nil {
 			return nil, "at", err
 		}
-		// The engine never moves a customer's clock backwards, so one event
-		// from the future would hold back every rule until then.
-		switch {
-		case at.Year() < 1970:
-			return nil, "at", fmt.Errorf("at %s is before 1970: give the time the event happened", in.At)
-		case at.After(now.Add(maxSkew)):
-			return nil, "at", fmt.Errorf("at %s is in the future (now is %s): events are what already happened", in.At, now.UTC().Format(time.RFC3339))
+		// The same rule as retain import and retain event.
+		if err := ingest.CheckTime(at, now); err != nil {
+			return nil, "at", err
 		}
 	}
 	rec = &ingest.Record{ID: in.Customer, Email: in.Email,
@@ -437,18 +450,39 @@ func (s *Server) checkEvent(in eventIn, now time.Time) (rec *ingest.Record, fiel
 }
 
 // customerIn is the body of PUT /api/customers/{id}: the fields of a customer
-// file, without events (POST them to /api/events). ID, when given, must be the
-// one in the path.
-type customerIn = ingest.Profile
+// file, without events (POST them to /api/events), and move_to_stage. ID, when
+// given, must be the one in the path.
+type customerIn struct {
+	ID         string         `json:"id"`
+	Email      string         `json:"email"`
+	FirstName  string         `json:"first_name"`
+	Name       string         `json:"name"`
+	Locale     string         `json:"locale"`
+	Timezone   string         `json:"timezone"`
+	Stage      string         `json:"stage"`
+	Attributes map[string]any `json:"attributes"`
+	// MoveToStage moves an existing customer to another stage, with the cause
+	// recorded in its stage history (default "api"): stage only says where a
+	// new customer starts.
+	MoveToStage *stageMove `json:"move_to_stage"`
+}
 
-var customerFields = []string{"id", "email", "first_name", "name", "locale", "timezone", "stage", "attributes"}
+type stageMove struct {
+	Stage string `json:"stage"`
+	Cause string `json:"cause"`
+}
+
+var customerFields = []string{"id", "email", "first_name", "name", "locale", "timezone", "stage", "attributes", "move_to_stage"}
 
 // putCustomer handles PUT /api/customers/{id}: it creates the customer (email
 // required) or updates the fields the body sets, checked against lifecycle.yaml
 // as an import checks them. Fields left out or empty keep their stored value,
-// and attributes are merged into the stored ones. A new stage is entered now,
-// with the enrollments it starts. It answers 201 (created) or 200 with the
-// customer as GET returns it.
+// and attributes are merged into the stored ones. stage is where a new
+// customer starts and is ignored for an existing one, so that sending the same
+// customer again changes nothing; {"move_to_stage": {"stage": "active",
+// "cause": "sales call"}} moves a customer (new or existing) to a stage now,
+// with the enrollments it starts, and records the cause. It answers 201
+// (created) or 200 with the customer as GET returns it.
 func (s *Server) putCustomer(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	src, rerr := s.readBody(w, r)
@@ -474,6 +508,20 @@ func (s *Server) putCustomer(w http.ResponseWriter, r *http.Request) {
 		invalid(field, "%v", err).write(w)
 		return
 	}
+	if mv := in.MoveToStage; mv != nil {
+		l := s.d.Engine.Set().Lifecycle
+		switch {
+		case mv.Stage == "":
+			invalid("move_to_stage.stage", "stage is missing: give the stage to move the customer to").write(w)
+			return
+		case !l.HasStage(mv.Stage):
+			invalid("move_to_stage.stage", "stage %q is not declared in %s%s", mv.Stage, campaign.LifecycleFile, campaign.DidYouMean(mv.Stage, l.StageNames())).write(w)
+			return
+		case !oneLine(mv.Cause) || !utf8.ValidString(mv.Cause):
+			invalid("move_to_stage.cause", "cause must be one line of at most 200 bytes").write(w)
+			return
+		}
+	}
 	if rec.Email == "" {
 		_, err := s.d.Store.Customer(r.Context(), id)
 		switch {
@@ -495,6 +543,12 @@ func (s *Server) putCustomer(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.unavailable(w, r, err, "Redis is unavailable: the customer may not have been saved; send the request again")
 		return
+	}
+	if mv := in.MoveToStage; mv != nil {
+		if _, err := s.d.Applier.MoveStage(ctx, id, mv.Stage, cmp.Or(mv.Cause, "api")); err != nil {
+			s.unavailable(w, r, err, "Redis is unavailable: the customer was saved but not moved; send the request again")
+			return
+		}
 	}
 	view, err := s.customer(ctx, id)
 	if err != nil {

@@ -456,7 +456,7 @@ func TestPutThenGetRoundTripKeepsAttributeTypes(t *testing.T) {
 	}
 
 	// An update sets what it gives and keeps the rest; attributes are merged.
-	resp, body = b.do(t, "PUT", "/api/customers/c1", `{"id": "c1", "first_name": "Augusta", "stage": "active", "attributes": {"seats": "7"}}`)
+	resp, body = b.do(t, "PUT", "/api/customers/c1", `{"id": "c1", "first_name": "Augusta", "move_to_stage": {"stage": "active"}, "attributes": {"seats": "7"}}`)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT update: %d %s", resp.StatusCode, body)
 	}
@@ -468,7 +468,7 @@ func TestPutThenGetRoundTripKeepsAttributeTypes(t *testing.T) {
 	if out.FirstName != "Augusta" || out.Name != "Ada Lovelace" || out.Email != "ada@example.com" || out.Stage != "active" || !cmp.Equal(wantAttrsJSON, out.Attributes) {
 		t.Errorf("after update: %s", body)
 	}
-	wantHistory := []lifecycle.StageChange{{From: "onboarding", To: "active", At: b.now, Cause: "import"}}
+	wantHistory := []lifecycle.StageChange{{From: "onboarding", To: "active", At: b.now, Cause: "api"}}
 	if diff := cmp.Diff(wantHistory, out.History); diff != "" {
 		t.Errorf("stage history (-want +got):\n%s", diff)
 	}
@@ -505,7 +505,7 @@ func TestPutCustomerRefusesInvalidFieldsNamingTheField(t *testing.T) {
 		{"events", "c1", `{"events": [{"name": "signed_up"}]}`,
 			gotError{400, "events", "events are not part of a customer update: POST them to /api/events"}},
 		{"unknown field", "c1", `{"firstname": "Ada"}`,
-			gotError{400, "firstname", `unknown field "firstname" (did you mean "first_name"?): the fields are id, email, first_name, name, locale, timezone, stage, attributes`}},
+			gotError{400, "firstname", `unknown field "firstname" (did you mean "first_name"?): the fields are id, email, first_name, name, locale, timezone, stage, attributes, move_to_stage`}},
 		{"wrong type", "c1", `{"first_name": 5}`,
 			gotError{400, "first_name", "must be a string, not number"}},
 		{"attributes not an object", "c1", `{"attributes": "plan=team"}`,

@@ -21,7 +21,9 @@ var eventCmd = &command{
 	usage:   "event [--apply] [--at TIME] [--id EVENT_ID] [--email ADDR] [--campaigns DIR] CUSTOMER EVENT [key=value...]\n       retain event --failed | --replay ID...|--all | --drop ID...|--all",
 	help: `CUSTOMER is the customer's ID. The key=value pairs become the event's data
 (numbers and true/false are typed, so conditions like event.data.total > 50
-work). With --email, a customer retain has not seen yet is created first.
+work). With --email, a customer retain has not seen yet is created first. --at
+is in the past, or at most 15 minutes ahead (for clocks that run fast), as for
+the API and import.
 
 The event is queued for the workers (retain worker), which apply it and send
 what it makes due. With --apply it is applied in this process instead, and its
@@ -95,6 +97,11 @@ func runEvent(c *command, e *env, args []string) int {
 	rec := &ingest.Record{ID: pos[0], Email: *email, Events: []lifecycle.Event{ev}}
 	if err := ingest.Check(rec, ws.engine.Set().Lifecycle); err != nil {
 		fmt.Fprintf(e.stderr, "retain event: %v\n", err)
+		return exitProblems
+	}
+	// The rule of every way in (API, import): no events from the future.
+	if err := ingest.CheckTime(ev.At, time.Now()); err != nil {
+		fmt.Fprintf(e.stderr, "retain event: --at: %v\n", err)
 		return exitProblems
 	}
 	if *email != "" {

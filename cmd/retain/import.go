@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/queue"
@@ -19,7 +21,7 @@ import (
 var importCmd = &command{
 	name:    "import",
 	summary: "Import customers and events from a CSV or JSONL file",
-	usage:   "import [--dry-run] [--apply] [--campaigns DIR] FILE.csv|FILE.jsonl",
+	usage:   "import [--dry-run] [--apply] [--encoding ENC] [--campaigns DIR] FILE.csv|FILE.jsonl",
 	help: `JSONL: one customer per line, in the customer file format:
   {"id": "c42", "email": "ada@example.com", "first_name": "Ada", "stage": "active",
    "attributes": {"plan": "team"},
@@ -33,11 +35,20 @@ Customers are written at once; their events are queued for the workers (retain
 worker), which apply them in order and send what they make due. With --apply the
 events are applied in this process instead (a backfill without workers).
 
-Every row is checked against lifecycle.yaml. A bad row is reported with its line
-and reason and skipped; the good rows are kept. Importing the same file again
-changes nothing: customers are upserted and events are applied once (by event_id,
-or by customer, name, time and data). Rows of one customer are applied in file
-order; different customers in parallel.
+stage is where a new customer starts: it applies when the row creates the
+customer and is ignored for one retain already has (retain customer set-stage
+moves a customer). Other profile fields and attributes update the customer.
+
+Every row is checked against lifecycle.yaml and the rules every way in shares:
+addresses must be deliverable, names one line without control characters, event
+times no more than 15 minutes ahead. A bad row is reported with its line and
+reason and writes nothing; the good rows are kept. The file is UTF-8 (a byte-order
+mark is fine); text that is not is a bad row, unless --encoding names the file's
+encoding. A quote that is never closed is reported at the line where it opens,
+and the rows after it are still read. Importing the same file again changes
+nothing: customers are upserted and events are applied once (by event_id, or by
+customer, name, time and data). Rows of one customer are applied in file order;
+different customers in parallel.
 
 Exit status: 0 every row imported, 1 some rows were bad (the rest are in), 2
 usage error.
@@ -58,6 +69,7 @@ func runImport(c *command, e *env, args []string) int {
 	fs := c.flags()
 	dryRun := fs.Bool("dry-run", false, "check every row and report, without writing anything")
 	apply := fs.Bool("apply", false, "apply events in this process instead of queueing them for the workers")
+	encoding := fs.String("encoding", "utf-8", "the file's character `ENC`oding: utf-8, latin1 or windows-1252")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
@@ -65,6 +77,9 @@ func runImport(c *command, e *env, args []string) int {
 	}
 	if len(pos) != 1 {
 		return c.usageError(e, "give one file to import")
+	}
+	if !slices.Contains(ingest.Encodings, strings.ToLower(*encoding)) && !slices.Contains([]string{"utf8", "latin-1", "iso-8859-1", "cp1252"}, strings.ToLower(*encoding)) {
+		return c.usageError(e, "--encoding %q: use %s", *encoding, strings.Join(ingest.Encodings, ", "))
 	}
 	path := pos[0]
 	f, err := os.Open(path)
@@ -89,7 +104,7 @@ func runImport(c *command, e *env, args []string) int {
 		return code
 	}
 	counted := &countingReader{r: f}
-	r, err := ingest.NewReader(path, counted, l.set.Lifecycle)
+	r, err := ingest.NewReaderWith(path, counted, l.set.Lifecycle, ingest.Options{Encoding: *encoding, Now: time.Now})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain import: %v\n", err)
 		return exitProblems
