@@ -28,9 +28,12 @@ func resolveDirs(dir, templates string) (dirs, error) {
 	}
 	d := dirs{campaigns: dir, templates: filepath.Join(filepath.Dir(filepath.Clean(dir)), "templates")}
 	if _, err := os.Stat(filepath.Join(dir, campaign.LifecycleFile)); errors.Is(err, os.ErrNotExist) {
-		if info, err := os.Stat(filepath.Join(dir, "campaigns")); err == nil && info.IsDir() {
-			d = dirs{campaigns: filepath.Join(dir, "campaigns"), templates: filepath.Join(dir, "templates")}
+		info, err := os.Stat(filepath.Join(dir, "campaigns"))
+		if err != nil || !info.IsDir() {
+			// One sentence, not a problem for every folder in it.
+			return dirs{}, fmt.Errorf("%s is not a campaigns folder: it holds neither %s nor a campaigns/ folder; give the project folder (holding campaigns/ and templates/) or the campaigns folder", dir, campaign.LifecycleFile)
 		}
+		d = dirs{campaigns: filepath.Join(dir, "campaigns"), templates: filepath.Join(dir, "templates")}
 	}
 	if templates != "" {
 		d.templates = templates

@@ -312,7 +312,7 @@ func (a *dev) load(l *loaded) error {
 		Links: customerLinks(a.signer, l.set.Lifecycle.Links, a.clock.Now),
 		Click: a.signer.ClickURL,
 		Now:   a.clock.Now,
-		Log:   a.log,
+		Log:   slog.New(newDevSends(a.e.stdout, a.clock.Now, a.log.Handler())),
 	}, a.rdb, a.prefix, a.store, eng, l.renderer, a.pool)
 	if err != nil {
 		return err
@@ -473,7 +473,7 @@ Open:
   inbox      %[1]s/inbox/
   campaigns  %[1]s/campaigns   (any user name, password: the API token)
   monitor    %[1]s/monitor/    (same)
-  API        %[1]s/api/        Authorization: Bearer <API token>
+  API        %[1]s/api/events  POST, Authorization: Bearer <API token> (docs/api.md)
 API token: %[2]s
 `, a.base, a.token)
 }
@@ -500,7 +500,8 @@ type demoCustomer struct {
 }
 
 // demoCustomers are the customers retain dev seeds at now: a new sign-up (in
-// Dutch), an active customer, one at risk and a first-time buyer.
+// Dutch), one who has made a project already, an active customer, one at risk
+// and a first-time buyer.
 func demoCustomers(now time.Time) []demoCustomer {
 	day := 24 * time.Hour
 	return []demoCustomer{
@@ -508,6 +509,10 @@ func demoCustomers(now time.Time) []demoCustomer {
 			Attributes: map[string]any{"plan": "team", "company": "Tulp Design"},
 			Events:     []lifecycle.Event{{Name: "signed_up", At: now}}},
 			expect: "signed up just now: the onboarding welcome (in Dutch) arrives at once"},
+		{rec: ingest.Record{ID: "demo-jonas", Email: "jonas.berg@example.com", FirstName: "Jonas", Name: "Jonas Berg", Locale: "en", Timezone: "Europe/Stockholm",
+			Attributes: map[string]any{"plan": "business", "company": "Fjord Analytics"},
+			Events:     []lifecycle.Event{{Name: "signed_up", At: now}, {Name: "project_created", At: now.Add(time.Minute)}}},
+			expect: "signed up and made a project: onboarding skips the first-project nudge; steps for customers with a project (only_if: customer.projects >= 1) reach him"},
 		{rec: ingest.Record{ID: "demo-maya", Email: "maya.patel@example.com", FirstName: "Maya", Name: "Maya Patel", Locale: "en", Timezone: "Europe/London",
 			Stage: "active", Attributes: map[string]any{"plan": "business", "company": "Northwind", "account_manager": "Lotte"},
 			Events: []lifecycle.Event{{Name: "project_created", At: now}}},
@@ -563,7 +568,7 @@ func seedOne(ctx context.Context, ap *ingest.Applier, lc *campaign.Lifecycle, re
 		return err
 	}
 	if then != "" {
-		if _, err := ap.Upsert(ctx, &ingest.Record{ID: rec.ID, Stage: then}); err != nil {
+		if _, err := ap.MoveStage(ctx, rec.ID, then, "demo"); err != nil {
 			return err
 		}
 	}

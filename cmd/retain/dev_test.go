@@ -193,6 +193,8 @@ func TestDevSendsTheDemoWelcomeToItsInboxAndStopsOnSIGTERM(t *testing.T) {
 	if !strings.Contains(m.Text, "Hoi Sanne") || !strings.Contains(m.HTML, "Sanne") {
 		t.Errorf("the welcome's parts are not the Dutch variant:\n%s", m.Text)
 	}
+	// The terminal says what happens: one line per email sent.
+	b.out.waitFor(t, regexp.MustCompile(`sent  onboarding/welcome to demo-sanne`), 5*time.Second)
 	if !strings.Contains(strings.Join(m.Header["List-Unsubscribe"], ""), b.base+"/u/") {
 		t.Errorf("List-Unsubscribe %q does not lead to retain dev", m.Header["List-Unsubscribe"])
 	}

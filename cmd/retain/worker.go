@@ -80,10 +80,18 @@ func runWorker(c *command, e *env, args []string) int {
 		problems = append(problems, fmt.Sprintf("RETAIN_FROM %q is not an email address: %v", e.getenv("RETAIN_FROM"), err))
 	}
 	var signer *link.Signer
-	if e.getenv("RETAIN_BASE_URL") == "" {
-		problems = append(problems, "RETAIN_BASE_URL is not set: give the https address of retain web, for unsubscribe links")
-	} else if signer, err = linkSigner(e, false); err != nil {
-		problems = append(problems, err.Error())
+	switch {
+	case e.getenv("RETAIN_BASE_URL") == "" || e.getenv("RETAIN_SECRET") == "":
+		if e.getenv("RETAIN_BASE_URL") == "" {
+			problems = append(problems, "RETAIN_BASE_URL is not set: give the https address of retain web, for unsubscribe links")
+		}
+		if e.getenv("RETAIN_SECRET") == "" {
+			problems = append(problems, fmt.Sprintf("RETAIN_SECRET is not set: give the secret that signs unsubscribe, NPS and click links, the same as retain web's (at least %d bytes: openssl rand -hex 32)", link.MinSecret))
+		}
+	default:
+		if signer, err = linkSigner(e, false); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	mailto := e.getenv("RETAIN_UNSUBSCRIBE_MAILTO")
 	if mailto != "" && !strings.HasPrefix(mailto, "mailto:") {
