@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -45,7 +46,7 @@ func LoadFS(fsys fs.FS, name string) (*Set, error) {
 	var probs Problems
 	set := &Set{Dir: name}
 	lpath := filepath.Join(name, LifecycleFile)
-	src, err := readFile(fsys, LifecycleFile)
+	src, err := readText(fsys, LifecycleFile, lpath, &probs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if _, statErr := fs.Stat(fsys, "."); statErr != nil {
@@ -87,10 +88,34 @@ func readFile(fsys fs.FS, name string) (string, error) {
 	return strings.ReplaceAll(string(b), "\r\n", "\n"), nil
 }
 
+// readText is readFile for a file that must be UTF-8, named path in problems.
+// One that is not (Latin-1, Windows-1252) is reported once, at its first byte
+// that is not UTF-8, and read on with U+FFFD for such bytes, so that its other
+// problems are reported too; the YAML parser would only say "invalid trailing
+// UTF-8 octet".
+func readText(fsys fs.FS, name, path string, probs *Problems) (string, error) {
+	src, err := readFile(fsys, name)
+	if err != nil || utf8.ValidString(src) {
+		return src, err
+	}
+	i := 0
+	for i < len(src) {
+		r, size := utf8.DecodeRuneInString(src[i:])
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		i += size
+	}
+	start := strings.LastIndexByte(src[:i], '\n') + 1
+	pos := Pos{strings.Count(src[:i], "\n") + 1, utf8.RuneCountInString(src[start:i]) + 1}
+	probs.Add(path, pos, "the file is not UTF-8 (byte 0x%02X): save it as UTF-8", src[i])
+	return strings.ToValidUTF8(src, "\uFFFD"), nil
+}
+
 func loadCampaign(fsys fs.FS, root, id string, l *Lifecycle, env envs, probs *Problems) (*Campaign, error) {
 	dir := filepath.Join(root, id)
 	c := &Campaign{ID: id, Path: filepath.Join(dir, CampaignFile)}
-	src, err := readFile(fsys, id+"/"+CampaignFile)
+	src, err := readText(fsys, id+"/"+CampaignFile, c.Path, probs)
 	if errors.Is(err, fs.ErrNotExist) {
 		probs.Add(c.Path, Pos{1, 1}, "missing %s: a campaign folder needs one (or start the folder name with _ to keep it out)", CampaignFile)
 		return nil, nil
@@ -130,7 +155,7 @@ func loadCampaign(fsys fs.FS, root, id string, l *Lifecycle, env envs, probs *Pr
 		}
 		order, _ := strconv.Atoi(m[1])
 		slug, locale := m[2], m[3]
-		src, err := readFile(fsys, id+"/"+name)
+		src, err := readText(fsys, id+"/"+name, path, probs)
 		if err != nil {
 			return nil, fmt.Errorf("load step %s: %w", path, err)
 		}
@@ -309,6 +334,7 @@ func loadContent(path, src, locale string, l *Lifecycle, env envs, st *Step, pro
 	d := &doc{path: path, lineOffset: 1, probs: probs}
 	root := d.parse(fm)
 	if root == nil {
+		ct.FrontMatterInvalid = true
 		return ct
 	}
 	var f map[string]*yaml.Node

@@ -260,6 +260,9 @@ type Content struct {
 	// Body is the Markdown after the front matter; BodyLine is the file line it starts on.
 	Body     string
 	BodyLine int
+	// FrontMatterInvalid is set when the front matter is not valid YAML (a
+	// problem says so): its keys, the subject among them, are unknown, not empty.
+	FrontMatterInvalid bool
 }
 
 // Expr is a compiled, type-checked condition.

@@ -606,7 +606,9 @@ func (w *Worker) settle(cur *lifecycle.Customer, now time.Time, outcomes map[ste
 		if o, ok := outcomes[stepKey{cur.ID, campID, enr.Number, enr.Next}]; ok && enr.Status == lifecycle.Active {
 			switch {
 			case o.stop != "":
-				chs = append(chs, withStep(w.engine.Stop(cur, campID, o.at, o.stop), campID+"/"+enr.Next)...)
+				// The step first: Stop clears enr.Next.
+				step := campID + "/" + enr.Next
+				chs = append(chs, withStep(w.engine.Stop(cur, campID, o.at, o.stop), step)...)
 			case o.result != "":
 				more, _ := w.engine.Record(cur, campID, o.at, o.result, o.detail)
 				chs = append(chs, more...)

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/internal/smtptest"
 	"github.com/retainmail/retain/lifecycle"
@@ -219,5 +221,28 @@ func TestTwoSchedulersHandOutEachCustomerOnce(t *testing.T) {
 		if n > 1 {
 			t.Errorf("%s handed out %d times", id, n)
 		}
+	}
+}
+
+// TestSuppressedAddressEndsTheEnrollmentOnItsStep: issue 13, defect 9. The
+// enrollment a suppressed address ends was recorded on the phantom step
+// "onboarding/": the step was read after Stop had cleared it.
+func TestSuppressedAddressEndsTheEnrollmentOnItsStep(t *testing.T) {
+	b := setup(t)
+	if err := b.store.Suppress(b.ctx, "c1@example.org", "550 5.1.1 no such user", b.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	b.signUp(t, "c1", "Ada")
+	var exited []lifecycle.Change
+	b.store.Also = func(_ context.Context, _ redis.Pipeliner, w store.Written) {
+		for _, ch := range w.Change.Changes {
+			if ch.Kind == lifecycle.KindExited {
+				exited = append(exited, ch)
+			}
+		}
+	}
+	b.run(t)
+	if len(exited) != 1 || exited[0].Step != "onboarding/welcome" {
+		t.Errorf("exited changes = %+v; want one on onboarding/welcome", exited)
 	}
 }

@@ -118,9 +118,22 @@ func (c *checker) check(s *source, root reflect.Type) ([]action, bool) {
 	if s.markdown {
 		c.markdownRules(s, acts, blocks)
 	}
-	t, err := texttemplate.New(s.path).Funcs(funcs).Parse(s.text)
-	if err != nil {
-		c.parseError(s, acts, err)
+	// text/template stops at the first unknown function: stand in for each one
+	// found and parse again, so that every one is named at once.
+	fm := texttemplate.FuncMap(funcs)
+	var unknown []string
+	t, err := texttemplate.New(s.path).Funcs(fm).Parse(s.text)
+	for err != nil {
+		name := c.parseError(s, acts, err, fm)
+		if name == "" || slices.Contains(unknown, name) || len(unknown) >= maxUnknownFuncs {
+			return acts, false
+		}
+		unknown = append(unknown, name)
+		fm = maps.Clone(fm)
+		fm[name] = func(...any) any { return nil }
+		t, err = texttemplate.New(s.path).Funcs(fm).Parse(s.text)
+	}
+	if len(unknown) > 0 {
 		return acts, false
 	}
 	for _, tt := range t.Templates() {
@@ -235,9 +248,14 @@ func (c *checker) markdownRules(s *source, acts []action, ctls []control) {
 var varName = regexp.MustCompile(`\$[A-Za-z_][A-Za-z0-9_]*`)
 var funcNotDefined = regexp.MustCompile(`function "([^"]+)" not defined`)
 
+// maxUnknownFuncs bounds the unknown functions named in one template.
+const maxUnknownFuncs = 20
+
 // parseError reports a text/template parse error at the action it is about:
-// text/template says only the line.
-func (c *checker) parseError(s *source, acts []action, err error) {
+// text/template says only the line. fm is the functions the template was
+// parsed with. It returns the name of the function when the error is an
+// unknown one.
+func (c *checker) parseError(s *source, acts []action, err error, fm texttemplate.FuncMap) (unknownFunc string) {
 	msg := err.Error()
 	line := 0
 	if rest, ok := strings.CutPrefix(msg, "template: "+s.path+":"); ok {
@@ -274,7 +292,7 @@ func (c *checker) parseError(s *source, acts []action, err error) {
 		case a.word == "break" || a.word == "continue":
 			alone = "{{range 1}}" + alone + "{{end}}"
 		}
-		_, err := texttemplate.New("a").Funcs(funcs).Parse(decls.String() + alone)
+		_, err := texttemplate.New("a").Funcs(fm).Parse(decls.String() + alone)
 		if err == nil {
 			continue
 		}
@@ -291,6 +309,7 @@ func (c *checker) parseError(s *source, acts []action, err error) {
 				off = a.start + k
 			}
 			msg = fmt.Sprintf("unknown function %q%s", f[1], campaign.DidYouMean(f[1], funcNames()))
+			unknownFunc = f[1]
 		}
 		break
 	}
@@ -298,6 +317,7 @@ func (c *checker) parseError(s *source, acts []action, err error) {
 		off = s.offset(line, 1)
 	}
 	c.add(s, off, "%s", msg)
+	return unknownFunc
 }
 
 func funcNames() []string {

@@ -153,6 +153,16 @@ func TestCompileProblems(t *testing.T) {
 			want: nil,
 		},
 		{
+			// Issue 13, defect 9: only the first of each template was named.
+			name: "every unknown function",
+			file: "---\nsubject: Hi {{ foo1 .Customer.FirstName }}\n---\nBody {{ foo2 \"x\" }} and {{ foo3 }} {{ foo2 }}\n",
+			want: []string{
+				path + ":2:16: unknown function \"foo1\"",
+				path + ":4:9: unknown function \"foo2\"",
+				path + ":4:28: unknown function \"foo3\"",
+			},
+		},
+		{
 			name: "execution error with sample data",
 			file: "---\nsubject: Hi\n---\nBody\n\nRenews {{ date \"2006\" .Customer.Attributes.plan }}\n",
 			want: []string{path + ":6:10: with sample data: <date \"2006\" .Customer.Attributes.plan>: error calling date: date: want a time, got string"},

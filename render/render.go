@@ -191,7 +191,7 @@ func compileContent(c *checker, ct *campaign.Content, probs *campaign.Problems, 
 	cc := &compiled{content: ct}
 
 	cc.subjSrc = headerSource(ct.Path, ct.Subject, ct.SubjectPos)
-	if cc.subjSrc.text == "" {
+	if cc.subjSrc.text == "" && !ct.FrontMatterInvalid {
 		probs.Add(ct.Path, campaign.Pos{Line: cc.subjSrc.line, Col: cc.subjSrc.col}, "empty subject: every email needs one")
 	}
 	cc.subject = compileHeader(c, cc.subjSrc, "subject")

@@ -96,6 +96,11 @@ func (r *Recorder) Record(ctx context.Context, p redis.Pipeliner, w store.Writte
 // change counts one engine decision against its campaign.
 func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, id string, after *lifecycle.Customer, c lifecycle.Change) {
 	k := r.keys
+	if !hasSlug(c.Step) {
+		// A change without a step of its own ("campaign/", or none) counts
+		// against no step: the funnel would show a phantom one.
+		c.Step = ""
+	}
 	switch c.Kind {
 	case lifecycle.KindEnrolled:
 		p.HIncrBy(ctx, k.campaign(c.Campaign), "enrolled", 1)
@@ -106,9 +111,12 @@ func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, id string, aft
 			p.ZAdd(ctx, k.goal(c.Campaign), redis.Z{Score: secs, Member: id + ":" + strconv.Itoa(c.Enrollment)})
 		}
 	case lifecycle.KindSent:
-		p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|sent", 1)
+		if c.Step != "" {
+			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|sent", 1)
+		}
 	case lifecycle.KindSkipped:
 		switch {
+		case c.Step == "":
 		case c.Outcome.Failed():
 			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|failed", 1)
 		case isEdit(c.Reason):
@@ -126,6 +134,12 @@ func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, id string, aft
 			p.HIncrBy(ctx, k.campaign(c.Campaign), "ended_by_edit", 1)
 		}
 	}
+}
+
+// hasSlug reports whether step is "campaign/slug" with both parts.
+func hasSlug(step string) bool {
+	camp, slug, ok := strings.Cut(step, "/")
+	return ok && camp != "" && slug != ""
 }
 
 // isEdit tells a change the engine made to follow an edit of the campaign.

@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -395,5 +396,36 @@ func TestNPSAnswerWithoutEnrollmentIsTheLatestEnrollments(t *testing.T) {
 	}
 	if n := got.NPS; n.Answers != 1 || n.Detractors != 1 {
 		t.Errorf("NPS %+v, want one detractor", n)
+	}
+}
+
+// TestChangeOnAStepWithoutSlugCountsNoStep: issue 13, defect 9. A bounce whose
+// step had lost its slug ("welcome/") was counted on a phantom step of the
+// funnel; a change that names no step counts against none.
+func TestChangeOnAStepWithoutSlugCountsNoStep(t *testing.T) {
+	b := setup(t)
+	b.create(t, "ann", day(1, 5, 9))
+	b.event(t, "ann", "ann-1", "signed_up", day(1, 5, 9), nil)
+	b.settle(t, "ann", day(1, 5, 10), func(c *lifecycle.Customer) []lifecycle.Change {
+		chs := b.engine.Stop(c, "welcome", day(1, 5, 10), "bounced: 550 5.1.1 no such user")
+		for i := range chs {
+			chs[i].Outcome, chs[i].Step = lifecycle.OutcomeBounced, "welcome/"
+		}
+		chs = append(chs,
+			lifecycle.Change{Kind: lifecycle.KindSent, Campaign: "welcome", Step: "welcome/"},
+			lifecycle.Change{Kind: lifecycle.KindSkipped, Campaign: "welcome", Step: "", Outcome: lifecycle.OutcomeRefused})
+		return chs
+	})
+	fields, err := b.rdb.HGetAll(b.ctx, keys{cmpPrefix(b.prefix)}.campaign("welcome")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fields["enrolled"] != "1" {
+		t.Fatalf("campaign counters %v: ann was not enrolled", fields)
+	}
+	for f := range fields {
+		if strings.Contains(f, "|") && !strings.Contains(f, "/") || strings.Contains(f, "/|") {
+			t.Errorf("counted on a step without slug: %s = %s", f, fields[f])
+		}
 	}
 }

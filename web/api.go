@@ -25,7 +25,8 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
-// The JSON API. Every endpoint needs the API token; every error is an apiError
+// The JSON API, documented for its users in docs/api.md (whose curl examples
+// apidoc_test.go runs). Every endpoint needs the API token; every error is an apiError
 // ({"error": "why, and what to do", "field": "events[2].at"}):
 //
 //	POST /api/events                   202 queued; 400 invalid; 404 unknown customer;
@@ -61,13 +62,26 @@ func (s *Server) apiRoutes() {
 // nothing is accepted under rules that do not lint (the preview pages show why).
 func (s *Server) requireCampaigns(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(s.d.Problems) > 0 || s.d.Engine == nil {
+		if reason := s.campaignsRefused(); reason != "" {
 			w.Header().Set("Retry-After", "60")
-			writeError(w, http.StatusServiceUnavailable, "", fmt.Sprintf("the campaigns have %d lint problems; fix them (retain lint) and restart retain web", len(s.d.Problems)))
+			writeError(w, http.StatusServiceUnavailable, "", reason)
 			return
 		}
 		h(w, r)
 	})
+}
+
+// campaignsRefused is why the API refuses every request (503), empty when it
+// does not: the campaigns have lint problems, or none were loaded. /healthz
+// reports it too.
+func (s *Server) campaignsRefused() string {
+	switch {
+	case len(s.d.Problems) > 0:
+		return fmt.Sprintf("the campaigns have %d lint problems; fix them (retain lint) and restart retain web", len(s.d.Problems))
+	case s.d.Engine == nil:
+		return "no campaigns are loaded; start retain web in a project folder (retain lint tells what is wrong)"
+	}
+	return ""
 }
 
 // requestError is a request the API refuses: its status, the field at fault
@@ -272,7 +286,8 @@ type eventsAccepted struct {
 // finds the ID in the customer's seen set and changes nothing. Without an id the
 // ID is derived from customer, name, at and data, so the same event with the same
 // at is applied once too; an event without at is taken to happen now, so sending
-// it twice records two events.
+// it twice records two events. Two events of one customer with one ID that
+// differ in name, at or data refuse the batch (400, field "events[1].id").
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	src, rerr := s.readBody(w, r)
 	if rerr != nil {
@@ -299,6 +314,11 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		recs[i] = rec
+	}
+	if i, j, ok := sameIDOtherEvent(recs); ok {
+		invalid(where(i, "id"), "id %q is the id of events[%d] of customer %q, a different event: the second would be dropped as already seen; give each event its own id",
+			recs[i].Events[0].ID, j, recs[i].ID).write(w)
+		return
 	}
 
 	// Which customers exist, and which can be created: all before any write.
@@ -365,6 +385,38 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Log.Info("api: events queued", "events", len(res.IDs), "customers", len(ids), "created", len(res.Created))
 	writeJSON(w, http.StatusAccepted, res)
+}
+
+// sameIDOtherEvent finds the first event i of recs whose customer and ID are
+// those of an earlier event j with another name, time or data. The worker keeps
+// the first event of an ID and skips the rest, so such a batch would lose event
+// i silently; the same event sent twice is fine (it is applied once).
+func sameIDOtherEvent(recs []*ingest.Record) (i, j int, ok bool) {
+	type key struct{ customer, id string }
+	first := map[key]int{}
+	for i, rec := range recs {
+		e := rec.Events[0]
+		k := key{rec.ID, e.ID}
+		j, seen := first[k]
+		if !seen {
+			first[k] = i
+			continue
+		}
+		if f := recs[j].Events[0]; f.Name != e.Name || !f.At.Equal(e.At) || !sameData(f.Data, e.Data) {
+			return i, j, true
+		}
+	}
+	return 0, 0, false
+}
+
+// sameData reports whether two events' data are the same JSON.
+func sameData(a, b map[string]any) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // decodeEvents decodes the body of POST /api/events: one event, or a batch

@@ -84,3 +84,28 @@ func TestPutCustomerStageOnlyStartsANewCustomer(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestBatchWithOneIDForTwoDifferentEventsIs400: issue 13, defect 9. Two events
+// of one customer with one ID and different data were answered 202 and the
+// second was dropped as already seen. The same event twice is still one event.
+func TestBatchWithOneIDForTwoDifferentEventsIs400(t *testing.T) {
+	b := setup(t)
+	resp, body := b.do(t, "POST", "/api/events", `{"events": [
+		{"customer": "c1", "name": "order_placed", "id": "o-1", "email": "c1@example.com", "data": {"total": 10}},
+		{"customer": "c1", "name": "order_placed", "id": "o-1", "data": {"total": 20}}]}`)
+	got := errorOf(t, resp, body)
+	if got.Status != http.StatusBadRequest || got.Field != "events[1].id" || !strings.Contains(got.Error, "events[0]") {
+		t.Errorf("got %+v; want 400 on events[1].id naming events[0]", got)
+	}
+	if p := b.pending(t); len(p) != 0 {
+		t.Errorf("%d events queued after a refused batch", len(p))
+	}
+	// One ID for two customers is two events; the same event twice is one.
+	resp, body = b.do(t, "POST", "/api/events", `{"events": [
+		{"customer": "c1", "name": "order_placed", "id": "o-1", "email": "c1@example.com", "data": {"total": 10}},
+		{"customer": "c2", "name": "order_placed", "id": "o-1", "email": "c2@example.com", "data": {"total": 20}},
+		{"customer": "c1", "name": "order_placed", "id": "o-1", "data": {"total": 10}}]}`)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("distinct customers, identical repeat: %d %s", resp.StatusCode, body)
+	}
+}

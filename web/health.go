@@ -43,7 +43,8 @@ func degraded(b store.Backlog, now time.Time, max time.Duration) []string {
 func round(d time.Duration) time.Duration { return d.Round(time.Second) }
 
 // backlogHealth answers /healthz once Redis answered: 200 "ok", or 503 with the
-// reasons as JSON when sending has stalled.
+// reasons as JSON when sending has stalled or the API refuses every request
+// (requireCampaigns).
 func (s *Server) backlogHealth(w http.ResponseWriter, r *http.Request, rdb redis.UniversalClient) {
 	b, err := s.opsStore(rdb).Backlog(r.Context())
 	if err != nil {
@@ -51,7 +52,12 @@ func (s *Server) backlogHealth(w http.ResponseWriter, r *http.Request, rdb redis
 		writeJSON(w, http.StatusServiceUnavailable, health{Status: "degraded", Reasons: []string{err.Error()}})
 		return
 	}
-	if reasons := degraded(b, s.cfg.Now(), s.cfg.HealthMaxOverdue); len(reasons) > 0 {
+	reasons := degraded(b, s.cfg.Now(), s.cfg.HealthMaxOverdue)
+	if reason := s.campaignsRefused(); reason != "" {
+		// The API answers 503 to everything: a load balancer must know.
+		reasons = append([]string{"the API refuses every request: " + reason}, reasons...)
+	}
+	if len(reasons) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, health{Status: "degraded", Reasons: reasons})
 		return
 	}

@@ -64,7 +64,8 @@ func (s *Server) opsRoutes() {
 // healthz answers 200 "ok" when Redis answers PING within two seconds and
 // sending keeps up, else 503: "redis: …" when Redis does not answer, the JSON
 // {"status":"degraded","reasons":[…]} when emails wait longer than
-// Config.HealthMaxOverdue or no scheduler ticks (health.go). /readyz asks only
+// Config.HealthMaxOverdue or no scheduler ticks, or while the API refuses every
+// request because the campaigns have lint problems (health.go). /readyz asks only
 // about Redis.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -91,3 +91,18 @@ func TestMonitorServesAsynqmonUnderMonitor(t *testing.T) {
 		t.Errorf("/monitor/api/queues: %d %s; want the sends queue", resp.StatusCode, body)
 	}
 }
+
+// TestHealthzIs503WhileTheAPIRefusesForLintProblems: issue 13, defect 9.
+// /healthz said 200 while every /api/ route answered 503 because the campaigns
+// do not lint; a load balancer kept sending events to it.
+func TestHealthzIs503WhileTheAPIRefusesForLintProblems(t *testing.T) {
+	b := setupUI(t, "testdata/ui/broken")
+	resp, body := b.get(t, "/api/customers/c1", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+uiToken) })
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("API with lint problems: %d %s, want 503", resp.StatusCode, body)
+	}
+	resp, body = b.get(t, "/healthz", noAuth)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "lint problems") {
+		t.Errorf("/healthz = %d %q, want 503 naming the lint problems", resp.StatusCode, body)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,53 @@ func (s *Server) uiRoutes() {
 	s.mux.Handle("GET /campaigns/{campaign}", s.requireBasic(http.HandlerFunc(s.campaignPage)))
 	s.mux.Handle("GET /campaigns/{campaign}/{step}", s.requireBasic(http.HandlerFunc(s.stepPage)))
 	s.mux.Handle("GET /campaigns/{campaign}/{step}/html", s.requireBasic(http.HandlerFunc(s.stepHTML)))
+	s.mux.HandleFunc("GET /preview/unsubscribe", s.previewLink)
+	s.mux.HandleFunc("GET /preview/preferences", s.previewLink)
+	s.mux.HandleFunc("GET /preview/nps/{score}", s.previewLink)
+}
+
+// previewLinks are the sample customer's links in a preview. A signed link
+// would need a customer, and clicking one would act on it; these lead to
+// previewLink, which says where the link leads in a sent email and changes
+// nothing.
+func previewLinks(base string, fixed map[string]string) render.Links {
+	return render.NewLinks(base+"/preview/unsubscribe", base+"/preview/preferences",
+		func(score int) string { return fmt.Sprintf("%s/preview/nps/%d", base, score) }, fixed)
+}
+
+// previewLink answers a click on a preview's unsubscribe, preferences or NPS
+// link (previewLinks): 200, a page saying what the link does in a sent email.
+// It needs no credentials, as a click in the preview's sandboxed iframe sends
+// none, and shows nothing but fixed text; the preview may frame it.
+func (s *Server) previewLink(w http.ResponseWriter, r *http.Request) {
+	var p linkPage
+	switch {
+	case r.URL.Path == "/preview/unsubscribe":
+		p.Title = "Unsubscribe link (preview)"
+		p.Message = "In a sent email, this link opens the customer's unsubscribe page: one click unsubscribes them from the campaign's topic (or from everything), and email clients offer the same as their own unsubscribe button. This is a preview: nothing was changed."
+	case r.URL.Path == "/preview/preferences":
+		p.Title = "Email preferences link (preview)"
+		p.Message = "In a sent email, this link opens the customer's preference page: a switch per topic, and one to unsubscribe from everything. This is a preview: nothing was changed."
+	default:
+		score, err := strconv.Atoi(r.PathValue("score"))
+		if err != nil || score < 0 || score > 10 {
+			http.NotFound(w, r)
+			return
+		}
+		p.Title = fmt.Sprintf("NPS score %d (preview)", score)
+		p.Message = fmt.Sprintf("In a sent email, this link asks the customer to confirm a score of %d, records it, and offers a box for a comment. This is a preview: nothing was recorded.", score)
+	}
+	p.Sender = s.d.Sender
+	var b bytes.Buffer
+	if err := linkPages["problem"].ExecuteTemplate(&b, "layout", p); err != nil {
+		s.cfg.Log.Error("preview link page", "error", err)
+		http.Error(w, "the preview page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	linkHeaders(w)
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'; base-uri 'none'")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(b.Bytes())
 }
 
 // requireBasic lets a request through when its HTTP Basic password (any user
@@ -243,6 +291,9 @@ func (s *Server) renderStep(r *http.Request, st *campaign.Step) *preview {
 		Status:     http.StatusOK,
 	}
 	data := render.SampleData(set, baseURL(r))
+	if set.Lifecycle != nil {
+		data.Links = previewLinks(baseURL(r), set.Lifecycle.Links)
+	}
 	if p.CustomerID != "" {
 		if s.d.Store == nil {
 			p.Err, p.Status = "No customer store: retain web was started without Redis.", http.StatusServiceUnavailable

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"html"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -132,4 +134,34 @@ func TestBrokenCampaignsShowTheirLintProblems(t *testing.T) {
 		t.Errorf("step of campaigns that do not lint: %d, want 503", resp.StatusCode)
 	}
 	wantContains(t, "step page", body, "The campaigns do not lint", "unknown key &#34;dealy&#34;")
+}
+
+// TestPreviewLinksLeadToPagesThatSayTheyArePreviews: issue 13, defect 9. The
+// sample customer's unsubscribe, preferences and NPS links in a preview were
+// placeholders that answered 400 and 404.
+func TestPreviewLinksLeadToPagesThatSayTheyArePreviews(t *testing.T) {
+	b := setupUI(t, uiCampaigns)
+	href := regexp.MustCompile(`href="([^"]+)"`)
+	var links []string
+	for _, step := range []string{"/campaigns/onboarding/welcome/html", "/campaigns/nps/survey/html"} {
+		resp, body := b.get(t, step, basicAuth)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", step, resp.StatusCode)
+		}
+		for _, m := range href.FindAllStringSubmatch(body, -1) {
+			if u := html.UnescapeString(m[1]); strings.HasPrefix(u, b.ts.URL+"/") {
+				links = append(links, strings.TrimPrefix(u, b.ts.URL))
+			}
+		}
+	}
+	if len(links) < 3 {
+		t.Fatalf("the previews link to %q; want at least unsubscribe, preferences and an NPS score", links)
+	}
+	for _, l := range links {
+		// A click in the preview's iframe sends no credentials.
+		resp, body := b.get(t, l, noAuth)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "preview") {
+			t.Errorf("%s: %d, want 200 and a page that says it is a preview", l, resp.StatusCode)
+		}
+	}
 }
