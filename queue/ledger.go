@@ -316,7 +316,7 @@ func (l *ledger) recordRetrying(ctx context.Context, j *job) error {
 			return err
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, 2*time.Second)
+		wait = min(2*wait, 2*time.Second, max(l.claimTTL/8, 50*time.Millisecond))
 	}
 }
 

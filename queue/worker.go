@@ -55,7 +55,8 @@ type WorkerConfig struct {
 	// ClaimTTL is how long a send stays claimed in the ledger from the moment
 	// its SMTP exchange begins, when its worker dies before recording the
 	// outcome; default 45 seconds. It must exceed the SMTP timeout, which
-	// bounds each step of the exchange.
+	// bounds the exchange of one message, and should exceed the time a Redis
+	// restart takes (the outcome is written once Redis is back).
 	ClaimTTL time.Duration
 	// Hold is how long the claim of a send not begun yet lives without
 	// renewal; the worker renews it every Hold/3 while the send waits, so a
@@ -520,6 +521,9 @@ func (w *Worker) send(ctx context.Context, jobs []*job) {
 			case errors.Is(err, errNotDurable):
 				j.recorded = true
 				w.cfg.Log.Warn("send outcome not durable: a Redis crash now could send it again", "customer", j.key.customer, "step", j.step.ID, "error", err)
+			default:
+				w.cfg.Log.Error("send outcome not recorded: Redis did not answer; the step is sent again when its claim runs out",
+					"customer", j.key.customer, "step", j.step.ID, "message_id", j.msg.MessageID, "error", err)
 			}
 		})
 	}

@@ -2,9 +2,12 @@ package redistest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +20,12 @@ import (
 // policies, crashes).
 type Server struct {
 	Addr string
-	cmd  *exec.Cmd
+	// Dir is its working directory, where its RDB and AOF files are.
+	Dir string
+	cmd *exec.Cmd
+	// path and args start it again on the same port and directory (Restart).
+	path string
+	args []string
 }
 
 // StartServer starts redis-server with args (redis.conf directives as flags,
@@ -36,24 +44,56 @@ func StartServer(tb testing.TB, args ...string) *Server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	all := append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--dir", tb.TempDir(), "--logfile", ""}, args...)
-	cmd := exec.Command(path, all...)
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start redis-server: %v", err)
-	}
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}
+	dir := tb.TempDir()
+	all := append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir, "--logfile", ""}, args...)
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, path: path, args: all}
 	tb.Cleanup(s.Kill)
+	if err := s.start(); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// start runs redis-server and waits until it answers PING (once it has loaded
+// its data set).
+func (s *Server) start() error {
+	cmd := exec.Command(s.path, s.args...)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %v", err)
+	}
+	s.cmd = cmd
 	c := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer c.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c.Ping(context.Background()).Err() == nil {
-			return s
+			return nil
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("redis-server on %s did not answer", s.Addr)
+			return fmt.Errorf("redis-server on %s did not answer", s.Addr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Shutdown stops the server cleanly, as an operator's restart does: SHUTDOWN
+// writes what persistence is configured (the AOF is flushed and fsynced)
+// before the process exits. It returns once the process has exited.
+func (s *Server) Shutdown() error {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer c.Close()
+	// The connection closes as the server exits: no reply is the success.
+	if err := c.Shutdown(context.Background()).Err(); err != nil && !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "connection reset") {
+		return fmt.Errorf("SHUTDOWN redis-server on %s: %w", s.Addr, err)
+	}
+	s.cmd.Wait()
+	return nil
+}
+
+// Restart starts the server again, after Shutdown or Kill, on the same port
+// and directory with the same settings, and returns once it has loaded its
+// data set and answers.
+func (s *Server) Restart() error {
+	return s.start()
 }
 
 // Client returns a client of the server, closed at cleanup.
@@ -65,7 +105,7 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 
 // Kill stops the server at once (SIGKILL), as a crash would.
 func (s *Server) Kill() {
-	if s.cmd.Process != nil {
+	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 	}
