@@ -194,7 +194,10 @@ func TestDevSendsTheDemoWelcomeToItsInboxAndStopsOnSIGTERM(t *testing.T) {
 		t.Errorf("the welcome's parts are not the Dutch variant:\n%s", m.Text)
 	}
 	// The terminal says what happens: one line per email sent.
-	b.out.waitFor(t, regexp.MustCompile(`sent  onboarding/welcome to demo-sanne`), 5*time.Second)
+	b.out.waitFor(t, regexp.MustCompile(`(?m)  sent  onboarding/welcome to demo-sanne$`), 5*time.Second)
+	if out := b.out.String(); strings.Contains(out, "%!") {
+		t.Errorf("retain dev printed a bad format:\n%s", out)
+	}
 	if !strings.Contains(strings.Join(m.Header["List-Unsubscribe"], ""), b.base+"/u/") {
 		t.Errorf("List-Unsubscribe %q does not lead to retain dev", m.Header["List-Unsubscribe"])
 	}

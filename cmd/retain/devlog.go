@@ -48,9 +48,13 @@ func (h *devSends) Handle(ctx context.Context, r slog.Record) error {
 		a[at.Key] = at.Value.String()
 		return true
 	})
+	args := []any{h.now().Format("Mon 2006-01-02 15:04"), a["campaign"], a["step"], a["customer"]}
+	if r.Message == "step skipped" {
+		args = append(args, a["reason"])
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	fmt.Fprintf(h.out, "%s  "+line+"\n", h.now().Format("Mon 2006-01-02 15:04"), a["campaign"], a["step"], a["customer"], a["reason"])
+	fmt.Fprintf(h.out, "%s  "+line+"\n", args...)
 	return nil
 }
 
