@@ -178,12 +178,17 @@ func TestCheckRefusesWhatCanNeverBeMailed(t *testing.T) {
 		{ID: "c1", Email: "a@example.com", FirstName: "Ada\x00"},
 		{ID: "c1", Email: "a@example.com", Name: strings.Repeat("x", 100_000)},
 		{ID: "c1", Email: "a@example.com", Events: []lifecycle.Event{{Name: "signed\nup", At: time.Now()}}},
+		// Domains that are no host names: a symbol, an underscore, and a
+		// label that starts with a combining mark, which IDNA refuses.
+		{ID: "c1", Email: "a@☃.example"},
+		{ID: "c1", Email: "a@exa_mple.com"},
+		{ID: "c1", Email: "a@\u0301bad.example"},
 	} {
 		if err := Check(&r, l); err == nil {
 			t.Errorf("accepted %+v", r)
 		}
 	}
-	for _, email := range []string{"ada@example.com", "ada.lovelace+news@mail.example.co.uk", "jörg@bücher.example", "o'brien@example.ie"} {
+	for _, email := range []string{"ada@example.com", "ada.lovelace+news@mail.example.co.uk", "jörg@bücher.example", "o'brien@example.ie", "ana@xn--bcher-kva.example"} {
 		if err := Check(&Record{ID: "c1", Email: email}, l); err != nil {
 			t.Errorf("%s: %v", email, err)
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // The limits every door (PUT /api/customers, POST /api/events, retain import,
@@ -41,9 +43,9 @@ func CheckTime(at, now time.Time) error {
 // CheckEmail reports whether s is an address retain can send to: an RFC 5322
 // addr-spec as net/mail parses it, without a display name, comments, quoted
 // local part or domain literal, of at most MaxEmailLen bytes, whose domain is a
-// host name. Internationalised domains are checked label by label (letters,
-// digits and hyphens of any script); they are not converted with IDNA, which
-// retain does not depend on: the relay that delivers them does that.
+// host name: labels of letters, digits and hyphens (of any script) that
+// convert with IDNA (golang.org/x/net/idna, registration profile, after
+// lower-casing) to an xn-- form of valid length, as a relay will convert it.
 func CheckEmail(s string) error {
 	bad := func(why string) error { return fmt.Errorf("email %q is not an email address%s", s, why) }
 	if !utf8.ValidString(s) {
@@ -61,17 +63,20 @@ func CheckEmail(s string) error {
 	if len(local) > maxLocalLen {
 		return bad(fmt.Sprintf(": the part before @ is longer than %d bytes", maxLocalLen))
 	}
-	if len(domain) > 253 {
-		return bad(": the domain is longer than 253 bytes")
-	}
 	for _, label := range strings.Split(domain, ".") {
-		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
-			return bad(fmt.Sprintf(": %q is not a host name", domain))
-		}
 		for _, r := range label {
 			if r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.Is(unicode.Mn, r) && !unicode.Is(unicode.Mc, r) {
 				return bad(fmt.Sprintf(": %q is not a host name", domain))
 			}
+		}
+	}
+	ascii, err := idna.Registration.ToASCII(strings.ToLower(domain))
+	if err != nil || len(ascii) > 253 {
+		return bad(fmt.Sprintf(": %q is not a host name", domain))
+	}
+	for _, label := range strings.Split(ascii, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return bad(fmt.Sprintf(": %q is not a host name", domain))
 		}
 	}
 	return nil
