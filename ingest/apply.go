@@ -92,12 +92,6 @@ func (a *Applier) Record(ctx context.Context, r *Record) (Result, error) {
 func (a *Applier) Upsert(ctx context.Context, r *Record) (Result, error) {
 	var res Result
 	now := a.now()
-	created := now
-	for _, ev := range r.Events {
-		if ev.At.Before(created) {
-			created = ev.At
-		}
-	}
 	err := a.Store.Update(ctx, r.ID, "", func(c *lifecycle.Customer) (*store.Change, error) {
 		res = Result{}
 		var chs []lifecycle.Change
@@ -107,10 +101,9 @@ func (a *Applier) Upsert(ctx context.Context, r *Record) (Result, error) {
 				return nil, fmt.Errorf("new customer %s needs an email", r.ID)
 			}
 			var err error
-			if c, chs, err = a.Engine.NewCustomer(r.ID, r.Email, r.Stage, created); err != nil {
+			if c, chs, err = NewCustomer(a.Engine, r, now); err != nil {
 				return nil, err
 			}
-			a.Engine.Scheduled(c, now, nil) // created in the past: a backfill
 			res.Created = true
 		} else {
 			// r.Stage is where a new customer starts; an existing one keeps its
@@ -135,13 +128,7 @@ func (a *Applier) preflight(ctx context.Context, r *Record) error {
 		if r.Email == "" {
 			return fmt.Errorf("new customer %s needs an email", r.ID)
 		}
-		created := a.now()
-		for _, ev := range r.Events {
-			if ev.At.Before(created) {
-				created = ev.At
-			}
-		}
-		if c, _, err = a.Engine.NewCustomer(r.ID, r.Email, r.Stage, created); err != nil {
+		if c, _, err = NewCustomer(a.Engine, r, a.now()); err != nil {
 			return err
 		}
 	case err != nil:
@@ -211,6 +198,27 @@ func (a *Applier) Event(ctx context.Context, customerID string, ev lifecycle.Eve
 }
 
 // setProfile copies the fields r sets onto c.
+// NewCustomer is the customer r describes, as an import at now creates it: in
+// r.Stage (default: the first stage) at the time of its first event, or now,
+// with r's profile, and its enrollments noted as scheduled now — a customer
+// created in the past is a backfill (lifecycle.Engine.SkipStale). retain plan
+// starts from the same customer, so that the plan is what an import sends.
+func NewCustomer(eng *lifecycle.Engine, r *Record, now time.Time) (*lifecycle.Customer, []lifecycle.Change, error) {
+	created := now
+	for _, ev := range r.Events {
+		if ev.At.Before(created) {
+			created = ev.At
+		}
+	}
+	c, chs, err := eng.NewCustomer(r.ID, r.Email, r.Stage, created)
+	if err != nil {
+		return nil, nil, err
+	}
+	setProfile(c, r)
+	eng.Scheduled(c, now, nil)
+	return c, chs, nil
+}
+
 func setProfile(c *lifecycle.Customer, r *Record) {
 	for dst, src := range map[*string]string{&c.Email: r.Email, &c.FirstName: r.FirstName, &c.Name: r.Name, &c.Locale: r.Locale, &c.Timezone: r.Timezone} {
 		if src != "" {

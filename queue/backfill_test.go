@@ -76,18 +76,10 @@ func TestPlanAgreesWithWhatIsSentAfterABackfill(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The plan, as retain plan builds it from the same record.
-		created := imported
-		for _, ev := range rec.Events {
-			if ev.At.Before(created) {
-				created = ev.At
-			}
-		}
-		c, _, err := eng.NewCustomer(rec.ID, rec.Email, rec.Stage, created)
+		c, _, err := ingest.NewCustomer(eng, rec, imported)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.FirstName, c.Attributes, c.Timezone = rec.FirstName, rec.Attributes, rec.Timezone
-		eng.Scheduled(c, imported, nil)
 		chs, err := eng.SimulateFrom(c, rec.Events, imported, until)
 		if err != nil {
 			t.Fatal(err)

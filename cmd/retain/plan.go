@@ -107,19 +107,11 @@ func runPlan(c *command, e *env, args []string) int {
 	}
 	until := from.Add(horizon)
 
-	created := from
-	for _, ev := range rec.Events {
-		if ev.At.Before(created) {
-			created = ev.At
-		}
-	}
-	cust, _, err := eng.NewCustomer(rec.ID, rec.Email, rec.Stage, created)
+	cust, _, err := ingest.NewCustomer(eng, rec, from) // as an import at --from
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain plan: %s: %v\n", *customerPath, err)
 		return exitProblems
 	}
-	cust.FirstName, cust.Name, cust.Locale, cust.Timezone, cust.Attributes = rec.FirstName, rec.Name, rec.Locale, rec.Timezone, rec.Attributes
-	eng.Scheduled(cust, from, nil) // created at --from, as an import then would
 	data := render.SampleData(l.set, baseURL(e))
 	data.Customer, _ = readCustomer(*customerPath, l.set.Lifecycle)
 	out, err := plan.Build(eng, l.renderer, cust, rec.Events, data, from, until)
