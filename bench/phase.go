@@ -54,6 +54,7 @@ func (h *harness) phaseBare(ctx context.Context) error {
 			h.bareFast = st.rate()
 		}
 		h.add(fmt.Sprintf("%s (%d conns, %d msgs)", s.label, h.cfg.conns, st.Count), perSec(st.rate()), s.target)
+		h.add(fmt.Sprintf("  CPU ms per email: loop %.3f, sink %.3f; bytes per email at the sink %d B", cpuHarness.Seconds()*1000/float64(st.Count), cpuSink.Seconds()*1000/float64(st.Count), st.perEmail()), "", "")
 	}
 	h.note("bare loop: each message is rendered per send with the render package (step %s, ~500 words) and built with mailer.Message.Build, like the worker; go-mail clients stay connected for the whole run (the worker's pool reconnects every 100 messages, its default max_per_conn)", benchStep)
 	return nil
@@ -64,7 +65,8 @@ type pipelineRun struct {
 	st          sinkStats
 	startToLast time.Duration // scheduler start → last message at the sink
 	cpu         map[string]time.Duration
-	redisCmds   int64 // commands Redis processed meanwhile (server-wide)
+	redisCmds   int64            // commands Redis processed meanwhile (server-wide)
+	cmdCalls    map[string]int64 // of those, per command (INFO commandstats, scripts' calls included)
 }
 
 // pipeline seeds n customers whose first step is due at one moment in the past,
@@ -101,7 +103,7 @@ func (h *harness) pipeline(ctx context.Context, phase string, s *sinkProc, n int
 		worker.cmd.Process.Signal(syscall.SIGUSR1)
 	}
 	before := map[string]time.Duration{"worker": worker.cpu(), "redis": pidCPU(h.redisPID), "sink": s.cpu(), "harness": selfCPU()}
-	cmds0 := h.redisCommands(ctx)
+	cmds0, stats0 := h.redisCommands(ctx), h.commandStats(ctx)
 	begin := time.Now()
 	sched, err := start("scheduler", filepath.Join(logs, phase+"-scheduler.log"), env, h.retainBin, "scheduler")
 	if err != nil {
@@ -118,6 +120,10 @@ func (h *harness) pipeline(ctx context.Context, phase string, s *sinkProc, n int
 		pr.cpu[k] -= v
 	}
 	pr.redisCmds = h.redisCommands(ctx) - cmds0
+	pr.cmdCalls = h.commandStats(ctx)
+	for k, v := range stats0 {
+		pr.cmdCalls[k] -= v
+	}
 	if profile != "" {
 		worker.cmd.Process.Signal(syscall.SIGUSR2)
 		time.Sleep(200 * time.Millisecond)
@@ -135,9 +141,54 @@ func cpuLine(pr pipelineRun) string {
 	for _, k := range []string{"worker", "redis", "scheduler", "sink", "harness"} {
 		parts = append(parts, fmt.Sprintf("%s %.2fs", k, pr.cpu[k].Seconds()))
 	}
-	return fmt.Sprintf("CPU used from scheduler start to last message (%.2fs wall, %d cores): %s", pr.startToLast.Seconds(), numCPU(), strings.Join(parts, ", ")) +
-		fmt.Sprintf("; first→last %.2fs; worker %.2f ms CPU per email; Redis ran %.1f commands per email (server-wide count)",
-			wall.Seconds(), pr.cpu["worker"].Seconds()*1000/float64(pr.st.Count), float64(pr.redisCmds)/float64(pr.st.Count))
+	return fmt.Sprintf("CPU used from scheduler start to last message (%.2fs wall, %d cores): %s; first→last %.2fs",
+		pr.startToLast.Seconds(), numCPU(), strings.Join(parts, ", "), wall.Seconds())
+}
+
+// perEmailLine is the CPU milliseconds per email of every process, the figure
+// to compare changes by on a noisy machine.
+func perEmailLine(pr pipelineRun) string {
+	var parts []string
+	for _, k := range []string{"worker", "redis", "scheduler", "sink"} {
+		parts = append(parts, fmt.Sprintf("%s %.3f", k, pr.cpuPerEmail(k)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cpuPerEmail is process k's CPU milliseconds per email at the sink.
+func (pr pipelineRun) cpuPerEmail(k string) float64 {
+	return pr.cpu[k].Seconds() * 1000 / float64(max(pr.st.Count, 1))
+}
+
+// commandsLine lists the commands Redis ran per email, most first.
+func commandsLine(pr pipelineRun) string {
+	type kv struct {
+		cmd string
+		n   int64
+	}
+	var all []kv
+	for k, v := range pr.cmdCalls {
+		if v > 0 {
+			all = append(all, kv{k, v})
+		}
+	}
+	slices.SortFunc(all, func(a, b kv) int { return int(b.n - a.n) })
+	var parts []string
+	for _, c := range all {
+		parts = append(parts, fmt.Sprintf("%s %.2f", c.cmd, float64(c.n)/float64(max(pr.st.Count, 1))))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// pipelineRows adds the per-email figures of a pipeline run to the table.
+func (h *harness) pipelineRows(phase string, pr pipelineRun) {
+	h.add("  CPU ms per email: "+perEmailLine(pr), "", "")
+	h.add("  worker CPU per email", fmt.Sprintf("%.3f ms", pr.cpuPerEmail("worker")), "≤ 0.20 ms")
+	h.add("  Redis commands per email (server-wide)", fmt.Sprintf("%.1f", float64(pr.redisCmds)/float64(max(pr.st.Count, 1))), "≤ 5")
+	h.add("  Redis CPU per email", fmt.Sprintf("%.3f ms", pr.cpuPerEmail("redis")), "")
+	h.add("  bytes per email at the sink", fmt.Sprintf("%d B", pr.st.perEmail()), "")
+	h.note("%s: %s", phase, cpuLine(pr))
+	h.note("%s: Redis commands per email, by command (scripts' calls counted as Redis counts them): %s", phase, commandsLine(pr))
 }
 
 func (h *harness) phaseRelay(ctx context.Context) error {
@@ -150,7 +201,7 @@ func (h *harness) phaseRelay(ctx context.Context) error {
 		h.add("  ratio to the bare loop, 2 ms relay", fmt.Sprintf("%.2f", pr.st.rate()/h.bareRelay), "≥ 0.95")
 	}
 	h.add("  scheduler start → last message", perSec(float64(pr.st.Count)/pr.startToLast.Seconds()), "")
-	h.note("relay: %s", cpuLine(pr))
+	h.pipelineRows("relay", pr)
 	return nil
 }
 
@@ -168,7 +219,7 @@ func (h *harness) phaseCPU(ctx context.Context) error {
 	if h.bareFast > 0 {
 		h.add("  ratio to the bare loop, immediate relay", fmt.Sprintf("%.2f", pr.st.rate()/h.bareFast), "")
 	}
-	h.note("cpu: %s", cpuLine(pr))
+	h.pipelineRows("cpu", pr)
 	if profile != "" {
 		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=40", h.retainBin, profile).CombinedOutput()
 		txt := filepath.Join(h.out, "worker-cpu.txt")
@@ -298,6 +349,25 @@ func (h *harness) phaseEnroll(ctx context.Context) error {
 	}
 	h.add(fmt.Sprintf("scheduler claim+enqueue (one Tick, %d due, batches of 50)", enq), fmt.Sprintf("%s (%s)", perSec(float64(enq)/tickDur.Seconds()), tickDur.Round(time.Millisecond)), "")
 	return nil
+}
+
+// commandStats is the calls of each command, from INFO commandstats.
+func (h *harness) commandStats(ctx context.Context) map[string]int64 {
+	out := map[string]int64{}
+	info, err := h.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		n, _ := strconv.ParseInt(calls, 10, 64)
+		out[strings.TrimPrefix(name, "cmdstat_")] = n
+	}
+	return out
 }
 
 // redisCommands is INFO stats total_commands_processed.

@@ -164,6 +164,15 @@ type sinkStats struct {
 	Count int   `json:"count"`
 	First int64 `json:"first"` // unix ns
 	Last  int64 `json:"last"`
+	Bytes int64 `json:"bytes"` // message bytes the sink read (headers and body, unstuffed)
+}
+
+// perEmail is the mean message size at the sink.
+func (st sinkStats) perEmail() int64 {
+	if st.Count == 0 {
+		return 0
+	}
+	return st.Bytes / int64(st.Count)
 }
 
 func (s *sinkProc) stats() (sinkStats, error) {

@@ -75,8 +75,9 @@ type arrival struct {
 type sink struct {
 	delay time.Duration
 
-	mu   sync.Mutex
-	seen []arrival
+	mu    sync.Mutex
+	seen  []arrival
+	bytes int64 // message bytes read after DATA (headers and body, dots unstuffed)
 }
 
 func (s *sink) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{s: s}, nil }
@@ -93,7 +94,8 @@ func (s *sink) stats(w http.ResponseWriter, _ *http.Request) {
 		Count int   `json:"count"`
 		First int64 `json:"first,omitempty"`
 		Last  int64 `json:"last,omitempty"`
-	}{Count: len(s.seen)}
+		Bytes int64 `json:"bytes"`
+	}{Count: len(s.seen), Bytes: s.bytes}
 	if len(s.seen) > 0 {
 		st.First, st.Last = s.seen[0].at, s.seen[len(s.seen)-1].at
 	}
@@ -112,7 +114,7 @@ func (s *sink) arrivals(w http.ResponseWriter, _ *http.Request) {
 
 func (s *sink) reset(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	s.seen = nil
+	s.seen, s.bytes = nil, 0
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -131,13 +133,15 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (ss *session) Data(r io.Reader) error {
-	if _, err := io.Copy(io.Discard, r); err != nil {
+	n, err := io.Copy(io.Discard, r)
+	if err != nil {
 		return err
 	}
 	ss.s.wait()
 	// The time is taken under the lock, so arrivals are in time order.
 	ss.s.mu.Lock()
 	ss.s.seen = append(ss.s.seen, arrival{rcpt: ss.to, at: time.Now().UnixNano()})
+	ss.s.bytes += n
 	ss.s.mu.Unlock()
 	return nil
 }
