@@ -19,6 +19,10 @@ type SchedulerConfig struct {
 	Interval time.Duration
 	// Batch is how many due customers one send:due task carries; default 50.
 	Batch int
+	// MaxPerTick is how many due customers one tick hands out at most;
+	// default 2,000. The rest go on the next ticks, so a large backlog does
+	// not wait in the queue longer than its leases last.
+	MaxPerTick int
 	// Lease is how long a claimed customer is held for the worker that gets
 	// its task (see store.Lease); the worker renews it while it works, so
 	// when a worker dies, the customer is free again after at most Lease.
@@ -50,6 +54,7 @@ type Scheduler struct {
 func NewScheduler(cfg SchedulerConfig, rdb redis.UniversalClient, prefix string, applier *ingest.Applier, client *Client) *Scheduler {
 	cfg.Interval = cmpOr(cfg.Interval, time.Second)
 	cfg.Batch = cmpOr(cfg.Batch, 50)
+	cfg.MaxPerTick = cmpOr(cfg.MaxPerTick, 2000)
 	cfg.Lease = cmpOr(cfg.Lease, DefaultLease)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -103,6 +108,12 @@ func (s *Scheduler) Tick(ctx context.Context) (swept, enqueued int, err error) {
 		}
 	}
 	var errs []error
+	// Customers of a worker that died are due again once their lease ran out.
+	if n, err := s.store.RequeueLost(ctx, s.cfg.Lease); err != nil {
+		errs = append(errs, err)
+	} else if n > 0 {
+		s.cfg.Log.Warn("customers of lost leases are due again: a worker stopped before it finished them", "customers", n)
+	}
 	for {
 		l, err := s.store.ClaimDue(ctx, now, s.cfg.Lease, s.cfg.Batch)
 		if err != nil {
@@ -120,7 +131,7 @@ func (s *Scheduler) Tick(ctx context.Context) (swept, enqueued int, err error) {
 			return swept, enqueued, errors.Join(append(errs, err)...)
 		}
 		enqueued += len(l.IDs)
-		if len(l.IDs) < s.cfg.Batch {
+		if len(l.IDs) < s.cfg.Batch || enqueued >= s.cfg.MaxPerTick {
 			break
 		}
 	}

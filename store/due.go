@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,10 +16,17 @@ import (
 // A Lease is a claim on due customers: while it holds, no scheduler hands them
 // out again and no event handler processes them beside its worker. Each leased
 // customer has a key of its own, {p}lease:{id}, holding the lease's random
-// Token and expiring after the lease's time to live unless renewed. The due
-// index is never touched by leasing: its score stays the customer's real due
-// time, so no write of the customer can end a lease by accident, and a lease is
-// only renewed or released by whoever holds its token.
+// Token and expiring after the lease's time to live unless renewed; only the
+// holder of the token renews or releases it, and no write of the customer ends
+// it.
+//
+// ClaimDue also adds LeasedOffset to each claimed customer's due score, which
+// keeps its real due time (the score minus the offset) and moves it out of
+// the range the next claims scan: without it every tick would try, and fail,
+// to claim each customer in flight again. The customer's write-back puts its
+// next due time there; a release without one (a failure before the write)
+// puts the real due time back; and a scheduler puts back, once per lease time,
+// those whose lease ran out (RequeueLost: a worker died).
 type Lease struct {
 	IDs   []string
 	Token string
@@ -32,41 +42,64 @@ func NewToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// leaseScanMax bounds how many due entries one ClaimDue looks at: the oldest
-// due customers may all be leased (being sent), and scanning past all of them
-// on every tick would cost what is in flight. When that many are in flight, the
-// workers are busy: the scheduler claims more on a later tick.
+// leaseScanMax bounds how many due entries one ClaimDue looks at: due
+// customers may be leased by an event handler (whose leases leave the due
+// index as it is), and scanning past all of them on every tick would cost what
+// is in flight. When that many are in flight, the workers are busy: the
+// scheduler claims more on a later tick.
 const leaseScanMax = 2000
+
+// LeasedOffset is added to the due score of a customer a scheduler leased: 2^44
+// ms, about 557 years, far above any real due time, and low enough that the sum
+// stays an exact integer in a float64 score.
+const LeasedOffset = 1 << 44
+
+// dueTime is the real due time of a due index score.
+func dueTime(score float64) time.Time {
+	ms := int64(score)
+	if ms >= LeasedOffset {
+		ms -= LeasedOffset
+	}
+	return time.UnixMilli(ms)
+}
 
 // claimDue takes up to ARGV[3] customers due at ARGV[1] (unix ms) that no one
 // holds, oldest first, leasing each for ARGV[2] ms under the token ARGV[4]:
-// a second scheduler running it at the same moment gets other customers.
+// a second scheduler running it at the same moment gets other customers. It
+// adds ARGV[8] (LeasedOffset) to the claimed customers' due scores and sets
+// the fresh marker ARGV[7] for half the lease (see TakeLease).
 var claimDue = redis.NewScript(`
-local claimed, offset, scanned = {}, 0, 0
+local claimed, moved, offset, scanned = {}, {}, 0, 0
 local limit, max = tonumber(ARGV[3]), tonumber(ARGV[6])
 while #claimed < limit and scanned < max do
-	local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', offset, 200)
-	if #ids == 0 then break end
-	for _, id in ipairs(ids) do
+	local zs = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', offset, 200, 'WITHSCORES')
+	if #zs == 0 then break end
+	for i = 1, #zs, 2 do
+		local id = zs[i]
 		scanned = scanned + 1
 		if redis.call('SET', ARGV[5] .. id, ARGV[4], 'NX', 'PX', ARGV[2]) then
 			claimed[#claimed + 1] = id
+			moved[#moved + 1] = string.format('%d', tonumber(zs[i + 1]) + tonumber(ARGV[8]))
+			moved[#moved + 1] = id
 			if #claimed >= limit then break end
 		end
 	end
-	offset = offset + #ids
+	offset = offset + #zs / 2
+end
+if #claimed > 0 then
+	redis.call('ZADD', KEYS[1], 'XX', unpack(moved))
+	redis.call('SET', ARGV[7], '1', 'PX', math.max(1, math.floor(tonumber(ARGV[2]) / 2)))
 end
 return claimed
 `)
 
 // ClaimDue leases up to limit customers whose next email is due at now and
 // that nobody holds, oldest first, for ttl (see Lease). The cost follows the
-// number due and in flight, not the number of customers. It returns nil when
-// none is due.
+// number due, not the number of customers. It returns nil when none is due.
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, ttl time.Duration, limit int) (*Lease, error) {
 	token := NewToken()
 	ids, err := claimDue.Run(ctx, s.rdb, []string{s.dueKey()},
-		now.UnixMilli(), ttl.Milliseconds(), limit, token, s.leaseKey(""), leaseScanMax).StringSlice()
+		now.UnixMilli(), ttl.Milliseconds(), limit, token, s.leaseKey(""), leaseScanMax, s.freshKey(token), LeasedOffset).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("store: claim due customers: %w", err)
 	}
@@ -96,12 +129,34 @@ end
 return held
 `)
 
-// releaseLease deletes each key of KEYS that holds the token ARGV[1].
+// releaseLease deletes each key of KEYS[2..] that holds the token ARGV[1], and
+// the fresh marker KEYS[1]. With ARGV[2] = "1", each released customer (IDs
+// from ARGV[5]) whose due score in ARGV[3] still carries the offset ARGV[4]
+// gets its real due time back.
 var releaseLease = redis.NewScript(`
-for _, k in ipairs(KEYS) do
-	if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
+redis.call('DEL', KEYS[1])
+local mine, ids = {}, {}
+local vals = redis.call('MGET', unpack(KEYS, 2))
+for i, v in ipairs(vals) do
+	if v == ARGV[1] then
+		mine[#mine + 1] = KEYS[i + 1]
+		ids[#ids + 1] = ARGV[i + 4]
+	end
 end
-return 0
+if #mine == 0 then return 0 end
+redis.call('DEL', unpack(mine))
+if ARGV[2] == '1' then
+	local scores = redis.call('ZMSCORE', ARGV[3], unpack(ids))
+	local back = {}
+	for i, sc in ipairs(scores) do
+		if sc and tonumber(sc) >= tonumber(ARGV[4]) then
+			back[#back + 1] = string.format('%d', tonumber(sc) - tonumber(ARGV[4]))
+			back[#back + 1] = ids[i]
+		end
+	end
+	if #back > 0 then redis.call('ZADD', ARGV[3], 'XX', unpack(back)) end
+end
+return #mine
 `)
 
 // LeaseCustomers leases those of ids that nobody holds, for ttl, under a new
@@ -109,6 +164,25 @@ return 0
 // schedulers). The lease's IDs are the customers it got; nil when none.
 func (s *Store) LeaseCustomers(ctx context.Context, ids []string, ttl time.Duration) (*Lease, error) {
 	return s.HoldLease(ctx, &Lease{IDs: ids, Token: NewToken(), TTL: ttl})
+}
+
+// TakeLease is HoldLease for the worker that starts on a lease: a lease
+// claimed by ClaimDue less than half its time to live ago (its fresh marker
+// still exists) holds every one of its customers for at least another half,
+// so it is taken as it is with one EXISTS; an older one is renewed by
+// HoldLease. The caller renews it within half its time to live.
+func (s *Store) TakeLease(ctx context.Context, l *Lease) (*Lease, error) {
+	if l == nil || len(l.IDs) == 0 {
+		return nil, nil
+	}
+	n, err := s.rdb.Exists(ctx, s.freshKey(l.Token)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: take lease of %d customers: %w", len(l.IDs), err)
+	}
+	if n == 1 {
+		return l, nil
+	}
+	return s.HoldLease(ctx, l)
 }
 
 // HoldLease renews l for its TTL and returns the lease of the customers it
@@ -142,31 +216,104 @@ func (s *Store) HoldLease(ctx context.Context, l *Lease) (*Lease, error) {
 	return out, nil
 }
 
-// ReleaseLease ends l for the customers it still holds: they can be claimed
-// again at their due time. Keys another holder took are left alone.
+// ReleaseLease ends l for the customers it still holds, and gives those whose
+// due entry is still the claim's (nothing wrote them meanwhile) their real due
+// time back: they are claimed again on the next tick. Keys another holder took
+// are left alone.
 func (s *Store) ReleaseLease(ctx context.Context, l *Lease) error {
+	return s.releaseLease(ctx, l, "1")
+}
+
+// EndLease ends l for the customers it still holds, once each of them was
+// written back with its next due time: ReleaseLease without the due entries.
+func (s *Store) EndLease(ctx context.Context, l *Lease) error {
+	return s.releaseLease(ctx, l, "")
+}
+
+func (s *Store) releaseLease(ctx context.Context, l *Lease, restore string) error {
 	if l == nil || len(l.IDs) == 0 {
 		return nil
 	}
-	keys := make([]string, len(l.IDs))
-	for i, id := range l.IDs {
-		keys[i] = s.leaseKey(id)
+	// Scripts unpack their keys onto Lua's stack: keep each call well
+	// below its limit (8,000).
+	const chunk = 1000
+	var errs []error
+	for ids := range slices.Chunk(l.IDs, chunk) {
+		keys := make([]string, 1, len(ids)+1)
+		keys[0] = s.freshKey(l.Token)
+		args := make([]any, 4, len(ids)+4)
+		args[0], args[1], args[2], args[3] = l.Token, restore, s.dueKey(), LeasedOffset
+		for _, id := range ids {
+			keys = append(keys, s.leaseKey(id))
+			args = append(args, id)
+		}
+		if err := releaseLease.Run(ctx, s.rdb, keys, args...).Err(); err != nil && err != redis.Nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := releaseLease.Run(ctx, s.rdb, keys, l.Token).Err(); err != nil && err != redis.Nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("store: release lease of %d customers: %w", len(l.IDs), err)
 	}
 	return nil
 }
 
-// NextDueAt returns when the earliest email in the due index is due, or zero
-// when none is.
+// requeueLost gives the customers whose due score carries the offset ARGV[1]
+// and whose lease key (ARGV[2] .. id) is gone their real due time back, at
+// most once per ARGV[4] ms (the lock KEYS[2]), at most ARGV[3] of them.
+var requeueLost = redis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[4]) then return -1 end
+local zs = redis.call('ZRANGE', KEYS[1], ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0, ARGV[3], 'WITHSCORES')
+local back = {}
+for i = 1, #zs, 2 do
+	if redis.call('EXISTS', ARGV[2] .. zs[i]) == 0 then
+		back[#back + 1] = string.format('%d', tonumber(zs[i + 1]) - tonumber(ARGV[1]))
+		back[#back + 1] = zs[i]
+	end
+end
+if #back > 0 then redis.call('ZADD', KEYS[1], 'XX', unpack(back)) end
+return #back / 2
+`)
+
+// RequeueLost puts back in the due range the customers a scheduler leased
+// whose lease ran out without a write-back or a release (their worker died),
+// with their real due time, so the next claim hands them out again. It does
+// the work at most once per every, whichever scheduler calls it, looking at no
+// more than leaseScanMax customers in flight, and returns how many it put
+// back (-1 when it was not its turn).
+func (s *Store) RequeueLost(ctx context.Context, every time.Duration) (int, error) {
+	n, err := requeueLost.Run(ctx, s.rdb, []string{s.dueKey(), s.prefix + "lock:requeue"},
+		LeasedOffset, s.leaseKey(""), leaseScanMax, max(every.Milliseconds(), 1)).Int()
+	if err != nil {
+		return 0, fmt.Errorf("store: requeue customers of lost leases: %w", err)
+	}
+	return n, nil
+}
+
+// NextDueAt returns when the earliest email in the due index is due, in
+// flight or not, or zero when none is.
 func (s *Store) NextDueAt(ctx context.Context) (time.Time, error) {
-	zs, err := s.rdb.ZRangeWithScores(ctx, s.dueKey(), 0, 0).Result()
+	return s.oldestDue(ctx, s.rdb)
+}
+
+// oldestDue is the earliest real due time in the due index: the lower of the
+// first entry waiting and the first entry in flight.
+func (s *Store) oldestDue(ctx context.Context, rdb redis.Cmdable) (time.Time, error) {
+	var waiting, leased *redis.ZSliceCmd
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		waiting = p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.dueKey(), ByScore: true, Start: "-inf", Stop: "(" + strconv.Itoa(LeasedOffset), Count: 1})
+		leased = p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.dueKey(), ByScore: true, Start: strconv.Itoa(LeasedOffset), Stop: "+inf", Count: 1})
+		return nil
+	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: next due: %w", err)
 	}
-	if len(zs) == 0 {
-		return time.Time{}, nil
+	var oldest time.Time
+	for _, zs := range [][]redis.Z{waiting.Val(), leased.Val()} {
+		if len(zs) > 0 {
+			if t := dueTime(zs[0].Score); oldest.IsZero() || t.Before(oldest) {
+				oldest = t
+			}
+		}
 	}
-	return time.UnixMilli(int64(zs[0].Score)), nil
+	return oldest, nil
 }

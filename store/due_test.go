@@ -60,8 +60,8 @@ func TestClaimDueLeasesEachCustomerOnce(t *testing.T) {
 	if l, _ := b.store.ClaimDue(b.ctx, now.Add(time.Hour), time.Minute, 100); l == nil || len(l.IDs) != 1 || l.IDs[0] != "later" {
 		t.Errorf("claimed %v during the leases; want only the customer due later", l)
 	}
-	// The due index keeps each customer's real due time: leasing writes
-	// nothing there.
+	// While leased, their due entries are out of the range the next claims
+	// scan, and keep their real due time.
 	if next, _ := b.store.NextDueAt(b.ctx); !next.Equal(now.Add(-49 * time.Second)) {
 		t.Errorf("NextDueAt = %v, want the oldest real due time %v", next, now.Add(-49*time.Second))
 	}
@@ -121,6 +121,10 @@ func TestALeaseThatRanOutIsTakenAgainOnlyWhenFree(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	var next *Lease
 	for next == nil && time.Now().Before(deadline) {
+		// Each tick: the customers of lost leases are put back, then claimed.
+		if _, err := b.store.RequeueLost(b.ctx, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
 		next, _ = b.store.ClaimDue(b.ctx, now, time.Minute, 10)
 	}
 	if next == nil {
@@ -128,5 +132,66 @@ func TestALeaseThatRanOutIsTakenAgainOnlyWhenFree(t *testing.T) {
 	}
 	if held, _ := b.store.HoldLease(b.ctx, l); held != nil {
 		t.Errorf("the first holder took %v back from the second", held.IDs)
+	}
+}
+
+// TestLeaseEndsAsTheWorkerLeavesIt: a fresh lease is taken without renewing
+// it, a stale one is renewed; ending a lease after the write-back keeps the
+// due time written, releasing one without a write-back gives the customers
+// their due time back; and the next claim scans past customers in flight.
+func TestLeaseEndsAsTheWorkerLeavesIt(t *testing.T) {
+	b := setup(t)
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	b.putDue(t, "c1", now)
+	b.putDue(t, "c2", now.Add(-time.Second))
+	l, err := b.store.ClaimDue(b.ctx, now, 200*time.Millisecond, 1)
+	if err != nil || l == nil || len(l.IDs) != 1 || l.IDs[0] != "c2" {
+		t.Fatalf("claim: %v %v, want c2, the oldest", l, err)
+	}
+	// The customer in flight left the range the next claim scans, keeping
+	// its due time in its score.
+	if sc := b.rdb.ZScore(b.ctx, b.prefix+"due", "c2").Val(); sc != float64(now.Add(-time.Second).UnixMilli()+LeasedOffset) {
+		t.Errorf("the claimed customer's due score is %v, want its due time + LeasedOffset", sc)
+	}
+	l2, err := b.store.ClaimDue(b.ctx, now, time.Minute, 5)
+	if err != nil || l2 == nil || len(l2.IDs) != 1 || l2.IDs[0] != "c1" {
+		t.Fatalf("second claim: %v %v, want c1", l2, err)
+	}
+	fresh := b.rdb.Exists(b.ctx, b.prefix+"lease-fresh:"+l.Token).Val()
+	if got, err := b.store.TakeLease(b.ctx, l); err != nil || got == nil || fresh != 1 {
+		t.Fatalf("take a fresh lease: %v %v (marker %d)", got, err, fresh)
+	}
+	if ttl := b.rdb.PTTL(b.ctx, b.prefix+"lease:c2").Val(); ttl > 200*time.Millisecond {
+		t.Errorf("taking a fresh lease renewed it to %v", ttl)
+	}
+	time.Sleep(150 * time.Millisecond) // past half the lease: the marker is gone
+	if got, err := b.store.TakeLease(b.ctx, l); err != nil || got == nil {
+		t.Fatalf("take a stale lease: %v %v", got, err)
+	}
+	if ttl := b.rdb.PTTL(b.ctx, b.prefix+"lease:c2").Val(); ttl < 150*time.Millisecond {
+		t.Errorf("taking a stale lease left it %v to live, want it renewed to 200ms", ttl)
+	}
+
+	// The worker wrote c2's next due time, then ends the lease: it stays.
+	next := now.Add(24 * time.Hour)
+	b.putDue(t, "c2", next)
+	if err := b.store.EndLease(b.ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if sc := b.rdb.ZScore(b.ctx, b.prefix+"due", "c2").Val(); sc != float64(next.UnixMilli()) {
+		t.Errorf("after EndLease the due score is %v, want the written %v", sc, next.UnixMilli())
+	}
+	if n := b.rdb.Exists(b.ctx, b.prefix+"lease:c2").Val(); n != 0 {
+		t.Error("EndLease left the lease key")
+	}
+	// The other worker failed before writing: released, c1 is due again.
+	if err := b.store.ReleaseLease(b.ctx, l2); err != nil {
+		t.Fatal(err)
+	}
+	if sc := b.rdb.ZScore(b.ctx, b.prefix+"due", "c1").Val(); sc != float64(now.UnixMilli()) {
+		t.Errorf("after ReleaseLease the due score is %v, want c1's due time %v", sc, now.UnixMilli())
+	}
+	if again, _ := b.store.ClaimDue(b.ctx, now, time.Minute, 5); again == nil || again.IDs[0] != "c1" {
+		t.Errorf("after the release: claimed %v, want c1", again)
 	}
 }

@@ -2,12 +2,9 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 func (s *Store) tickKey() string { return s.prefix + "scheduler:tick" }
@@ -46,21 +43,12 @@ func (b Backlog) Overdue(now time.Time) time.Duration {
 // the index holds, so a customer a worker holds longer than its lease shows up
 // as overdue too.
 func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
-	var oldest *redis.ZSliceCmd
-	var tick *redis.StringCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		oldest = p.ZRangeWithScores(ctx, s.dueKey(), 0, 0)
-		tick = p.Get(ctx, s.tickKey())
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	oldest, err := s.oldestDue(ctx, s.rdb)
+	if err != nil {
 		return Backlog{}, fmt.Errorf("store: read the due backlog: %w", err)
 	}
-	var b Backlog
-	if zs := oldest.Val(); len(zs) > 0 {
-		b.OldestDue = time.UnixMilli(int64(zs[0].Score))
-	}
-	if v, err := tick.Result(); err == nil {
+	b := Backlog{OldestDue: oldest}
+	if v, err := s.rdb.Get(ctx, s.tickKey()).Result(); err == nil {
 		ms, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return Backlog{}, fmt.Errorf("store: %s holds %q, not a time in unix ms", s.tickKey(), v)

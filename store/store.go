@@ -85,6 +85,7 @@ func (s *Store) seenKey(id string) string     { return s.prefix + "seen:" + id }
 func (s *Store) wakeKey() string              { return s.prefix + "wake" }
 func (s *Store) dueKey() string               { return s.prefix + "due" }
 func (s *Store) leaseKey(id string) string    { return s.prefix + "lease:" + id }
+func (s *Store) freshKey(token string) string { return s.prefix + "lease-fresh:" + token }
 func (s *Store) emailKey(email string) string { return s.prefix + "email:" + email }
 func (s *Store) suppressedKey() string        { return s.prefix + "suppressed" }
 

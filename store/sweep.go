@@ -93,24 +93,23 @@ func (s *Store) sweepBatch(ctx context.Context, ids []string, due func(current) 
 	var done int
 	var fallback []string
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		gets := make([]*redis.StringCmd, len(ids))
-		wakes := make([]*redis.FloatCmd, len(ids))
-		dues := make([]*redis.FloatCmd, len(ids))
+		// Three reads for the whole batch: the customers, and their
+		// entries in the wake and due indexes.
+		var gets *redis.SliceCmd
+		var wakes, dues *redis.FloatSliceCmd
 		_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range ids {
-				gets[i] = p.Get(ctx, keys[i])
-				wakes[i] = p.ZScore(ctx, s.wakeKey(), id)
-				dues[i] = p.ZScore(ctx, s.dueKey(), id)
-			}
+			gets = p.MGet(ctx, keys...)
+			wakes = p.ZMScore(ctx, s.wakeKey(), ids...)
+			dues = p.ZMScore(ctx, s.dueKey(), ids...)
 			return nil
 		})
-		if err != nil && !errors.Is(err, redis.Nil) {
+		if err != nil {
 			return err
 		}
 		var writes []*write
 		var stale []string
 		for i, id := range ids {
-			cur, err := readCurrent(gets[i], wakes[i], dues[i])
+			cur, err := decodeCurrent(gets.Val()[i], wakes.Val()[i], dues.Val()[i])
 			switch {
 			case err != nil:
 				fallback = append(fallback, id) // for Update to report
@@ -135,12 +134,10 @@ func (s *Store) sweepBatch(ctx context.Context, ids []string, due func(current) 
 			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, w := range writes {
-				s.queue(ctx, p, w)
-			}
-			for _, id := range stale {
-				p.ZRem(ctx, s.wakeKey(), id)
-				p.ZRem(ctx, s.dueKey(), id)
+			s.queue(ctx, p, writes...)
+			if len(stale) > 0 {
+				p.ZRem(ctx, s.wakeKey(), anys(stale)...)
+				p.ZRem(ctx, s.dueKey(), anys(stale)...)
 			}
 			return nil
 		})

@@ -152,25 +152,42 @@ type current struct {
 }
 
 func readCurrent(get *redis.StringCmd, wake, due *redis.FloatCmd) (current, error) {
-	var cur current
 	for _, z := range []*redis.FloatCmd{wake, due} {
 		if err := z.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return cur, err
+			return current{}, err
 		}
 	}
-	cur.wake, cur.due = int64(wake.Val()), int64(due.Val())
 	raw, err := get.Bytes()
-	if errors.Is(err, redis.Nil) {
+	switch {
+	case errors.Is(err, redis.Nil):
+		return decodeCurrent(nil, wake.Val(), due.Val())
+	case err != nil:
+		return current{}, err
+	}
+	return decodeCurrent(raw, wake.Val(), due.Val())
+}
+
+// decodeCurrent is readCurrent of values read otherwise (MGET and ZMSCORE):
+// raw is the customer key's value, nil when it does not exist; a score of 0
+// is no entry.
+func decodeCurrent(raw any, wake, due float64) (current, error) {
+	cur := current{wake: int64(wake), due: int64(due)}
+	var b []byte
+	switch v := raw.(type) {
+	case nil:
 		return cur, nil
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		return cur, fmt.Errorf("customer value of type %T", raw)
 	}
-	if err != nil {
-		return cur, err
-	}
-	c, err := decodeCustomer(raw)
+	c, err := decodeCustomer(b)
 	if err != nil {
 		return cur, fmt.Errorf("decode: %w", err)
 	}
-	cur.raw, cur.c, cur.email = raw, c, normEmail(c.Email)
+	cur.raw, cur.c, cur.email = b, c, normEmail(c.Email)
 	return cur, nil
 }
 
@@ -310,49 +327,120 @@ func (s *Store) checkEmail(ctx context.Context, tx *redis.Tx, w *write) error {
 	return nil
 }
 
-// queue adds the write's commands to a MULTI/EXEC pipeline.
-func (s *Store) queue(ctx context.Context, p redis.Pipeliner, w *write) {
-	p.Set(ctx, s.customerKey(w.id), w.blob, 0)
-	if w.emailChanged() {
-		if w.oldEmail != "" && w.oldEmailOwned {
-			p.Del(ctx, s.emailKey(w.oldEmail))
+// queue adds the writes' commands to a MULTI/EXEC pipeline. Writes of many
+// customers (a batch) share commands where Redis takes many keys or members in
+// one: one MSET for the customer keys, one ZADD and one ZREM per index, and the
+// report counters Store.Also increments summed into one HINCRBY per field.
+func (s *Store) queue(ctx context.Context, p redis.Pipeliner, ws ...*write) {
+	if len(ws) == 0 {
+		return
+	}
+	blobs := make([]any, 0, 2*len(ws))
+	for _, w := range ws {
+		blobs = append(blobs, s.customerKey(w.id), w.blob)
+	}
+	p.MSet(ctx, blobs...)
+	index := map[string]*indexWrites{s.wakeKey(): {}, s.dueKey(): {}}
+	sums := &summing{Pipeliner: p}
+	for _, w := range ws {
+		if w.emailChanged() {
+			if w.oldEmail != "" && w.oldEmailOwned {
+				p.Del(ctx, s.emailKey(w.oldEmail))
+			}
+			if w.newEmail != "" {
+				p.Set(ctx, s.emailKey(w.newEmail), w.id, 0)
+			}
 		}
-		if w.newEmail != "" {
-			p.Set(ctx, s.emailKey(w.newEmail), w.id, 0)
+		if len(w.history) > 0 {
+			args := make([]any, len(w.history))
+			for i, h := range w.history {
+				args[i] = h
+			}
+			p.RPush(ctx, s.stagesKey(w.id), args...)
+		}
+		if w.event != nil {
+			p.LPush(ctx, s.eventsKey(w.id), w.event)
+			p.LTrim(ctx, s.eventsKey(w.id), 0, RecentEvents-1)
+		}
+		if len(w.seen) > 0 {
+			zs := make([]redis.Z, len(w.seen))
+			for i, id := range w.seen {
+				zs[i] = redis.Z{Score: w.seenScore, Member: id}
+			}
+			p.ZAdd(ctx, s.seenKey(w.id), zs...)
+		}
+		index[s.wakeKey()].put(w.id, w.wakeChanged, w.wake)
+		index[s.dueKey()].put(w.id, w.dueChanged, w.due)
+		if w.written != nil {
+			s.Also(ctx, sums, *w.written)
 		}
 	}
-	if len(w.history) > 0 {
-		args := make([]any, len(w.history))
-		for i, h := range w.history {
-			args[i] = h
+	for _, key := range []string{s.wakeKey(), s.dueKey()} {
+		ix := index[key]
+		if len(ix.adds) > 0 {
+			p.ZAdd(ctx, key, ix.adds...)
 		}
-		p.RPush(ctx, s.stagesKey(w.id), args...)
-	}
-	if w.event != nil {
-		p.LPush(ctx, s.eventsKey(w.id), w.event)
-		p.LTrim(ctx, s.eventsKey(w.id), 0, RecentEvents-1)
-	}
-	if len(w.seen) > 0 {
-		zs := make([]redis.Z, len(w.seen))
-		for i, id := range w.seen {
-			zs[i] = redis.Z{Score: w.seenScore, Member: id}
-		}
-		p.ZAdd(ctx, s.seenKey(w.id), zs...)
-	}
-	for _, z := range []struct {
-		changed bool
-		key     string
-		score   int64
-	}{{w.wakeChanged, s.wakeKey(), w.wake}, {w.dueChanged, s.dueKey(), w.due}} {
-		switch {
-		case !z.changed:
-		case z.score == 0:
-			p.ZRem(ctx, z.key, w.id)
-		default:
-			p.ZAdd(ctx, z.key, redis.Z{Score: float64(z.score), Member: w.id})
+		if len(ix.rems) > 0 {
+			p.ZRem(ctx, key, ix.rems...)
 		}
 	}
-	if w.written != nil {
-		s.Also(ctx, p, *w.written)
+	sums.flush(ctx)
+}
+
+// indexWrites are the entries a batch writes to one index.
+type indexWrites struct {
+	adds []redis.Z
+	rems []any
+}
+
+func (ix *indexWrites) put(id string, changed bool, score int64) {
+	switch {
+	case !changed:
+	case score == 0:
+		ix.rems = append(ix.rems, id)
+	default:
+		ix.adds = append(ix.adds, redis.Z{Score: float64(score), Member: id})
 	}
+}
+
+// summing is a pipeline that holds back HINCRBY and sends one per key and
+// field, with the sum, when flushed: the report counters of a batch of 50
+// sends of one step are one command, not 50. Every other command goes through
+// as it is. The replies of the held back commands are never read (Store.Also
+// only queues).
+type summing struct {
+	redis.Pipeliner
+	order []hfield
+	sums  map[hfield]int64
+}
+
+type hfield struct{ key, field string }
+
+func (s *summing) HIncrBy(ctx context.Context, key, field string, incr int64) *redis.IntCmd {
+	f := hfield{key, field}
+	if s.sums == nil {
+		s.sums = make(map[hfield]int64)
+	}
+	if _, ok := s.sums[f]; !ok {
+		s.order = append(s.order, f)
+	}
+	s.sums[f] += incr
+	return redis.NewIntCmd(ctx)
+}
+
+func (s *summing) flush(ctx context.Context) {
+	for _, f := range s.order {
+		if n := s.sums[f]; n != 0 {
+			s.Pipeliner.HIncrBy(ctx, f.key, f.field, n)
+		}
+	}
+}
+
+// anys converts strings to the []any of variadic go-redis calls.
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
