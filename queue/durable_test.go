@@ -40,11 +40,11 @@ func TestDurableFenceWaitsForTheReplica(t *testing.T) {
 	primary, replica := replicated(t)
 	ctx := context.Background()
 	rdb := primary.Client(t)
-	l := &ledger{rdb: rdb, prefix: "t:", hold: time.Minute, claimTTL: time.Minute, keep: time.Hour,
+	l := &ledger{rdb: rdb, prefix: "t:", claimTTL: time.Minute, keep: time.Hour,
 		durable: &Durability{Replicas: 1, Timeout: 5 * time.Second}} // a loaded machine acks slowly
 	j := &job{ledgerKey: l.key("c1", "onboarding", 1, "welcome"), claim: claimValue("w", store.NewToken())}
-	if f, err := l.claimAll(ctx, []*job{j}); err != nil || f[0].state != "" {
-		t.Fatalf("claim: %+v %v", f, err)
+	if f, err := l.peekAll(ctx, []*job{j}); err != nil || f[0].state != "" {
+		t.Fatalf("peek: %+v %v", f, err)
 	}
 	if f, err := l.fence(ctx, j); err != nil || f != nil {
 		t.Fatalf("fence with the replica up: %+v %v; want go", f, err)
@@ -60,7 +60,6 @@ func TestDurableFenceWaitsForTheReplica(t *testing.T) {
 	replica.Kill()
 	l.durable.Timeout = 300 * time.Millisecond
 	k := &job{ledgerKey: l.key("c2", "onboarding", 1, "welcome"), claim: claimValue("w", store.NewToken())}
-	l.claimAll(ctx, []*job{k})
 	start := time.Now()
 	if f, err := l.fence(ctx, k); err == nil || f != nil || !strings.Contains(err.Error(), "not durable") {
 		t.Fatalf("fence without the replica: %+v %v; want an error: not durable", f, err)
@@ -74,7 +73,7 @@ func TestDurableFenceWaitsForTheReplica(t *testing.T) {
 	}
 }
 
-// BenchmarkLedgerSend measures the ledger's part of one send — claim, fence,
+// BenchmarkLedgerSend measures the ledger's part of one send — read, fence,
 // record — on a primary with one replica (both redis-servers of the
 // benchmark's own, on this machine), without and with Durability (a WAIT 1 in
 // the fence's and the record's round trip).
@@ -99,12 +98,12 @@ func BenchmarkLedgerSend(b *testing.B) {
 		durable *Durability
 	}{{"memory", nil}, {"wait-replica", &Durability{Replicas: 1, Timeout: time.Second}}} {
 		b.Run(bc.name, func(b *testing.B) {
-			l := &ledger{rdb: rdb, prefix: "bench:" + store.NewToken() + ":", hold: time.Minute, claimTTL: time.Minute, keep: time.Minute, durable: bc.durable}
+			l := &ledger{rdb: rdb, prefix: "bench:" + store.NewToken() + ":", claimTTL: time.Minute, keep: time.Minute, durable: bc.durable}
 			i := 0
 			for b.Loop() {
 				i++
 				j := &job{ledgerKey: l.key("c", "onboarding", i, "welcome"), claim: claimValue("w", "t")}
-				if _, err := l.claimAll(ctx, []*job{j}); err != nil {
+				if _, err := l.peekAll(ctx, []*job{j}); err != nil {
 					b.Fatal(err)
 				}
 				if f, err := l.fence(ctx, j); err != nil || f != nil {

@@ -23,18 +23,17 @@ const (
 // ledger records each send once: {p}ledger:{customer}:{campaign}:{enrollment}:{step}.
 //
 // A claim is fenced: its value, "claimed:<owner>:<token>", carries a random
-// token, and every use compares it. A worker claims a batch's sends for hold
-// (short: a worker that dies frees them soon), renews the claims of sends still
-// waiting, and right before SMTP checks and extends its claim for claimTTL in
-// one script (fence) — so a claim that ran out and was taken by another worker,
-// or a send another worker finished, is never sent again. The outcome replaces
-// the claim and is kept for keep, long after the enrollment itself records the
-// step as passed; releasing a claim deletes it only while it still holds the
-// token.
+// token, and every use compares it. A worker reads its batch's entries at once
+// (MGET) to drop the sends done before, and claims each send right before
+// SMTP, for claimTTL, with SET NX (the fence): of two workers that reach one
+// send, the second finds the first's claim or outcome and does not send. The
+// outcome replaces the claim (SET XX GET, one command when the claim is still
+// there) and is kept for keep, long after the enrollment itself records the
+// step as passed; an outcome never replaces another one. Releasing a claim
+// deletes it only while it still holds the token.
 type ledger struct {
 	rdb      redis.UniversalClient
 	prefix   string
-	hold     time.Duration
 	claimTTL time.Duration
 	keep     time.Duration
 	// durable, when set, makes each fence and each outcome wait until Redis
@@ -100,146 +99,110 @@ func claimValue(owner, token string) string {
 	return ledgerClaimed + ":" + owner + ":" + token
 }
 
-// found is what a claim attempt found in the ledger: the state of a send that
-// is done, or "claimed" with the time left of another worker's claim.
+// found is what the ledger holds for a send another attempt took: the state
+// of a send that is done, or "claimed" with the time left of another worker's
+// claim.
 type found struct {
 	state string
 	ttl   time.Duration
 }
 
-// claimAll claims, in one pipeline, the sends of jobs with a ledger key, each
-// under the job's claim value, for the hold time. It returns, per job, what was
-// found when the send was claimed or done already (zero when claimed now).
-func (l *ledger) claimAll(ctx context.Context, jobs []*job) ([]found, error) {
+// peekAll reads, in one MGET, the ledger entries of jobs with a ledger key. It
+// returns, per job, what holds the send (zero when nothing does: the send is
+// free up to its fence), with the time left of the claims found.
+func (l *ledger) peekAll(ctx context.Context, jobs []*job) ([]found, error) {
 	out := make([]found, len(jobs))
-	setnx := make([]*redis.BoolCmd, len(jobs))
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, j := range jobs {
-			if j.ledgerKey != "" {
-				setnx[i] = p.SetNX(ctx, j.ledgerKey, j.claim, l.hold)
-			}
+	var keys []string
+	var idx []int
+	for i, j := range jobs {
+		if j.ledgerKey != "" {
+			keys = append(keys, j.ledgerKey)
+			idx = append(idx, i)
+		}
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	vals, err := l.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("ledger read: %w", err)
+	}
+	var claimed []int
+	for k, v := range vals {
+		s, _ := v.(string)
+		switch {
+		case v == nil:
+		case strings.HasPrefix(s, ledgerClaimed):
+			out[idx[k]] = found{state: ledgerClaimed, ttl: l.claimTTL}
+			claimed = append(claimed, idx[k])
+		default:
+			out[idx[k]] = found{state: s}
+		}
+	}
+	if len(claimed) == 0 {
+		return out, nil
+	}
+	// Sends other workers are sending: how long until they are known (rare).
+	ttls := make([]*redis.DurationCmd, len(claimed))
+	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k, i := range claimed {
+			ttls[k] = p.PTTL(ctx, jobs[i].ledgerKey)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ledger claim: %w", err)
+		return nil, fmt.Errorf("ledger read: %w", err)
 	}
-	for i, j := range jobs {
-		if setnx[i] == nil || setnx[i].Val() {
-			continue
-		}
-		if out[i], err = l.peek(ctx, j); err != nil {
-			return nil, err
-		}
+	for k, i := range claimed {
+		out[i].ttl = max(ttls[k].Val(), 0)
 	}
 	return out, nil
 }
 
-// peek reads what holds a send that could not be claimed, taking it when it
-// has just run out.
-func (l *ledger) peek(ctx context.Context, j *job) (found, error) {
+// fence claims j's send for the SMTP exchange: SET NX for claimTTL (with
+// Durability, then WAIT until the claim is durable). It returns nil when the
+// send may go, else what holds it.
+func (l *ledger) fence(ctx context.Context, j *job) (*found, error) {
 	for range 3 {
-		var get *redis.StringCmd
-		var pttl *redis.DurationCmd
+		var set *redis.BoolCmd
+		var wait *redis.Cmd
 		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			get = p.Get(ctx, j.ledgerKey)
-			pttl = p.PTTL(ctx, j.ledgerKey)
+			set = p.SetNX(ctx, j.ledgerKey, j.claim, l.claimTTL)
+			if l.durable != nil {
+				wait = l.durable.waitCmd(ctx, p)
+			}
 			return nil
 		})
-		if err == redis.Nil {
-			ok, err := l.rdb.SetNX(ctx, j.ledgerKey, j.claim, l.hold).Result()
-			if err != nil {
-				return found{}, fmt.Errorf("ledger claim %s: %w", j.ledgerKey, err)
-			}
-			if ok {
-				return found{}, nil
-			}
-			continue // taken meanwhile: read it again
-		}
 		if err != nil {
-			return found{}, fmt.Errorf("ledger read %s: %w", j.ledgerKey, err)
+			return nil, fmt.Errorf("ledger fence %s: %w", j.ledgerKey, err)
 		}
-		if strings.HasPrefix(get.Val(), ledgerClaimed) {
-			return found{state: ledgerClaimed, ttl: max(pttl.Val(), 0)}, nil
+		if !set.Val() {
+			v, err := l.rdb.Get(ctx, j.ledgerKey).Result()
+			switch {
+			case err == redis.Nil:
+				continue // ran out meanwhile: claim it again
+			case err != nil:
+				return nil, fmt.Errorf("ledger fence %s: %w", j.ledgerKey, err)
+			case v != j.claim:
+				if strings.HasPrefix(v, ledgerClaimed) {
+					return &found{state: ledgerClaimed, ttl: l.claimTTL}, nil
+				}
+				return &found{state: v}, nil
+			}
+			// This worker's own claim, from a fence that could not be made
+			// durable: extend it and go on.
+			if err := l.rdb.SetXX(ctx, j.ledgerKey, j.claim, l.claimTTL).Err(); err != nil {
+				return nil, fmt.Errorf("ledger fence %s: %w", j.ledgerKey, err)
+			}
 		}
-		return found{state: get.Val()}, nil
-	}
-	return found{state: ledgerClaimed, ttl: l.hold}, nil
-}
-
-// renewHeld extends, for the hold time, the claims of KEYS that still hold
-// their value ARGV[i+1]; it returns 1 per claim held.
-var renewHeld = redis.NewScript(`
-local held = {}
-for i, k in ipairs(KEYS) do
-	if redis.call('GET', k) == ARGV[i + 1] then
-		redis.call('PEXPIRE', k, ARGV[1])
-		held[i] = 1
-	else
-		held[i] = 0
-	end
-end
-return held
-`)
-
-// renew extends the claims of jobs still waiting to be sent, in one script.
-func (l *ledger) renew(ctx context.Context, jobs []*job) error {
-	if len(jobs) == 0 {
-		return nil
-	}
-	keys := make([]string, len(jobs))
-	args := make([]any, 1, len(jobs)+1)
-	args[0] = l.hold.Milliseconds()
-	for i, j := range jobs {
-		keys[i] = j.ledgerKey
-		args = append(args, j.claim)
-	}
-	return renewHeld.Run(ctx, l.rdb, keys, args...).Err()
-}
-
-// fenceScript is the check right before SMTP: when KEYS[1] holds this
-// worker's claim ARGV[1], or nothing (the claim ran out and nobody took it),
-// it (re)claims it for ARGV[2] ms and returns "" — go ahead. Otherwise it
-// returns what holds the send: another worker's claim, or the outcome of a
-// send that was done.
-var fenceScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] or not v then
-	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-	return ''
-end
-return v
-`)
-
-// fence checks and extends j's claim for the SMTP exchange, and with
-// Durability waits until the claim is durable. It returns nil when the send
-// may go, else what holds it.
-func (l *ledger) fence(ctx context.Context, j *job) (*found, error) {
-	var run *redis.Cmd
-	var wait *redis.Cmd
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		run = fenceScript.Eval(ctx, p, []string{j.ledgerKey}, j.claim, l.claimTTL.Milliseconds())
-		if l.durable != nil {
-			wait = l.durable.waitCmd(ctx, p)
+		if wait != nil {
+			if err := l.durable.check(wait); err != nil {
+				return nil, fmt.Errorf("ledger fence %s: the claim is not durable: %w", j.ledgerKey, err)
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ledger fence %s: %w", j.ledgerKey, err)
+		return nil, nil
 	}
-	v, _ := run.Text()
-	if v != "" {
-		if strings.HasPrefix(v, ledgerClaimed) {
-			return &found{state: ledgerClaimed, ttl: l.claimTTL}, nil
-		}
-		return &found{state: v}, nil
-	}
-	if wait != nil {
-		if err := l.durable.check(wait); err != nil {
-			return nil, fmt.Errorf("ledger fence %s: the claim is not durable: %w", j.ledgerKey, err)
-		}
-	}
-	return nil, nil
+	return &found{state: ledgerClaimed, ttl: l.claimTTL}, nil
 }
 
 // state is the ledger state an outcome leaves: "" when nothing was delivered and
@@ -279,17 +242,54 @@ return v or ''
 // record writes the outcome of one claimed send at once, so a worker killed later
 // in its batch does not send it again; with Durability it waits until the
 // outcome is durable and reports when it is not.
+//
+// An outcome replaces the claim with one SET XX GET. What it replaced is
+// checked after: nothing (the claim ran out: the outcome is written by the
+// script instead), or another attempt's outcome (put back: the first outcome
+// stays, as the script would keep it). A release (no outcome) is the script.
 func (l *ledger) record(ctx context.Context, j *job) error {
+	state := j.out.state()
+	var set *redis.StatusCmd
 	var wait *redis.Cmd
 	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		recordScript.Eval(ctx, p, []string{j.ledgerKey}, j.claim, j.out.state(), l.keep.Milliseconds())
-		if l.durable != nil && j.out.state() != "" {
+		if state == "" {
+			recordScript.Eval(ctx, p, []string{j.ledgerKey}, j.claim, state, l.keep.Milliseconds())
+			return nil
+		}
+		set = p.SetArgs(ctx, j.ledgerKey, state, redis.SetArgs{Mode: "XX", TTL: l.keep, Get: true})
+		if l.durable != nil {
 			wait = l.durable.waitCmd(ctx, p)
 		}
 		return nil
 	})
 	if err != nil && err != redis.Nil {
 		return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
+	}
+	if set != nil {
+		var fix *redis.Cmd
+		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			switch old, err := set.Result(); {
+			case err == redis.Nil: // nothing there: the claim ran out
+				recordScript.Eval(ctx, p, []string{j.ledgerKey}, j.claim, state, l.keep.Milliseconds())
+			case err != nil:
+				return err
+			case old != j.claim && !strings.HasPrefix(old, ledgerClaimed):
+				// Another attempt's outcome was there: it stays.
+				p.Set(ctx, j.ledgerKey, old, l.keep)
+			default:
+				return nil
+			}
+			if l.durable != nil {
+				fix = l.durable.waitCmd(ctx, p)
+			}
+			return nil
+		})
+		if err != nil && err != redis.Nil {
+			return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
+		}
+		if fix != nil {
+			wait = fix
+		}
 	}
 	if wait != nil {
 		if err := l.durable.check(wait); err != nil {

@@ -58,12 +58,6 @@ type WorkerConfig struct {
 	// bounds the exchange of one message, and should exceed the time a Redis
 	// restart takes (the outcome is written once Redis is back).
 	ClaimTTL time.Duration
-	// Hold is how long the claim of a send not begun yet lives without
-	// renewal; the worker renews it every Hold/3 while the send waits, so a
-	// worker that dies frees its batch's sends after Hold. Default 10 seconds.
-	// A send waits at most ClaimTTL for its turn, the rate and a connection;
-	// then it is left for a later batch.
-	Hold time.Duration
 	// Durable, when set, makes every claim durable before its send goes to
 	// SMTP, and every outcome once written (see Durability); default nil:
 	// Redis acknowledges writes from memory.
@@ -91,23 +85,23 @@ type WorkerConfig struct {
 // A send:due task carries a batch of customers, processed together in a few
 // round trips (see ProcessMany): Decide (the engine re-checks subscription,
 // audience, conditions, window and frequency cap) → suppression list → ledger
-// claim → render → SMTP → ledger outcome, written the moment the relay answers →
-// every customer's enrollment moves on in one transaction.
+// read → render → ledger claim (the fence) → SMTP → ledger outcome, written the
+// moment the relay answers → every customer's enrollment moves on in one
+// transaction.
 //
 // Fencing: the worker holds its batch's customers by their lease token
-// (store.Lease) and each send by a claim token in the ledger; both are renewed
-// while it works and compared whenever they are used or released, and a send
-// goes to SMTP only after its claim was checked and extended in one script
-// (the fence). A claim or lease that ran out is never acted on: another worker
-// may hold it now.
+// (store.Lease), renewed while it works, and each send by a claim token in the
+// ledger, taken with SET NX right before SMTP (the fence); both are compared
+// whenever they are used or released. A send whose entry holds another
+// worker's claim or an outcome is never sent, and a lease that ran out is
+// never acted on: another worker may hold it now.
 //
 // The crash window: a worker killed after the relay accepted a message (250) and
 // before its ledger write — one Redis round trip per send in flight — leaves a
 // claim that expires after ClaimTTL; the step is then sent again, with the same
 // Message-ID. A worker killed before the relay's reply sends again too, which is
 // right: the relay did not take the message, or (a connection lost after DATA)
-// may not have. Sends that were claimed but not begun are free again after
-// Hold, and the customers after Lease.
+// may not have. The customers of a dead worker are free again after Lease.
 type Worker struct {
 	cfg      WorkerConfig
 	store    *store.Store
@@ -141,7 +135,6 @@ func NewWorker(cfg WorkerConfig, rdb redis.UniversalClient, prefix string, st *s
 		prefix = store.DefaultPrefix
 	}
 	cfg.ClaimTTL = cmpOr(cfg.ClaimTTL, 45*time.Second)
-	cfg.Hold = cmpOr(cfg.Hold, 10*time.Second)
 	cfg.Lease = cmpOr(cfg.Lease, DefaultLease)
 	cfg.LedgerKeep = cmpOr(cfg.LedgerKeep, 30*24*time.Hour)
 	if cfg.RetryBase != 0 {
@@ -160,7 +153,7 @@ func NewWorker(cfg WorkerConfig, rdb redis.UniversalClient, prefix string, st *s
 	return &Worker{
 		cfg: cfg, store: st, engine: eng, renderer: r, sender: sender,
 		applier: &ingest.Applier{Store: st, Engine: eng, Now: cfg.Now},
-		ledger:  &ledger{rdb: rdb, prefix: prefix, hold: cfg.Hold, claimTTL: cfg.ClaimTTL, keep: cfg.LedgerKeep, durable: cfg.Durable},
+		ledger:  &ledger{rdb: rdb, prefix: prefix, claimTTL: cfg.ClaimTTL, keep: cfg.LedgerKeep, durable: cfg.Durable},
 		rate:    &rateLimiter{rdb: rdb, prefix: prefix, perSec: cfg.Rate},
 		owner:   host + ":" + strconv.Itoa(os.Getpid()),
 	}, nil
@@ -253,12 +246,10 @@ type job struct {
 	key  stepKey
 	step *campaign.Step
 	// ledgerKey is the send's ledger entry and claim the value this worker's
-	// claim holds there (with its token); claimed is true once it is taken.
+	// claim takes there at the fence (with its token); free is true when the
+	// ledger held nothing for it as the batch began.
 	ledgerKey, claim string
-	claimed          bool
-	// begun is set when the send passed its fence (or gave up): its claim is
-	// no longer renewed by the batch's heartbeat.
-	begun atomic.Bool
+	free             bool
 	// recorded is true once the outcome is in the ledger.
 	recorded bool
 	msg      *mailer.Message
@@ -301,13 +292,20 @@ type outcome struct {
 // customer with several campaigns due gets one email per batch; the rest stay
 // due and come next.
 func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
-	l, err := w.store.HoldLease(ctx, l)
+	l, err := w.store.TakeLease(ctx, l)
 	if err != nil || l == nil {
 		return err
 	}
-	// Written back or not, the customers are free again when this returns.
+	// Written back or not, the customers are free again when this returns:
+	// those not written back are due again at once.
+	written := false
 	defer func() {
-		if err := w.store.ReleaseLease(context.WithoutCancel(ctx), l); err != nil {
+		ctx := context.WithoutCancel(ctx)
+		release := func() error { return w.store.ReleaseLease(ctx, l) }
+		if written {
+			release = func() error { return w.store.EndLease(ctx, l) }
+		}
+		if err := release(); err != nil {
 			w.cfg.Log.Warn("lease not released: it runs out by itself", "customers", len(l.IDs), "error", err)
 		}
 	}()
@@ -338,7 +336,7 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 	if err := w.prepare(ctx, jobs, now); err != nil {
 		return err
 	}
-	stopBeat := w.heartbeat(ctx, l, jobs)
+	stopBeat := w.heartbeat(ctx, l)
 	w.send(ctx, jobs)
 	stopBeat()
 	w.countSends(ctx, jobs) // stats.go: /metrics of retain web
@@ -348,7 +346,7 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 		if j.out != nil {
 			outcomes[j.key] = j.out
 		}
-		if j.claimed && !j.recorded {
+		if j.free && !j.recorded {
 			finish = append(finish, j)
 		}
 	}
@@ -357,7 +355,7 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 	if err := w.ledger.finishAll(ctx, finish); err != nil {
 		return err
 	}
-	return w.store.UpdateMany(ctx, l.IDs, func(cur *lifecycle.Customer) (*store.Change, error) {
+	err = w.store.UpdateMany(ctx, l.IDs, func(cur *lifecycle.Customer) (*store.Change, error) {
 		chs := w.settle(cur, now, outcomes)
 		var history []lifecycle.StageChange
 		for _, ch := range chs {
@@ -367,23 +365,17 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 		}
 		return &store.Change{Customer: cur, History: history, Changes: chs, Wake: w.engine.NextWake(cur), Due: w.engine.NextDue(cur)}, nil
 	})
+	written = err == nil
+	return err
 }
 
-// heartbeat renews, every third of the shorter of Lease and Hold, the lease on
-// the batch's customers and the claims of its sends not begun yet, until the
-// returned stop is called.
-func (w *Worker) heartbeat(ctx context.Context, l *store.Lease, jobs []*job) (stop func()) {
-	every := min(l.TTL, w.cfg.Hold) / 3
-	var claimed []*job // taken before the sends begin: read-only from here
-	for _, j := range jobs {
-		if j.claimed {
-			claimed = append(claimed, j)
-		}
-	}
+// heartbeat renews the lease on the batch's customers every third of its time
+// to live, until the returned stop is called.
+func (w *Worker) heartbeat(ctx context.Context, l *store.Lease) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(every)
+		t := time.NewTicker(l.TTL / 3)
 		defer t.Stop()
 		for {
 			select {
@@ -395,15 +387,6 @@ func (w *Worker) heartbeat(ctx context.Context, l *store.Lease, jobs []*job) (st
 			}
 			if _, err := w.store.HoldLease(ctx, l); err != nil {
 				w.cfg.Log.Warn("lease renewal failed", "customers", len(l.IDs), "error", err)
-			}
-			var waiting []*job
-			for _, j := range claimed {
-				if !j.begun.Load() {
-					waiting = append(waiting, j)
-				}
-			}
-			if err := w.ledger.renew(ctx, waiting); err != nil {
-				w.cfg.Log.Warn("claim renewal failed", "sends", len(waiting), "error", err)
 			}
 		}
 	})
@@ -432,7 +415,7 @@ func (w *Worker) prepare(ctx context.Context, jobs []*job, now time.Time) error 
 			j.ledgerKey = ""
 		}
 	}
-	founds, err := w.ledger.claimAll(ctx, jobs)
+	founds, err := w.ledger.peekAll(ctx, jobs)
 	if err != nil {
 		return err
 	}
@@ -441,13 +424,13 @@ func (w *Worker) prepare(ctx context.Context, jobs []*job, now time.Time) error 
 			continue
 		}
 		if founds[i].state == "" {
-			j.claimed = true
+			j.free = true
 			continue
 		}
 		j.out = foundOutcome(founds[i], now)
 	}
 	for _, j := range jobs {
-		if !j.claimed {
+		if !j.free {
 			continue
 		}
 		if j.msg, err = w.message(j.c, j.step, j.key.enrollment); err != nil {
@@ -482,36 +465,32 @@ const sendConcurrency = 8
 // worker's.
 var errFenced = errors.New("the send's claim is held elsewhere")
 
-// send sends the claimed jobs concurrently and sets each one's outcome. A job
+// send sends the free jobs concurrently and sets each one's outcome. A job
 // waits for its turn, the rate limit and a connection at most ClaimTTL from
-// when the batch began; one that could not start by then is left unsent, its
-// claim released, for a later batch.
+// when the batch began; one that could not start by then is left unsent, for a
+// later batch.
 func (w *Worker) send(ctx context.Context, jobs []*job) {
 	waitCtx, cancel := context.WithTimeout(ctx, w.cfg.ClaimTTL)
 	defer cancel()
 	sem := make(chan struct{}, sendConcurrency)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
-		if !j.claimed || j.out != nil {
-			j.begun.Store(true)
+		if !j.free || j.out != nil {
 			continue
 		}
 		if w.stopping.Load() {
-			j.begun.Store(true)
-			continue // left claimed-but-unsent: released below, sent later
+			continue // left unsent: sent by a later batch
 		}
 		select {
 		case sem <- struct{}{}:
 		case <-waitCtx.Done():
-			j.begun.Store(true)
 			continue
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			defer j.begun.Store(true)
 			j.out = w.sendOne(ctx, waitCtx, j)
 			if j.out == nil {
-				return // not sent: the claim is released with the batch
+				return // not sent: a claim its fence took is released with the batch
 			}
 			// The ledger learns the outcome now, not with the rest of the
 			// batch: a worker killed later in the batch must not send it again.
@@ -547,7 +526,6 @@ func (w *Worker) sendOne(ctx, waitCtx context.Context, j *job) *outcome {
 			held = f
 			return errFenced
 		}
-		j.begun.Store(true) // extended for ClaimTTL: no more renewals at Hold
 		return nil
 	}
 	// The SMTP exchange, once past the fence, finishes even when shutdown
