@@ -34,11 +34,15 @@
 //	                                                                      a hash table from the first (Redis 7.0)
 //	{p}wake          sorted set  customer ID scored by the unix ms when   Due reads only the due range: a sweep
 //	                             its next time rule can fire              costs what is due, not every customer
-//	{p}due           sorted set  customer ID scored by the unix ms when   ClaimDue reads only the due range; the
-//	                             its next email is due                    score is always the real due time
+//	{p}due           sorted set  customer ID scored by the unix ms when   ClaimDue reads only the due range; a
+//	                             its next email is due, plus LeasedOffset customer in flight leaves it, and its
+//	                             (2^44) while a scheduler's lease holds   score still tells its real due time
 //	{p}lease:{id}    string      the token of the Lease that holds the    a lease lives in a key of its own: no
 //	                             customer (a scheduler's batch, or an     write of the customer can end it, and only
 //	                             event handler); PX: its time to live    its token renews or releases it
+//	{p}lease-fresh:{token}                                                TakeLease: a worker starting on a fresh
+//	                 string      "1", for half a claimed lease's time     lease need not renew it (one EXISTS per
+//	                             to live                                  batch instead of a script per customer)
 //	{p}email:{addr}  string      customer ID of the lower-cased address   CustomerByEmail; one address per customer;
 //	                                                                      a key per address, so creating customers
 //	                                                                      in parallel never contends on one key
@@ -105,9 +109,14 @@
 // (ClaimDue, HoldLease, ReleaseLease), the suppression list, the send ledger
 // and the report counters' own scripts — are never read to decide an Update,
 // so no Update can act on a stale copy of them; and none of them writes the
-// wake or due index or a customer key. (Before leases had keys of their own,
-// ClaimDue rewrote due scores without the customer key, and an Update could
-// end a lease by writing the real due time over it.) A failed read of the seen
+// wake index or a customer key. ClaimDue, ReleaseLease and RequeueLost do
+// move due scores in and out of the LeasedOffset band without the customer
+// key, but only as a hint of where to scan: a lease lives in its lease key,
+// an Update that writes the real due time over the band ends no lease (the
+// customer is scanned, and found held, until its batch is written back), and
+// an Update that reads a score in the band writes its own due time, which
+// always differs from it. (Before leases had keys of their own, the lease
+// was the due score, and an Update could end it by writing over it.) A failed read of the seen
 // set is an error, never "not seen": applying an event twice is worse than
 // applying it late.
 //
