@@ -1,13 +1,22 @@
 package queue
 
 import (
+	"html"
+	"net/mail"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/link"
+	"github.com/retainmail/retain/mailer"
+	"github.com/retainmail/retain/render"
 )
 
 func TestWorkerRewritesLinksIntoSignedClicksButNotUnsubscribe(t *testing.T) {
@@ -58,33 +67,194 @@ func TestWorkerRewritesLinksIntoSignedClicksButNotUnsubscribe(t *testing.T) {
 	}
 }
 
-func TestTrackClicksRewritesOnlyHTTPLinksOfAnchorsAndTextParentheses(t *testing.T) {
-	click := func(u string) (string, error) {
-		if !link.Trackable(u) {
-			return "", link.ErrNotTrackable
+// signedLinks are the links of cmd/retain's customerLinks: the signed
+// unsubscribe link, the preference and NPS links signed when the email uses
+// them, and the fixed links of lifecycle.yaml. nps counts the NPS links signed.
+func signedLinks(s *link.Signer, fixed map[string]string, now func() time.Time, nps *atomic.Int64) func(c *lifecycle.Customer, campaignID string) render.Links {
+	return func(c *lifecycle.Customer, campaignID string) render.Links {
+		at := now()
+		n := 0
+		if enr := c.Enrollments[campaignID]; enr != nil {
+			n = enr.Number
 		}
-		return "https://r.example/c/" + strings.NewReplacer("https://", "", "/", "_", "?", "Q", "&", "A").Replace(u), nil
+		return render.NewLazyLinks(s.UnsubscribeURL(c.ID, ""), func() string { return s.PreferencesURL(c.ID) },
+			func(score int) string {
+				nps.Add(1)
+				return s.NPSEnrollmentURL(c.ID, campaignID, n, score, at, 90*24*time.Hour)
+			}, fixed)
 	}
-	skip := map[string]bool{"https://r.example/u/tok": true, "https://r.example/nps/tok?score=9": true}
-	htmlIn := `<link href="https://fonts.example/css" rel="stylesheet">` +
-		`<a href="https://shop.example/p?a=1&amp;b=2">shop</a> ` +
-		`<a class="x" href='https://docs.example/'>docs</a> ` +
-		`<a href="javascript:alert(1)">js</a> <a href="mailto:hi@acme.example">mail</a> <a href="#top">top</a> ` +
-		`<a href="https://r.example/u/tok">unsubscribe</a> <a href="https://r.example/nps/tok?score=9">9</a>`
-	textIn := "shop (https://shop.example/p?a=1&b=2), js (javascript:alert(1)), unsubscribe (https://r.example/u/tok)\n" +
-		"Unsubscribe: https://r.example/u/tok\nsee https://bare.example/ too"
-	gotHTML, gotText := trackClicks(htmlIn, textIn, skip, click)
-	wantHTML := `<link href="https://fonts.example/css" rel="stylesheet">` +
-		`<a href="https://r.example/c/shop.example_pQa=1Ab=2">shop</a> ` +
-		`<a class="x" href='https://r.example/c/docs.example_'>docs</a> ` +
-		`<a href="javascript:alert(1)">js</a> <a href="mailto:hi@acme.example">mail</a> <a href="#top">top</a> ` +
-		`<a href="https://r.example/u/tok">unsubscribe</a> <a href="https://r.example/nps/tok?score=9">9</a>`
-	wantText := "shop (https://r.example/c/shop.example_pQa=1Ab=2), js (javascript:alert(1)), unsubscribe (https://r.example/u/tok)\n" +
-		"Unsubscribe: https://r.example/u/tok\nsee https://bare.example/ too"
-	if diff := cmp.Diff(wantHTML, gotHTML); diff != "" {
-		t.Errorf("HTML (-want +got):\n%s", diff)
+}
+
+// The reference message is how the worker built a message before links were
+// lazy and Render tracked clicks: every link signed first, the email rendered,
+// then the links tracked with regular expressions (the queue.trackClicks of
+// then). Message must build byte for byte the same.
+var (
+	referenceAnchorHref = regexp.MustCompile(`(?i)<a\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')`)
+	referenceTextLink   = regexp.MustCompile(`\((https?://[^\s()]+)\)`)
+)
+
+func referenceTrackClicks(htmlPart, textPart string, skip map[string]bool, click func(string) (string, error)) (string, string) {
+	track := func(u string) (string, bool) {
+		if skip[u] {
+			return "", false
+		}
+		t, err := click(u)
+		return t, err == nil
 	}
-	if diff := cmp.Diff(wantText, gotText); diff != "" {
-		t.Errorf("text (-want +got):\n%s", diff)
+	var b strings.Builder
+	last := 0
+	for _, m := range referenceAnchorHref.FindAllStringSubmatchIndex(htmlPart, -1) {
+		start, end := m[2], m[3]
+		if start < 0 {
+			start, end = m[4], m[5]
+		}
+		t, ok := track(html.UnescapeString(htmlPart[start:end]))
+		if !ok {
+			continue
+		}
+		b.WriteString(htmlPart[last:start])
+		b.WriteString(html.EscapeString(t))
+		last = end
+	}
+	b.WriteString(htmlPart[last:])
+	htmlPart = b.String()
+	textPart = referenceTextLink.ReplaceAllStringFunc(textPart, func(m string) string {
+		if t, ok := track(m[1 : len(m)-1]); ok {
+			return "(" + t + ")"
+		}
+		return m
+	})
+	return htmlPart, textPart
+}
+
+func referenceMessage(t *testing.T, s *link.Signer, eng *lifecycle.Engine, r *render.Renderer, c *lifecycle.Customer, st *campaign.Step, now time.Time) *mailer.Message {
+	t.Helper()
+	n := c.Enrollments[st.Campaign.ID].Number
+	nps := make([]render.NPSLink, 11)
+	skip := map[string]bool{}
+	for i := range nps {
+		nps[i] = render.NPSLink{Score: i, URL: s.NPSEnrollmentURL(c.ID, st.Campaign.ID, n, i, now, 90*24*time.Hour)}
+		skip[nps[i].URL] = true
+	}
+	links := render.Links{render.LinkUnsubscribe: s.UnsubscribeURL(c.ID, ""), render.LinkPreferences: s.PreferencesURL(c.ID), render.LinkNPS: nps}
+	skip[s.UnsubscribeURL(c.ID, "")], skip[s.PreferencesURL(c.ID)] = true, true
+	for k, v := range eng.Set().Lifecycle.Links {
+		links[k] = v
+	}
+	email, err := r.Render(st.ID, render.NewData(eng, c, links, "hello@acme.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	email.HTML, email.Text = referenceTrackClicks(email.HTML, email.Text, skip,
+		func(u string) (string, error) { return s.ClickURL(c.ID, st.Campaign.ID, st.ID, u) })
+	return &mailer.Message{
+		From: mail.Address{Name: "Acme", Address: "hello@acme.example"}, To: mail.Address{Name: cmpOr(c.Name, c.FirstName), Address: c.Email},
+		Subject: email.Subject, Text: email.Text, HTML: email.HTML,
+		MessageID: mailer.MessageID(st.ID, c.ID, n, "acme.example"), Date: now, Unsubscribe: s.UnsubscribeURL(c.ID, ""),
+		UnsubscribeMailto: "mailto:unsubscribe@acme.example",
+	}
+}
+
+// messageCustomers are the customers the message tests build every step for.
+func messageCustomers(set *campaign.Set, campaignID string) []*lifecycle.Customer {
+	evil := `<a href="https://evil.example/">x</a> (https://evil.example/) & 'q' "quoted" ` + "\x00\u2028é"
+	var cs []*lifecycle.Customer
+	for i, c := range []*lifecycle.Customer{
+		{ID: "c1", Email: "ada@example.com", FirstName: "Ada", Name: "Ada Lovelace", Stage: "onboarding"},
+		{ID: "c2", Email: "x@example.com", Locale: "nl"},
+		{ID: "c<3>&\"", Email: "evil@example.com", FirstName: evil, Name: evil, Locale: "de"},
+	} {
+		c.Attributes = map[string]any{}
+		for name, typ := range set.Lifecycle.Attributes {
+			c.Attributes[name] = typ.Zero()
+			if _, ok := c.Attributes[name].(string); ok && i > 0 {
+				c.Attributes[name] = []string{"https://app.example.com/?a=1&b=2", evil}[i-1]
+			}
+		}
+		c.Enrollments = map[string]*lifecycle.Enrollment{campaignID: {Campaign: campaignID, Number: i + 1, Status: lifecycle.Active}}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+func TestMessagesAreTheSameBytesAsWhenEveryLinkWasSignedFirst(t *testing.T) {
+	signer, err := link.NewSigner("0123456789abcdef0123456789abcdef", "https://retain.acme.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	for _, dir := range []string{"testdata/campaigns", "../campaigns", "../bench/testdata/campaigns"} {
+		set, err := campaign.Load(dir)
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		r, err := render.Compile(set, filepath.Join("..", "templates"))
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		eng := lifecycle.New(set)
+		var nps atomic.Int64
+		cfg := &WorkerConfig{From: mail.Address{Address: "hello@acme.example"}, Links: signedLinks(signer, set.Lifecycle.Links, func() time.Time { return now }, &nps),
+			Click: signer.ClickURL, UnsubscribeMailto: "mailto:unsubscribe@acme.example", Now: func() time.Time { return now }}
+		n := 0
+		for _, camp := range set.Campaigns {
+			for _, st := range camp.Steps {
+				for _, c := range messageCustomers(set, camp.ID) {
+					want := referenceMessage(t, signer, eng, r, c, st, now)
+					want.From.Name = set.Lifecycle.Sender.Name
+					nps.Store(0)
+					got, err := Message(cfg, eng, r, c, st, c.Enrollments[camp.ID].Number)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if diff := cmp.Diff(want, got); diff != "" {
+						t.Fatalf("%s for %s: the message differs from the reference (-reference +Message):\n%s", st.ID, c.ID, diff)
+					}
+					if survey := strings.Contains(got.HTML, "/nps/"); nps.Load() != 0 && !survey || survey && nps.Load() != 11 {
+						t.Errorf("%s for %s: %d NPS links signed; the email has NPS links: %v", st.ID, c.ID, nps.Load(), survey)
+					}
+					n++
+				}
+			}
+		}
+		if n < 3 {
+			t.Errorf("%s: %d messages compared", dir, n)
+		}
+	}
+}
+
+// BenchmarkWorkerMessage builds the message of the bench's ~500-word step
+// (bench/testdata) as `retain worker` does: links, render, click tracking and
+// headers, without Redis or SMTP.
+func BenchmarkWorkerMessage(b *testing.B) {
+	set, err := campaign.Load(filepath.Join("..", "bench", "testdata", "campaigns"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := render.Compile(set, filepath.Join("..", "templates"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := link.NewSigner("retain-bench-secret-0123456789abcdef", "https://retain.acme.example")
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := func() time.Time { return time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC) }
+	var nps atomic.Int64
+	w := &Worker{
+		cfg: WorkerConfig{From: mail.Address{Name: "Acme Projects", Address: "hello@acme.example"},
+			Links: signedLinks(signer, set.Lifecycle.Links, now, &nps), Click: signer.ClickURL, Now: now},
+		engine: lifecycle.New(set), renderer: r,
+	}
+	c := &lifecycle.Customer{ID: "c000042", Email: "c000042@bench.example", FirstName: "Ada", Name: "Ada Lovelace",
+		Stage: "onboarding", Attributes: map[string]any{"plan": "free", "company": "Analytical Engines Ltd"},
+		Enrollments: map[string]*lifecycle.Enrollment{"welcome": {Campaign: "welcome", Number: 1, Status: lifecycle.Active}}}
+	st := set.Step("welcome/guide")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := w.message(c, st, 1); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"log/slog"
 	"net/mail"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -627,22 +625,31 @@ func withStep(chs []lifecycle.Change, step string) []lifecycle.Change {
 
 // message renders step st for c and builds the message.
 func (w *Worker) message(c *lifecycle.Customer, st *campaign.Step, n int) (*mailer.Message, error) {
-	set := w.engine.Set()
-	links := w.cfg.Links(c, st.Campaign.ID)
-	data := render.NewData(w.engine, c, links, w.cfg.From.Address)
-	email, err := w.renderer.Render(st.ID, data)
+	return Message(&w.cfg, w.engine, w.renderer, c, st, n)
+}
+
+// Message builds the email a worker configured with cfg sends for step st to
+// customer c, in round n of the step's campaign (lifecycle.Enrollment.Number),
+// rendered by r with the data eng decides (render.NewData): the links of
+// cfg.Links, the From address of cfg.From, click tracking when cfg.Click is set
+// (render.Renderer.RenderTracked) and the headers. Outside a worker it makes the
+// exact message the worker would (retain's bench sends it). cfg.Now dates it;
+// nil is time.Now.
+func Message(cfg *WorkerConfig, eng *lifecycle.Engine, r *render.Renderer, c *lifecycle.Customer, st *campaign.Step, n int) (*mailer.Message, error) {
+	links := cfg.Links(c, st.Campaign.ID)
+	data := render.NewData(eng, c, links, cfg.From.Address)
+	email, err := r.RenderTracked(st.ID, data, cfg.Click)
 	if err != nil {
 		return nil, err
 	}
-	if w.cfg.Click != nil {
-		click := func(u string) (string, error) { return w.cfg.Click(c.ID, st.Campaign.ID, st.ID, u) }
-		email.HTML, email.Text = trackClicks(email.HTML, email.Text, untracked(links), click)
-	}
-	from := w.cfg.From
+	from := cfg.From
 	if from.Name == "" {
-		from.Name = set.Lifecycle.Sender.Name
+		from.Name = eng.Set().Lifecycle.Sender.Name
 	}
-	unsub, _ := links[render.LinkUnsubscribe].(string)
+	now := time.Now
+	if cfg.Now != nil {
+		now = cfg.Now
+	}
 	return &mailer.Message{
 		From:              from,
 		To:                mail.Address{Name: cmpOr(c.Name, c.FirstName), Address: c.Email},
@@ -650,74 +657,10 @@ func (w *Worker) message(c *lifecycle.Customer, st *campaign.Step, n int) (*mail
 		Text:              email.Text,
 		HTML:              email.HTML,
 		MessageID:         mailer.MessageID(st.ID, c.ID, n, domainOf(from.Address)),
-		Date:              w.cfg.Now(),
-		Unsubscribe:       unsub,
-		UnsubscribeMailto: w.cfg.UnsubscribeMailto,
+		Date:              now(),
+		Unsubscribe:       links.URL(render.LinkUnsubscribe),
+		UnsubscribeMailto: cfg.UnsubscribeMailto,
 	}, nil
-}
-
-// untracked is the set of an email's links that stay as they are: the signed
-// unsubscribe, preference and NPS links lead to retain web already, and a
-// redirect in front of the one-click unsubscribe would break it.
-func untracked(links render.Links) map[string]bool {
-	skip := make(map[string]bool)
-	for _, k := range []string{render.LinkUnsubscribe, render.LinkPreferences} {
-		if u, _ := links[k].(string); u != "" {
-			skip[u] = true
-		}
-	}
-	nps, _ := links[render.LinkNPS].([]render.NPSLink)
-	for _, l := range nps {
-		skip[l.URL] = true
-	}
-	return skip
-}
-
-var (
-	// anchorHref finds the quoted href of each <a> of an HTML part; only anchors,
-	// so a layout's <link href> stylesheet is left alone.
-	anchorHref = regexp.MustCompile(`(?i)<a\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')`)
-	// textLink finds the "(url)" the text part writes after a link's text.
-	textLink = regexp.MustCompile(`\((https?://[^\s()]+)\)`)
-)
-
-// trackClicks rewrites the http(s) links of an email's HTML part (every <a
-// href>) and text part (every "(url)") through click, except those in skip and
-// those click refuses (not http(s)), which stay as they are.
-func trackClicks(htmlPart, textPart string, skip map[string]bool, click func(string) (string, error)) (string, string) {
-	track := func(u string) (string, bool) {
-		if skip[u] {
-			return "", false
-		}
-		t, err := click(u)
-		return t, err == nil
-	}
-	var b strings.Builder
-	last := 0
-	for _, m := range anchorHref.FindAllStringSubmatchIndex(htmlPart, -1) {
-		start, end := m[2], m[3] // the double-quoted value, or else the single-quoted one
-		if start < 0 {
-			start, end = m[4], m[5]
-		}
-		// The attribute holds the URL HTML-escaped (&amp;): the link is what a
-		// mail client follows, so that is what gets signed.
-		t, ok := track(html.UnescapeString(htmlPart[start:end]))
-		if !ok {
-			continue
-		}
-		b.WriteString(htmlPart[last:start])
-		b.WriteString(html.EscapeString(t))
-		last = end
-	}
-	b.WriteString(htmlPart[last:])
-	htmlPart = b.String()
-	textPart = textLink.ReplaceAllStringFunc(textPart, func(m string) string {
-		if t, ok := track(m[1 : len(m)-1]); ok {
-			return "(" + t + ")"
-		}
-		return m
-	})
-	return htmlPart, textPart
 }
 
 func domainOf(addr string) string {

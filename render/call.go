@@ -361,8 +361,8 @@ func callLen(args []any) (any, error) {
 	return nil, errGiveUp
 }
 
-// callIndex is index over the maps and slices programs know. A missing map key is
-// the entry type's zero value, a nil programs do not handle.
+// callIndex is index over the maps and slices programs know, making lazy links. A
+// missing map key is the entry type's zero value, a nil programs do not handle.
 func callIndex(args []any) (any, error) {
 	item := args[0]
 	for _, ix := range args[1:] {
@@ -372,7 +372,7 @@ func callIndex(args []any) (any, error) {
 			if !ok || v[k] == nil {
 				return nil, errGiveUp
 			}
-			item = v[k]
+			item = resolve(v[k])
 		case Attributes:
 			k, ok := ix.(string)
 			if !ok || v[k] == nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/retainmail/retain/campaign"
@@ -62,8 +64,66 @@ type Sender struct {
 
 // Links are the URLs templates may use as .Links.Name: LinkUnsubscribe and
 // LinkPreferences (string), LinkNPS ([]NPSLink, scores 0–10) and every link declared in
-// lifecycle.yaml (string). Build them with NewLinks.
+// lifecycle.yaml (string). Build them with NewLinks or NewLazyLinks. A link may be
+// lazy: made when an email first uses it, so that a step without an NPS question signs
+// no score links.
 type Links map[string]any
+
+// URL returns link name as a string, made now if it is lazy; "" when there is no
+// such string link.
+func (l Links) URL(name string) string {
+	s, _ := resolve(l[name]).(string)
+	return s
+}
+
+// lazy is a link made by calling make when an email first uses it, and only then: at
+// most once per Links, safe for concurrent renders. Programs make it where they read
+// Links (mapKey, range, index); a template is executed with every lazy link of its
+// Links made first (resolveLinks): text/template would see the pointer.
+type lazy struct {
+	once sync.Once
+	make func() any
+	v    any
+	done atomic.Bool
+}
+
+func (l *lazy) value() any {
+	l.once.Do(func() {
+		l.v, l.make = l.make(), nil
+		l.done.Store(true)
+	})
+	return l.v
+}
+
+// made returns the link if it was made already, without making it.
+func (l *lazy) made() (any, bool) {
+	if !l.done.Load() {
+		return nil, false
+	}
+	return l.v, true
+}
+
+// resolve is v, or the link it makes if it is lazy.
+func resolve(v any) any {
+	if l, ok := v.(*lazy); ok {
+		return l.value()
+	}
+	return v
+}
+
+// resolveLinks returns l with every lazy link made: l itself when it has none.
+func resolveLinks(l Links) Links {
+	for _, v := range l {
+		if _, ok := v.(*lazy); ok {
+			out := make(Links, len(l))
+			for k, v := range l {
+				out[k] = resolve(v)
+			}
+			return out
+		}
+	}
+	return l
+}
 
 // Keys of the links every email has.
 const (
@@ -80,22 +140,36 @@ type NPSLink struct {
 
 // NewLinks returns the links of one email: the customer's signed unsubscribe and
 // preference URLs, nps(score) for scores 0 to 10 (nil leaves .Links.NPS empty), and the
-// fixed links of lifecycle.yaml.
+// fixed links of lifecycle.yaml. The NPS links are lazy: nps is called, for each score,
+// only when the email uses .Links.NPS, once however often it does.
 func NewLinks(unsubscribe, preferences string, nps func(score int) string, fixed map[string]string) Links {
+	return newLinks(unsubscribe, preferences, nps, fixed)
+}
+
+// NewLazyLinks is NewLinks with the preference link made by preferences, only when the
+// email uses .Links.Preferences.
+func NewLazyLinks(unsubscribe string, preferences func() string, nps func(score int) string, fixed map[string]string) Links {
+	return newLinks(unsubscribe, &lazy{make: func() any { return preferences() }}, nps, fixed)
+}
+
+func newLinks(unsubscribe string, preferences any, nps func(score int) string, fixed map[string]string) Links {
 	l := make(Links, len(fixed)+3)
 	for k, v := range fixed {
 		l[k] = v
 	}
 	l[LinkUnsubscribe] = unsubscribe
 	l[LinkPreferences] = preferences
-	var scores []NPSLink
-	if nps != nil {
-		scores = make([]NPSLink, 11)
+	if nps == nil {
+		l[LinkNPS] = []NPSLink(nil)
+		return l
+	}
+	l[LinkNPS] = &lazy{make: func() any {
+		scores := make([]NPSLink, 11)
 		for i := range scores {
 			scores[i] = NPSLink{Score: i, URL: nps(i)}
 		}
-	}
-	l[LinkNPS] = scores
+		return scores
+	}}
 	return l
 }
 

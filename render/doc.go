@@ -19,19 +19,31 @@
 // is executed once with SampleData so that html/template's escaping errors surface
 // at compile time, not at send time.
 //
-// The package does not load campaigns (package campaign), sign links (package web
-// builds the URLs that go into Links), decide who gets which step (package lifecycle)
-// or send mail (package mailer).
+// The package does not load campaigns (package campaign), sign links (package link;
+// the caller hands Links and the click signer in), decide who gets which step (package
+// lifecycle) or send mail (package mailer).
 //
 //	set, err := campaign.Load("campaigns")
 //	r, err := render.Compile(set, "templates")      // campaign.Problems on lint errors
 //
 //	// worker, per due send (and the previews of a real customer, so they show
 //	// what is sent):
-//	links := render.NewLinks(unsubURL, prefsURL, npsURL, set.Lifecycle.Links)
+//	links := render.NewLazyLinks(unsubURL, prefsURL, npsURL, set.Lifecycle.Links)
 //	d := render.NewData(engine, customer, links, "hello@acme.test")
-//	email, err := r.Render("onboarding/first-project", d)
+//	email, err := r.RenderTracked("onboarding/first-project", d, signer.ClickURL)
 //	if errors.Is(err, render.ErrHeaderInjection) { … } // never send it
+//
+// Links may be lazy: NewLinks makes the eleven NPS score links, and NewLazyLinks the
+// preference link too, only when a template of the email reads them (a program where it
+// reads .Links; a template, which would see the lazy value, gets every link made
+// first). A step without an NPS question signs no score links.
+//
+// RenderTracked tracks clicks as it renders: once the HTML and text parts are
+// executed, the href of every <a> and every "(url)" of the text part is passed to the
+// click signer (link.Signer.ClickURL), each distinct URL once per email, except the
+// email's own unsubscribe, preference and NPS links; a URL the signer refuses stays as
+// it is. In the HTML part the attribute holds the URL HTML-escaped: the URL a client
+// follows is what is signed, and the tracked one is written escaped (track.go).
 //
 //	// retain preview STEP.md, for the built-in sample customer:
 //	d := render.SampleData(set, baseURL)

@@ -209,6 +209,18 @@ func (w *textWriter) inlineTo(b *strings.Builder, n ast.Node) {
 func finishText(s []byte) string {
 	var b strings.Builder
 	b.Grow(len(s) + 1)
+	finishTextTo(&b, s)
+	return b.String()
+}
+
+// finishTextTo is finishText writing to b, which must be empty: a tracked email's text
+// part goes to a buffer, to be copied once with its links tracked.
+func finishTextTo[W interface {
+	*strings.Builder | *bytes.Buffer
+	Write([]byte) (int, error)
+	WriteByte(byte) error
+	Len() int
+}](b W, s []byte) {
 	var prev []byte
 	blank := 0
 	for len(s) > 0 {
@@ -242,7 +254,6 @@ func finishText(s []byte) string {
 	if b.Len() > 0 {
 		b.WriteByte('\n')
 	}
-	return b.String()
 }
 
 // trimRight is bytes.TrimRight with a cutset of the two bytes c1 and c2.

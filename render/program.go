@@ -381,7 +381,7 @@ func (b *builder) rangeNode(n *parse.RangeNode, dot reflect.Type) op {
 	}
 }
 
-// rangeMap ranges over m in key order, as text/template does.
+// rangeMap ranges over m in key order, as text/template does, making lazy links.
 func rangeMap[M ~map[string]any](s *state, m M, iter func(s *state, index, elem any) error) (bool, error) {
 	for _, v := range m {
 		if v == nil {
@@ -389,7 +389,7 @@ func rangeMap[M ~map[string]any](s *state, m M, iter func(s *state, index, elem 
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		err := iter(s, k, m[k])
+		err := iter(s, k, resolve(m[k]))
 		if err == errBreak {
 			break
 		}
@@ -748,8 +748,9 @@ func val[S, F any](f func(*S) F) fieldOf {
 	}
 }
 
-// mapKey reads .Links.Name or .Customer.Attributes.name. A missing key is an error
-// under missingkey=error; a nil entry is one programs do not handle.
+// mapKey reads .Links.Name or .Customer.Attributes.name, making a lazy link. A
+// missing key is an error under missingkey=error; a nil entry is one programs do not
+// handle.
 func mapKey[M ~map[string]any](name string) getter {
 	return func(v any) (any, error) {
 		m, ok := v.(M)
@@ -760,7 +761,7 @@ func mapKey[M ~map[string]any](name string) getter {
 		if !ok {
 			return nil, fmt.Errorf("map has no entry for key %q", name)
 		}
-		if x == nil {
+		if x = resolve(x); x == nil {
 			return nil, errGiveUp
 		}
 		return x, nil

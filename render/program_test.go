@@ -74,7 +74,7 @@ func customers(set *campaign.Set) []*Data {
 			hostile.Customer.Attributes[k] = evil
 		}
 	}
-	hostile.Links = NewLinks("javascript:alert(1)", `data:text/html,<b>"x"</b>`,
+	hostile.Links = NewLazyLinks("javascript:alert(1)", func() string { return `data:text/html,<b>"x"</b>` },
 		func(score int) string { return "https://x.test/n?s=" + strings.Repeat("<", score) }, nil)
 	for k := range set.Lifecycle.Links {
 		hostile.Links[k] = "https://x.test/?a=1&b=" + evil
@@ -367,6 +367,10 @@ func FuzzCompiledMatchesTemplate(f *testing.F) {
 		}
 		if variant&16 != 0 {
 			a["seats"] = plan // a string where an int is declared
+		}
+		if seats%2 != 0 {
+			// A lazy preference link, made when a template reads it.
+			d.Links[LinkPreferences] = &lazy{make: func() any { return link + "?prefs" }}
 		}
 		if variant&32 != 0 {
 			d.Links = NewLinks(link, link, nil, nil) // no NPS scores, no fixed links

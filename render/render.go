@@ -145,7 +145,7 @@ func Compile(set *campaign.Set, templatesDir string) (*Renderer, error) {
 				cc.campaign = Campaign{ID: camp.ID, Name: camp.Name, Topic: camp.Topic}
 				cc.step = Step{ID: st.ID, Slug: st.Slug}
 				// html/template reports escaping problems only when it first executes.
-				if _, err := r.render(cc, sample); err != nil {
+				if _, err := r.render(cc, sample, nil); err != nil {
 					cc.report(&probs, err)
 					continue
 				}
@@ -333,7 +333,34 @@ func (r *Renderer) Render(stepID string, d *Data) (*Email, error) {
 	if !ok {
 		return nil, fmt.Errorf("render %s: %w", stepID, ErrUnknownStep)
 	}
-	e, err := r.render(cc, d)
+	e, err := r.render(cc, d, nil)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", cc.content.Path, err)
+	}
+	return e, nil
+}
+
+// RenderTracked is Render with click tracking: every http(s) link of the HTML part
+// (the href of each <a>) and of the text part (each "(url)" after a link's text)
+// becomes click(customer, campaign, step, url) — link.Signer.ClickURL —, url a link of
+// step (its identity) of campaign sent to customer, or stays as it is when click
+// returns an error. The email's own unsubscribe, preference and NPS links (d.Links)
+// are never rewritten, and each distinct URL is passed to click once. A nil click
+// tracks nothing.
+func (r *Renderer) RenderTracked(stepID string, d *Data, click func(customer, campaign, step, url string) (string, error)) (*Email, error) {
+	st, ok := r.steps[stepID]
+	if !ok {
+		return nil, fmt.Errorf("render %s: %w", stepID, ErrUnknownStep)
+	}
+	cc, ok := r.byCont[st.ContentFor(d.Customer.Locale)]
+	if !ok {
+		return nil, fmt.Errorf("render %s: %w", stepID, ErrUnknownStep)
+	}
+	var t *tracker
+	if click != nil {
+		t = &tracker{click: click, customer: d.Customer.ID, campaign: cc.campaign.ID, step: cc.step.ID}
+	}
+	e, err := r.render(cc, d, t)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", cc.content.Path, err)
 	}
@@ -347,7 +374,7 @@ func (r *Renderer) RenderContent(ct *campaign.Content, d *Data) (*Email, error) 
 	if !ok {
 		return nil, fmt.Errorf("render %s: %w", ct.Path, ErrUnknownStep)
 	}
-	e, err := r.render(cc, d)
+	e, err := r.render(cc, d, nil)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", ct.Path, err)
 	}
@@ -389,7 +416,8 @@ func (e *partError) Unwrap() error { return e.err }
 
 var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func (r *Renderer) render(cc *compiled, d *Data) (*Email, error) {
+// render renders cc for d, its links tracked by t when t is not nil.
+func (r *Renderer) render(cc *compiled, d *Data, t *tracker) (*Email, error) {
 	data := *d
 	data.Campaign, data.Step = cc.campaign, cc.step
 	data.Customer.Attributes = withDeclared(d.Customer.Attributes, r.attrs)
@@ -419,17 +447,35 @@ func (r *Renderer) render(cc *compiled, d *Data) (*Email, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.HTML, err = exec(partLayoutHTML, &htmlLayoutData{Customer: data.Customer, Campaign: data.Campaign, Step: data.Step, Links: data.Links, Sender: data.Sender, Content: htmltemplate.HTML(body), Subject: e.Subject, Preheader: e.Preheader}); err != nil {
+	lay := &htmlLayoutData{Customer: data.Customer, Campaign: data.Campaign, Step: data.Step, Links: data.Links, Sender: data.Sender, Content: htmltemplate.HTML(body), Subject: e.Subject, Preheader: e.Preheader}
+	if err := r.execute(buf, cc, partLayoutHTML, lay); err != nil {
 		return nil, err
 	}
+	if t != nil {
+		t.links = lay.Links
+		e.HTML = t.html(buf.Bytes())
+	} else {
+		e.HTML = buf.String()
+	}
+	data.Links = lay.Links // its lazy links made, if the HTML ran as a template
 	if err := r.execute(buf, cc, partText, &data); err != nil {
 		return nil, err
 	}
 	content := finishText(buf.Bytes())
-	if err := r.execute(buf, cc, partLayoutText, &textLayoutData{Customer: data.Customer, Campaign: data.Campaign, Step: data.Step, Links: data.Links, Sender: data.Sender, Content: content, Subject: e.Subject, Preheader: e.Preheader}); err != nil {
+	tlay := &textLayoutData{Customer: data.Customer, Campaign: data.Campaign, Step: data.Step, Links: data.Links, Sender: data.Sender, Content: content, Subject: e.Subject, Preheader: e.Preheader}
+	if err := r.execute(buf, cc, partLayoutText, tlay); err != nil {
 		return nil, err
 	}
-	e.Text = finishText(buf.Bytes())
+	if t == nil {
+		e.Text = finishText(buf.Bytes())
+		return &e, nil
+	}
+	text := bufs.Get().(*bytes.Buffer)
+	defer bufs.Put(text)
+	text.Reset()
+	finishTextTo(text, buf.Bytes())
+	t.links = tlay.Links
+	e.Text = t.text(text.Bytes())
 	return &e, nil
 }
 
@@ -447,6 +493,15 @@ func (r *Renderer) execute(buf *bytes.Buffer, cc *compiled, p part, v any) error
 			return &partError{part: p, err: err}
 		}
 		buf.Reset()
+	}
+	// text/template sees a lazy link as the pointer it is: make them all first.
+	switch v := v.(type) {
+	case *Data:
+		v.Links = resolveLinks(v.Links)
+	case *htmlLayoutData:
+		v.Links = resolveLinks(v.Links)
+	case *textLayoutData:
+		v.Links = resolveLinks(v.Links)
 	}
 	if err := cc.template(p).Execute(buf, v); err != nil {
 		return &partError{part: p, err: err}

@@ -324,7 +324,9 @@ func linkSigner(e *env, preview bool) (*link.Signer, error) {
 
 // customerLinks builds the links of one customer's email in a campaign: signed
 // one-click unsubscribe, preferences and NPS score links, and lifecycle.yaml's
-// fixed links.
+// fixed links. The preference and NPS links are signed only if the email uses
+// them, when it is rendered (render.NewLazyLinks): most steps have no NPS
+// question, and eleven tokens per email cost more than the rest of its links.
 func customerLinks(s *link.Signer, fixed map[string]string, now func() time.Time) func(c *lifecycle.Customer, campaignID string) render.Links {
 	return func(c *lifecycle.Customer, campaignID string) render.Links {
 		at := now()
@@ -332,7 +334,7 @@ func customerLinks(s *link.Signer, fixed map[string]string, now func() time.Time
 		if enr := c.Enrollments[campaignID]; enr != nil {
 			n = enr.Number
 		}
-		return render.NewLinks(s.UnsubscribeURL(c.ID, ""), s.PreferencesURL(c.ID),
+		return render.NewLazyLinks(s.UnsubscribeURL(c.ID, ""), func() string { return s.PreferencesURL(c.ID) },
 			func(score int) string { return s.NPSEnrollmentURL(c.ID, campaignID, n, score, at, npsLinkTTL) }, fixed)
 	}
 }
