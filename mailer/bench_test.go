@@ -1,17 +1,51 @@
 package mailer
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/mail"
+	"net/textproto"
+	"os"
 	"strconv"
 	"testing"
 
 	gomail "github.com/wneessen/go-mail"
 )
 
+// guideMessage is the bench's welcome/guide step (~500 words) as the worker renders
+// it: testdata/guide.txt and testdata/guide.html, about 10 KB of ASCII text and HTML
+// with goldmark's one-line paragraphs.
+func guideMessage(tb testing.TB) *Message {
+	tb.Helper()
+	text, err := os.ReadFile("testdata/guide.txt")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	html, err := os.ReadFile("testdata/guide.html")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := message()
+	m.To = mail.Address{Name: "Ada Lovelace", Address: "customer0000042@example.org"}
+	m.Subject = "Your first week with Acme, Ada"
+	m.Text, m.HTML = string(text), string(html)
+	return m
+}
+
 // BenchmarkPoolSend sends to an in-process go-smtp sink that answers at once, over
 // one connection and over eight.
 func BenchmarkPoolSend(b *testing.B) {
+	benchmarkPoolSend(b, message())
+}
+
+// BenchmarkPoolSendGuide is BenchmarkPoolSend with the realistic guide email.
+func BenchmarkPoolSendGuide(b *testing.B) {
+	benchmarkPoolSend(b, guideMessage(b))
+}
+
+func benchmarkPoolSend(b *testing.B, m *Message) {
 	for _, conns := range []int{1, 8} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
 			s := newSink(b, sinkOptions{discard: true})
@@ -21,7 +55,6 @@ func BenchmarkPoolSend(b *testing.B) {
 			}
 			p := NewPool(cfg)
 			defer p.Close()
-			m := message()
 			b.ReportAllocs()
 			b.SetParallelism(conns) // at least conns senders, so every connection is busy
 			b.ResetTimer()
@@ -33,14 +66,24 @@ func BenchmarkPoolSend(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			reportSink(b, s)
 		})
 	}
 }
 
 // BenchmarkGoMailBare is the floor for BenchmarkPoolSend/conns=1: one go-mail client
-// on one connection, no pool, NOOP and RSET off, the message built once.
+// on one connection, no pool, NOOP and RSET off, the message built once as the pool
+// builds it for the sink (which announces 8BITMIME).
 func BenchmarkGoMailBare(b *testing.B) {
+	benchmarkGoMailBare(b, message())
+}
+
+// BenchmarkGoMailBareGuide is BenchmarkGoMailBare with the guide email.
+func BenchmarkGoMailBareGuide(b *testing.B) {
+	benchmarkGoMailBare(b, guideMessage(b))
+}
+
+func benchmarkGoMailBare(b *testing.B, m *Message) {
 	s := newSink(b, sinkOptions{discard: true})
 	port, _ := strconv.Atoi(s.port)
 	c, err := gomail.NewClient("127.0.0.1", gomail.WithPort(port), gomail.WithTLSPolicy(gomail.NoTLS),
@@ -52,7 +95,7 @@ func BenchmarkGoMailBare(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	gm, err := message().Build()
+	gm, err := m.BuildFor(true)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,5 +105,57 @@ func BenchmarkGoMailBare(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	reportSink(b, s)
+}
+
+// reportSink reports messages per second and, per message, the bytes the sink read
+// (SMTP commands included) and the size of the message it received.
+func reportSink(b *testing.B, s *sink) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	if n := s.count.Load(); n > 0 {
+		b.ReportMetric(float64(s.wire.Load())/float64(n), "wire-B/msg")
+		b.ReportMetric(float64(s.data.Load())/float64(n), "data-B/msg")
+	}
+}
+
+// BenchmarkDataPath is the CPU of one guide email's DATA payload, without the
+// network: built and written as go-mail's Send writes it (quoted-printable, through
+// textproto's DotWriter) and as Pool.Send writes it to a relay with 8BITMIME.
+func BenchmarkDataPath(b *testing.B) {
+	m := guideMessage(b)
+	w := textproto.NewWriter(bufio.NewWriter(io.Discard))
+	b.Run("gomail", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			gm, err := m.Build()
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := w.DotWriter()
+			if _, err := gm.WriteTo(d); err != nil {
+				b.Fatal(err)
+			}
+			if err := d.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("pool", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			o, err := m.prepare()
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := dataBufs.Get().(*dataBuf)
+			if err := o.write(buf, true); err != nil {
+				b.Fatal(err)
+			}
+			w.W.Write(buf.data)
+			if err := w.W.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			putDataBuf(buf)
+		}
+	})
 }

@@ -2,8 +2,8 @@
 // headers (From, To, Subject, Date, a deterministic Message-ID, List-Unsubscribe with
 // RFC 8058 one-click) and a multipart/alternative body with a text and an HTML part.
 //
-// It builds messages with go-mail so that what `retain preview --format eml` prints is
-// byte for byte the message the worker hands to the SMTP relay. It does not render
+// It builds messages with go-mail so that what `retain preview --format eml` prints
+// (Message.Build) has the headers and content the worker sends. It does not render
 // templates (package render) or decide whether to send (the worker).
 //
 // It also sends them: ParseURL reads SMTP_URL into a Config, and a Pool keeps a few
@@ -12,6 +12,22 @@
 // Permanent (do not retry), BadAddress (do not retry; suppress the address) and
 // Unknown (the reply to the final "." was lost: the message may have been delivered,
 // so record it as sent-unknown rather than retrying).
+//
+// Each body part gets its own Content-Transfer-Encoding, chosen per message once the
+// connection's EHLO is known (Message.BuildFor): to a relay that announced 8BITMIME,
+// a part whose lines fit in 998 octets, with no NUL and no bare CR, goes unencoded
+// as 8bit; anything else is quoted-printable, which costs CPU and bytes (goldmark
+// writes a paragraph of HTML as one line, so HTML parts can need it). The preview is
+// the quoted-printable form that any relay accepts.
+//
+// For DATA the pool keeps go-mail's smtp.Client for the session, MAIL FROM and RCPT
+// TO, but not its DataCloser (net/textproto's DotWriter, a byte at a time through a
+// 4 KB buffer): it writes the MIME with Msg.WriteTo into a pooled buffer, dot-encodes
+// it a line at a time (appendDotStuffed, byte for byte what DotWriter sends), and
+// sends DATA, then the message with its final "." in one write, through
+// smtp.Client.Text. go-mail exports Text, the session's *textproto.Conn, as net/smtp
+// does, so that clients can add extensions, and keeps no state on it between
+// commands.
 //
 //	cfg, err := mailer.ParseURL(os.Getenv("SMTP_URL"))
 //	if err != nil {

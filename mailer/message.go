@@ -45,8 +45,32 @@ func MessageID(stepID, customerID string, enrollment int, domain string) string 
 	return "retain." + id + "@" + domain
 }
 
-// Build returns the go-mail message. It refuses header values with line breaks.
+// Build returns the go-mail message in the form every relay accepts: BuildFor(false).
+// It is what WriteTo writes (retain preview --format eml). It refuses header values
+// with line breaks.
 func (m *Message) Build() (*gomail.Msg, error) {
+	return m.BuildFor(false)
+}
+
+// BuildFor returns the go-mail message for a relay that announced 8BITMIME
+// (eightBitMIME) or not, as Pool.Send builds it on each connection. Each body part
+// gets its own Content-Transfer-Encoding: with 8BITMIME, a part whose lines are at
+// most 998 octets, with no NUL and no CR outside a CRLF, goes unencoded as 8bit;
+// other parts, and all parts for a relay without 8BITMIME, are quoted-printable.
+// (Plain ASCII parts would be 7bit without 8BITMIME, but go-mail v0.8.1 cannot write
+// 7bit parts; see partEncoding.)
+func (m *Message) BuildFor(eightBitMIME bool) (*gomail.Msg, error) {
+	msg, err := m.build()
+	if err != nil {
+		return nil, err
+	}
+	setEncodings(msg, [2]bool{isPlain(m.Text), isPlain(m.HTML)}, eightBitMIME)
+	return msg, nil
+}
+
+// build returns the message with quoted-printable parts (go-mail's default), text
+// then HTML.
+func (m *Message) build() (*gomail.Msg, error) {
 	for name, v := range map[string]string{
 		"From": m.From.Name + m.From.Address, "To": m.To.Name + m.To.Address, "Subject": m.Subject, "Message-ID": m.MessageID,
 		"List-Unsubscribe": m.Unsubscribe + m.UnsubscribeMailto,
@@ -75,9 +99,18 @@ func (m *Message) Build() (*gomail.Msg, error) {
 	if err := m.setUnsubscribe(msg); err != nil {
 		return nil, err
 	}
-	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
-	msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	msg.SetBodyWriter(gomail.TypeTextPlain, writeString(m.Text))
+	msg.AddAlternativeWriter(gomail.TypeTextHTML, writeString(m.HTML))
 	return msg, nil
+}
+
+// writeString is a go-mail body part that writes s, without the copy of s that
+// SetBodyString makes for every message.
+func writeString(s string) func(io.Writer) (int64, error) {
+	return func(w io.Writer) (int64, error) {
+		n, err := io.WriteString(w, s)
+		return int64(n), err
+	}
 }
 
 func (m *Message) setUnsubscribe(msg *gomail.Msg) error {
@@ -101,7 +134,7 @@ func (m *Message) setUnsubscribe(msg *gomail.Msg) error {
 	return nil
 }
 
-// WriteTo writes the complete RFC 5322 message to w.
+// WriteTo writes the complete RFC 5322 message to w, as Build makes it.
 func (m *Message) WriteTo(w io.Writer) (int64, error) {
 	msg, err := m.Build()
 	if err != nil {

@@ -6,10 +6,13 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"mime/quotedprintable"
 	"net/mail"
 	"strings"
 	"testing"
 	"time"
+
+	gomail "github.com/wneessen/go-mail"
 )
 
 func message() *Message {
@@ -138,5 +141,144 @@ func TestBuildRefusesLineBreaksInHeaders(t *testing.T) {
 		if _, err := m.Build(); !errors.Is(err, ErrHeaderInjection) {
 			t.Errorf("%s with a line break: err = %v, want ErrHeaderInjection", name, err)
 		}
+	}
+}
+
+// rawPart is a body part as it travels: its Content-Transfer-Encoding and its body,
+// still encoded.
+type rawPart struct {
+	CTE  string
+	Body string
+}
+
+// rawParts returns the body parts of a multipart message by content type.
+func rawParts(t *testing.T, raw []byte) map[string]rawPart {
+	t.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("read message: %v\n%s", err, raw)
+	}
+	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := map[string]rawPart{}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		parts[ct] = rawPart{CTE: p.Header.Get("Content-Transfer-Encoding"), Body: string(body)}
+	}
+	return parts
+}
+
+// decoded returns the part's content with LF line ends.
+func (p rawPart) decoded(t *testing.T) string {
+	t.Helper()
+	body := p.Body
+	if p.CTE == "quoted-printable" {
+		b, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(body)))
+		if err != nil {
+			t.Fatalf("quoted-printable part: %v", err)
+		}
+		body = string(b)
+	}
+	return strings.ReplaceAll(body, "\r\n", "\n")
+}
+
+func TestBuildForEncodesEachPartOnItsOwn(t *testing.T) {
+	const (
+		eightBit = "8bit"
+		qp       = "quoted-printable"
+	)
+	ascii, html := "Hi Ada,\n\nWelcome.\n", `<p class="lead">Hi Ada,</p>`
+	for _, tc := range []struct {
+		name         string
+		text, html   string
+		eightBitMIME bool
+		want         [2]string // text, HTML
+	}{
+		{"ascii with 8BITMIME", ascii, html, true, [2]string{eightBit, eightBit}},
+		{"ascii without 8BITMIME", ascii, html, false, [2]string{qp, qp}},
+		{"utf-8 with 8BITMIME", "Hi Zoë,\n", "<p>Grüße</p>", true, [2]string{eightBit, eightBit}},
+		{"utf-8 without 8BITMIME", "Hi Zoë,\n", "<p>Grüße</p>", false, [2]string{qp, qp}},
+		{"998-octet lines", strings.Repeat("x", 998) + "\n" + strings.Repeat("y", 998), strings.Repeat("z", 998) + "\r\n", true, [2]string{eightBit, eightBit}},
+		{"999-octet HTML line", ascii, "<p>" + strings.Repeat("a", 992) + "</p>\n", true, [2]string{eightBit, qp}},
+		{"999-octet last line", ascii + strings.Repeat("x", 999), html, true, [2]string{qp, eightBit}},
+		{"NUL", "a\x00b\n", html, true, [2]string{qp, eightBit}},
+		{"bare CR", "a\rb\n", html, true, [2]string{qp, eightBit}},
+		{"final bare CR", "a\r", html, true, [2]string{qp, eightBit}},
+		{"CR CR LF", "a\r\r\nb\n", html, true, [2]string{qp, eightBit}},
+		{"CRLF lines", "a\r\nb\r\n", "<p>\r\n</p>", true, [2]string{eightBit, eightBit}},
+		{"dot lines", ".\n..\n.x\n", ".\r\n", true, [2]string{eightBit, eightBit}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := message()
+			m.Text, m.HTML = tc.text, tc.html
+			gm, err := m.BuildFor(tc.eightBitMIME)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if _, err := gm.WriteTo(&buf); err != nil {
+				t.Fatal(err)
+			}
+			parts := rawParts(t, buf.Bytes())
+			text, html := parts["text/plain"], parts["text/html"]
+			if got := [2]string{text.CTE, html.CTE}; got != tc.want {
+				t.Errorf("Content-Transfer-Encoding (text, HTML) = %q, want %q", got, tc.want)
+			}
+			if text.CTE == eightBit && text.Body != tc.text || html.CTE == eightBit && html.Body != tc.html {
+				t.Errorf("an 8bit part was changed: text %q, HTML %q", text.Body, html.Body)
+			}
+			// Quoted-printable (Go's, in text mode) takes a bare CR for a line break too.
+			lf := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n") }
+			if text.decoded(t) != lf(tc.text) || html.decoded(t) != lf(tc.html) {
+				t.Errorf("parts decode to %q and %q, want %q and %q", text.decoded(t), html.decoded(t), lf(tc.text), lf(tc.html))
+			}
+		})
+	}
+}
+
+func TestBuildIsForAnyRelay(t *testing.T) {
+	for _, m := range []*Message{message(), guideMessage(t)} {
+		var buf bytes.Buffer
+		if _, err := m.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		for ct, p := range rawParts(t, buf.Bytes()) {
+			if p.CTE != "quoted-printable" {
+				t.Errorf("%s part is %s; Build is for relays without 8BITMIME too", ct, p.CTE)
+			}
+		}
+	}
+}
+
+// TestGoMailStillQuotesSevenBitParts pins a go-mail v0.8.1 bug that partEncoding
+// works around: a part labelled 7bit is written quoted-printable. When this test
+// fails, go-mail writes 7bit parts as they are: let partEncoding return
+// gomail.EncodingUSASCII for plain ASCII parts, and delete this test.
+func TestGoMailStillQuotesSevenBitParts(t *testing.T) {
+	gm := gomail.NewMsg()
+	if err := gm.From("a@acme.example"); err != nil {
+		t.Fatal(err)
+	}
+	gm.SetBodyString(gomail.TypeTextPlain, "a=b\n", gomail.WithPartEncoding(gomail.EncodingUSASCII))
+	var buf bytes.Buffer
+	if _, err := gm.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "Content-Transfer-Encoding: 7bit") || !strings.Contains(buf.String(), "a=3Db") {
+		t.Errorf("go-mail now writes a 7bit part as:\n%s\nsee partEncoding", buf.String())
 	}
 }

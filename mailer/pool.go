@@ -79,7 +79,7 @@ func (p *Pool) send(ctx context.Context, m *Message, fence func(context.Context)
 	if p.cfgErr != nil {
 		return &SendError{Class: Temporary, Stage: StageConnect, Msg: "invalid config: " + p.cfgErr.Error(), Err: p.cfgErr}
 	}
-	gm, err := m.Build()
+	o, err := m.prepare()
 	if err != nil {
 		return &SendError{Class: Permanent, Stage: StageBuild, Msg: err.Error(), Err: err}
 	}
@@ -118,7 +118,7 @@ func (p *Pool) send(ctx context.Context, m *Message, fence func(context.Context)
 			fence = nil // once per message: a retry on a fresh connection follows at once
 			ctx = context.WithoutCancel(ctx)
 		}
-		se := c.send(ctx, gm)
+		se := c.send(ctx, o)
 		c.sent++ // relays count transactions, refused ones too
 		if se == nil {
 			p.release(c, !c.tc.interrupted())
@@ -141,7 +141,7 @@ func (e *SendError) keepConn(c *conn) bool {
 	if (e.Stage != StageMail && e.Stage != StageRcpt) || e.Code == 0 || e.Code == 421 {
 		return false
 	}
-	// go-mail sends RSET after a MAIL/RCPT refusal but hides whether it worked.
+	// The transaction is still open on the relay: RSET ends it.
 	return !c.tc.interrupted() && c.sc.Reset() == nil
 }
 
@@ -246,7 +246,7 @@ func (p *Pool) dial(ctx context.Context) (*conn, error) {
 		tc.Close()
 		return nil, ctx.Err()
 	}
-	return &conn{mc: mc, sc: sc, tc: tc}, nil
+	return &conn{sc: sc, tc: tc, timeout: p.cfg.Timeout}, nil
 }
 
 func (p *Pool) clientOptions(dial gomail.DialContextFunc) []gomail.Option {
@@ -303,26 +303,11 @@ func (p *Pool) clientOptions(dial gomail.DialContextFunc) []gomail.Option {
 
 // conn is one SMTP session, used by one Send at a time.
 type conn struct {
-	mc       *gomail.Client
 	sc       *smtp.Client
 	tc       *trackedConn
+	timeout  time.Duration // Config.Timeout, for each message's exchange
 	sent     int
 	lastUsed time.Time
-}
-
-// send runs one SMTP transaction, interrupting it when ctx is done.
-func (c *conn) send(ctx context.Context, gm *gomail.Msg) *SendError {
-	if err := ctx.Err(); err != nil {
-		return ctxError(ctx, &SendError{Class: Temporary, Stage: StageConnect, Msg: "not sent", Err: err})
-	}
-	c.tc.writeFailed.Store(false)
-	stop := context.AfterFunc(ctx, c.tc.interrupt)
-	err := c.mc.SendWithSMTPClient(c.sc, gm)
-	stop()
-	if err == nil {
-		return nil
-	}
-	return classify(err, c.tc.writeFailed.Load())
 }
 
 // quit says QUIT and closes, without waiting long for a relay that is gone.

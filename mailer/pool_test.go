@@ -405,3 +405,152 @@ func TestInvalidMessageIsPermanent(t *testing.T) {
 		t.Errorf("err = %v, want ErrHeaderInjection", err)
 	}
 }
+
+// sendOne sends m and returns what the sink received.
+func sendOne(t *testing.T, b *testBundle, m *Message) received {
+	t.Helper()
+	if err := b.pool.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	msgs := b.sink.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("sink got %d messages, want 1", len(msgs))
+	}
+	return msgs[0]
+}
+
+// wantDelivered returns what a relay should store for m: m as BuildFor writes it,
+// with the MIME boundary the relay saw and every line ending in CRLF (m has no bare
+// CR). The sink, like textproto's DotReader, undoes the dot encoding but keeps CRLF.
+func wantDelivered(t *testing.T, m *Message, eightBitMIME bool, got []byte) []byte {
+	t.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(got))
+	if err != nil {
+		t.Fatalf("read message: %v\n%s", err, got)
+	}
+	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm, err := m.BuildFor(eightBitMIME)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm.SetBoundary(params["boundary"])
+	var buf bytes.Buffer
+	if _, err := gm.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return []byte(strings.ReplaceAll(strings.ReplaceAll(buf.String(), "\r\n", "\n"), "\n", "\r\n"))
+}
+
+// dotMessage has lines that start with "." in both parts, at the start of each part
+// and at its end without a line break; its HTML has a line too long to go unencoded.
+func dotMessage() *Message {
+	m := message()
+	// One List-Unsubscribe header: go-mail writes two in random order.
+	m.Unsubscribe = "http://localhost:8080/u/tok"
+	m.Text = ".\n..\n.hidden\n...\nend.\n\n.\r\n."
+	m.HTML = ".<p>a</p>\r\n.\r\n<p>" + strings.Repeat("b. ", 400) + "</p>\n.."
+	return m
+}
+
+func TestLinesStartingWithADotArriveIntact(t *testing.T) {
+	b := setup(t, sinkOptions{}, "smtp", "", "")
+	m := dotMessage()
+	got := sendOne(t, b, m)
+	if got.Body != smtp.Body8BitMIME {
+		t.Errorf("MAIL FROM BODY=%q, want %q", got.Body, smtp.Body8BitMIME)
+	}
+	if want := wantDelivered(t, m, true, got.Data); !bytes.Equal(got.Data, want) {
+		t.Errorf("the relay got a different message (-want +got):\n%s", cmp.Diff(string(want), string(got.Data)))
+	}
+	parts := rawParts(t, got.Data)
+	if text, html := parts["text/plain"], parts["text/html"]; text.CTE != "8bit" || html.CTE != "quoted-printable" {
+		t.Errorf("Content-Transfer-Encoding: text %q, HTML %q; want 8bit and quoted-printable (a line > 998 octets)", text.CTE, html.CTE)
+	}
+}
+
+func TestGuideArrivesAsBuilt(t *testing.T) {
+	b := setup(t, sinkOptions{}, "smtp", "", "")
+	m := guideMessage(t)
+	m.Unsubscribe = "http://localhost:8080/u/tok"
+	got := sendOne(t, b, m)
+	if want := wantDelivered(t, m, true, got.Data); !bytes.Equal(got.Data, want) {
+		t.Errorf("the relay got a different message (-want +got):\n%s", cmp.Diff(string(want), string(got.Data)))
+	}
+	for ct, p := range rawParts(t, got.Data) {
+		if p.CTE != "8bit" {
+			t.Errorf("%s part is %s, want 8bit", ct, p.CTE)
+		}
+	}
+}
+
+func TestRelayWithout8BITMIMEGetsQuotedPrintable(t *testing.T) {
+	b := setup(t, sinkOptions{hide: []string{"8BITMIME"}}, "smtp", "", "")
+	m := dotMessage()
+	m.Text = "Grüße, Zoë\n" + m.Text
+	got := sendOne(t, b, m)
+	if got.Body != "" {
+		t.Errorf("MAIL FROM BODY=%q to a relay without 8BITMIME", got.Body)
+	}
+	if want := wantDelivered(t, m, false, got.Data); !bytes.Equal(got.Data, want) {
+		t.Errorf("the relay got a different message (-want +got):\n%s", cmp.Diff(string(want), string(got.Data)))
+	}
+	parts := rawParts(t, got.Data)
+	for ct, p := range parts {
+		if p.CTE != "quoted-printable" {
+			t.Errorf("%s part is %s, want quoted-printable", ct, p.CTE)
+		}
+	}
+	if got := parts["text/plain"].decoded(t); got != strings.ReplaceAll(m.Text, "\r\n", "\n") {
+		t.Errorf("text part decodes to %q", got)
+	}
+}
+
+// TestRefusalsAreClassifiedByStageAndCode: the relay's reply decides Class, Code
+// and Enhanced; the enhanced code counts only when the relay announced
+// ENHANCEDSTATUSCODES (as go-mail reads it), so an unannounced 5.1.1 is no
+// BadAddress.
+func TestRefusalsAreClassifiedByStageAndCode(t *testing.T) {
+	noESC := []string{"ENHANCEDSTATUSCODES"}
+	for _, tc := range []struct {
+		name    string
+		hide    []string
+		fault   *fault
+		want    SendError
+		wantMsg string
+	}{
+		{"rcpt 550 5.1.1", nil, &fault{stage: "rcpt", n: 1, reply: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}},
+			SendError{Class: BadAddress, Stage: StageRcpt, Code: 550, Enhanced: "5.1.1"}, "No such user"},
+		{"rcpt 550 5.1.1 unannounced", noESC, &fault{stage: "rcpt", n: 1, reply: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}},
+			SendError{Class: Permanent, Stage: StageRcpt, Code: 550}, "5.1.1 No such user"},
+		{"mail 451 4.3.0", nil, &fault{stage: "mail", n: 1, reply: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}},
+			SendError{Class: Temporary, Stage: StageMail, Code: 451, Enhanced: "4.3.0"}, "Try again later"},
+		// go-mail looks for the enhanced code in the quoted reply, where it follows
+		// "\n" and is not found.
+		{"rcpt 452 multi-line", nil, &fault{stage: "rcpt", n: 1, reply: &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full\nTry tomorrow"}},
+			SendError{Class: Temporary, Stage: StageRcpt, Code: 452}, "Mailbox full\n4.2.2 Try tomorrow"},
+		{"end 452 4.3.1", nil, &fault{stage: "data", n: 1, reply: &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Out of memory"}},
+			SendError{Class: Temporary, Stage: StageEnd, Code: 452, Enhanced: "4.3.1"}, "Out of memory"},
+		{"end 552 5.3.4 unannounced", noESC, &fault{stage: "data", n: 1, reply: &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}},
+			SendError{Class: Permanent, Stage: StageEnd, Code: 552}, "5.3.4 Message too big"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := setup(t, sinkOptions{hide: tc.hide}, "smtp", "", "pool=1")
+			b.sink.inject(tc.fault)
+			se := wantSendError(t, b.pool.Send(context.Background(), message()), tc.want)
+			if se.Msg != tc.wantMsg {
+				t.Errorf("Msg = %q, want %q", se.Msg, tc.wantMsg)
+			}
+			sendN(t, b.pool, 1)
+			wantConns := int64(1) // a refused MAIL or RCPT is reset, not redialed
+			if tc.want.Stage == StageEnd {
+				wantConns = 2
+			}
+			if got := b.sink.accepted.Load(); got != wantConns {
+				t.Errorf("connections = %d, want %d", got, wantConns)
+			}
+		})
+	}
+}

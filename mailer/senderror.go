@@ -137,9 +137,14 @@ func classify(err error, writeFailed bool) *SendError {
 			out.Msg = err.Error()
 		}
 	}
-	out.Msg = strings.TrimSpace(strings.TrimPrefix(out.Msg, out.Enhanced))
+	out.Msg = trimEnhanced(out.Msg, out.Enhanced)
 	out.Class = classOf(out, writeFailed)
 	return out
+}
+
+// trimEnhanced drops the enhanced status code that starts a reply's text.
+func trimEnhanced(msg, enhanced string) string {
+	return strings.TrimSpace(strings.TrimPrefix(msg, enhanced))
 }
 
 func classOf(e *SendError, writeFailed bool) Class {

@@ -1,6 +1,7 @@
 package mailer
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -25,12 +26,15 @@ import (
 type sink struct {
 	addr     string
 	port     string
-	password string // user "retain"; empty: no AUTH offered
-	discard  bool   // count messages without keeping them (benchmarks)
+	password string   // user "retain"; empty: no AUTH offered
+	discard  bool     // count messages without keeping them (benchmarks)
+	hide     []string // EHLO keywords not to announce (plain connections only)
 
 	accepted atomic.Int64 // TCP connections accepted
 	open     atomic.Int64 // TCP connections not yet closed
 	count    atomic.Int64 // messages accepted
+	data     atomic.Int64 // bytes of the accepted messages, as delivered (dot-unstuffed)
+	wire     atomic.Int64 // bytes read from clients, commands and TLS included
 
 	mu     sync.Mutex
 	msgs   []received
@@ -39,6 +43,7 @@ type sink struct {
 
 type received struct {
 	From string
+	Body smtp.BodyType // MAIL FROM's BODY= parameter
 	To   []string
 	Data []byte
 	TLS  bool
@@ -59,11 +64,12 @@ type sinkOptions struct {
 	tls      string // "", "starttls" or "implicit"
 	password string
 	discard  bool
+	hide     []string // EHLO keywords not to announce, e.g. "8BITMIME"; only with tls ""
 }
 
 func newSink(t testing.TB, opt sinkOptions) *sink {
 	t.Helper()
-	s := &sink{password: opt.password, discard: opt.discard}
+	s := &sink{password: opt.password, discard: opt.discard, hide: opt.hide}
 	srv := smtp.NewServer(s)
 	srv.Domain = "sink.test"
 	srv.AllowInsecureAuth = true
@@ -143,6 +149,7 @@ type session struct {
 	c      *smtp.Conn
 	authed bool
 	from   string
+	body   smtp.BodyType
 	to     []string
 }
 
@@ -180,7 +187,7 @@ func (ss *session) Auth(string) (sasl.Server, error) {
 	}), nil
 }
 
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if ss.s.password != "" && !ss.authed {
 		return smtp.ErrAuthRequired
 	}
@@ -188,6 +195,9 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 		return err
 	}
 	ss.from = from
+	if opts != nil {
+		ss.body = opts.Body
+	}
 	return nil
 }
 
@@ -211,16 +221,17 @@ func (ss *session) Data(r io.Reader) error {
 	// The message is in: record it before a stall or a drop, as a relay that
 	// queued it and then lost the connection would have.
 	ss.s.count.Add(1)
+	ss.s.data.Add(int64(len(data)))
 	if !ss.s.discard {
 		_, isTLS := ss.c.TLSConnectionState()
 		ss.s.mu.Lock()
-		ss.s.msgs = append(ss.s.msgs, received{From: ss.from, To: ss.to, Data: data, TLS: isTLS})
+		ss.s.msgs = append(ss.s.msgs, received{From: ss.from, Body: ss.body, To: ss.to, Data: data, TLS: isTLS})
 		ss.s.mu.Unlock()
 	}
 	return ss.apply(f)
 }
 
-func (ss *session) Reset() { ss.from, ss.to = "", nil }
+func (ss *session) Reset() { ss.from, ss.body, ss.to = "", "", nil }
 
 func (ss *session) Logout() error { return nil }
 
@@ -243,6 +254,27 @@ type countingConn struct {
 	net.Conn
 	s    *sink
 	once sync.Once
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.s.wire.Add(int64(n))
+	return n, err
+}
+
+// Write renames the EHLO keywords the sink hides ("8BITMIME" becomes "X8BITMIME"):
+// go-smtp writes each EHLO line with its own Write.
+func (c *countingConn) Write(b []byte) (int, error) {
+	for _, kw := range c.s.hide {
+		if bytes.HasPrefix(b, []byte("250-"+kw+"\r\n")) || bytes.HasPrefix(b, []byte("250 "+kw+"\r\n")) {
+			renamed := append(append(append([]byte(nil), b[:4]...), 'X'), b[4:]...)
+			if _, err := c.Conn.Write(renamed); err != nil {
+				return 0, err
+			}
+			return len(b), nil
+		}
+	}
+	return c.Conn.Write(b)
 }
 
 func (c *countingConn) Close() error {
