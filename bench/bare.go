@@ -13,8 +13,11 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/mailer"
+	"github.com/retainmail/retain/queue"
 	"github.com/retainmail/retain/render"
 )
 
@@ -30,41 +33,60 @@ const benchBaseURL = "https://retain.acme.example"
 // with it too, so both send the same bytes.
 const benchSecret = "retain-bench-secret-0123456789abcdef"
 
-// renderMessage renders the bench step for customer i as the worker does
-// (queue.Worker.message): the same data, links and headers.
-func renderMessage(set *campaign.Set, r *render.Renderer, signer *link.Signer, i int) (*mailer.Message, error) {
-	id := customerID(i)
-	plan := "free"
-	if i%3 == 0 {
-		plan = "team"
-	}
-	d := &render.Data{
-		Customer: render.Customer{ID: id, Email: customerEmail(i), FirstName: "Ada", Name: "Ada Lovelace",
-			Locale: set.Lifecycle.Locale, Timezone: set.Lifecycle.Timezone.String(), Stage: "onboarding",
-			Attributes: render.Attributes{"plan": plan, "company": "Analytical Engines Ltd"}},
-		Links: render.NewLinks(signer.UnsubscribeURL(id, ""), signer.PreferencesURL(id),
-			func(score int) string { return signer.NPSURL(id, "welcome", score, time.Now(), 90*24*time.Hour) }, set.Lifecycle.Links),
-		Sender: render.Sender{Name: set.Lifecycle.Sender.Name, Email: benchFrom.Address, Address: set.Lifecycle.Sender.Address},
-	}
-	email, err := r.Render(benchStep, d)
+// messages builds, for customer i, the message the worker sends (queue.Message,
+// with the worker's links, click tracking and From): the bare loop sends the
+// same bytes as the pipeline.
+type messages struct {
+	cfg *queue.WorkerConfig
+	eng *lifecycle.Engine
+	r   *render.Renderer
+	set *campaign.Set
+}
+
+func newMessages(set *campaign.Set, r *render.Renderer) (*messages, error) {
+	signer, err := link.NewSigner(benchSecret, benchBaseURL)
 	if err != nil {
 		return nil, err
 	}
-	return &mailer.Message{
-		From: benchFrom, To: mail.Address{Name: "Ada Lovelace", Address: customerEmail(i)},
-		Subject: email.Subject, Text: email.Text, HTML: email.HTML,
-		MessageID:   mailer.MessageID(benchStep, id, 1, "acme.example"),
-		Date:        time.Now(),
-		Unsubscribe: signer.UnsubscribeURL(id, ""),
-	}, nil
+	cfg := &queue.WorkerConfig{
+		From:  benchFrom,
+		Links: queue.SignedLinks(signer, set.Lifecycle.Links, time.Now),
+		Click: signer.ClickURL, // retain worker's default: --track-clicks
+		Now:   time.Now,
+	}
+	return &messages{cfg: cfg, eng: lifecycle.New(set), r: r, set: set}, nil
+}
+
+// message is customer i's welcome email, the customer made as the seeding
+// makes it (an import of the record with its signed_up event).
+func (ms *messages) message(i int) (*mailer.Message, error) {
+	rec, err := record(ms.set, i, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := ingest.NewCustomer(ms.eng, rec, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range rec.Events {
+		if _, err := ms.eng.Apply(c, ev); err != nil {
+			return nil, err
+		}
+	}
+	st := ms.set.Step(benchStep)
+	enr := c.Enrollments[st.Campaign.ID]
+	if enr == nil {
+		return nil, fmt.Errorf("customer %d is not enrolled in %s", i, st.Campaign.ID)
+	}
+	return queue.Message(ms.cfg, ms.eng, ms.r, c, st, enr.Number)
 }
 
 // bareLoop sends n messages to addr over conns go-mail connections, conns
 // goroutines taking the next customer from a shared counter. Each message is
-// rendered and built per send, like the worker does. No Redis, no queue, no pool:
+// rendered and built per send, as the worker builds it. No Redis, no queue, no pool:
 // one dialed go-mail client per goroutine, NOOP and RSET off as in mailer.Pool.
 func bareLoop(ctx context.Context, addr string, conns, n int, set *campaign.Set, r *render.Renderer) (time.Duration, error) {
-	signer, err := link.NewSigner(benchSecret, benchBaseURL)
+	ms, err := newMessages(set, r)
 	if err != nil {
 		return 0, err
 	}
@@ -91,10 +113,10 @@ func bareLoop(ctx context.Context, addr string, conns, n int, set *campaign.Set,
 				if i >= n {
 					return
 				}
-				m, err := renderMessage(set, r, signer, i)
+				m, err := ms.message(i)
 				var gm *gomail.Msg
 				if err == nil {
-					gm, err = m.Build()
+					gm, err = m.BuildFor(true) // the sink announces 8BITMIME
 				}
 				if err == nil {
 					err = c.Send(gm)

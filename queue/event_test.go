@@ -301,3 +301,22 @@ func TestSchedulerTickIsRecordedForHealth(t *testing.T) {
 		t.Errorf("oldest due = %v, want the welcome's due time %v (claimed, not yet sent)", bl.OldestDue, signup)
 	}
 }
+
+// TestAsynqPendingKey: the scheduler paces itself by the length of the list
+// where Asynq keeps the sends queue's waiting tasks; the list must be the one
+// Asynq counts as pending.
+func TestAsynqPendingKey(t *testing.T) {
+	b := setup(t)
+	b.signUp(t, "c1", "Ada")
+	b.signUp(t, "c2", "Grace")
+	if _, n, err := b.scheduler.Tick(b.ctx); err != nil || n != 2 {
+		t.Fatalf("tick: %d enqueued, %v", n, err)
+	}
+	info, err := asynq.NewInspectorFromRedisClient(b.rdb).GetQueueInfo(QueueSends)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := b.rdb.LLen(b.ctx, asynqPendingKey(QueueSends)).Val(); n != int64(info.Pending) || n == 0 {
+		t.Errorf("LLEN %s = %d, Asynq counts %d pending", asynqPendingKey(QueueSends), n, info.Pending)
+	}
+}

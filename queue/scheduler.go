@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,9 +20,8 @@ type SchedulerConfig struct {
 	Interval time.Duration
 	// Batch is how many due customers one send:due task carries; default 50.
 	Batch int
-	// MaxPerTick is how many due customers one tick hands out at most;
-	// default 2,000. The rest go on the next ticks, so a large backlog does
-	// not wait in the queue longer than its leases last.
+	// MaxPerTick is how many due customers one tick (or one top-up between
+	// ticks) hands out at most; default 2,000.
 	MaxPerTick int
 	// Lease is how long a claimed customer is held for the worker that gets
 	// its task (see store.Lease); the worker renews it while it works, so
@@ -41,6 +41,13 @@ const DefaultLease = 15 * time.Second
 // Scheduler hands due customers to the workers and runs the time rules. Any
 // number may run at once: claims are atomic, and the time-rule sweep takes a lock
 // per tick, so no work is done twice.
+//
+// It paces what it hands out by what the workers take: the send:due tasks
+// waiting in the queue for a worker are kept at about what the workers took in
+// half a second, at least minPending, and while more customers are due than
+// that, Run tops the queue up ten times per interval. So no worker waits for
+// the scheduler, and a batch never waits in the queue long enough for its
+// lease to need renewing before its worker starts.
 type Scheduler struct {
 	cfg     SchedulerConfig
 	rdb     redis.UniversalClient
@@ -48,7 +55,18 @@ type Scheduler struct {
 	store   *store.Store
 	applier *ingest.Applier
 	client  *Client
+
+	// pacing, used by one goroutine (Run, or the caller of Tick)
+	pendingKey string    // Asynq's list of the sends queue's waiting tasks
+	lastLen    int64     // its length after the last fill
+	lastAt     time.Time // when that was
+	rate       float64   // tasks the workers take per second, smoothed
+	more       bool      // the last fill stopped with customers still due
 }
+
+// minPending is the fewest send:due tasks the scheduler keeps waiting for the
+// workers while customers are due.
+const minPending = 8
 
 // NewScheduler returns a scheduler; rdb and prefix must be the store's.
 func NewScheduler(cfg SchedulerConfig, rdb redis.UniversalClient, prefix string, applier *ingest.Applier, client *Client) *Scheduler {
@@ -65,22 +83,48 @@ func NewScheduler(cfg SchedulerConfig, rdb redis.UniversalClient, prefix string,
 	if prefix == "" {
 		prefix = store.DefaultPrefix
 	}
-	return &Scheduler{cfg: cfg, rdb: rdb, lockKey: prefix + "lock:sweep", store: applier.Store, applier: applier, client: client}
+	return &Scheduler{cfg: cfg, rdb: rdb, lockKey: prefix + "lock:sweep", store: applier.Store, applier: applier, client: client,
+		pendingKey: asynqPendingKey(QueueSends)}
 }
 
-// Run ticks until ctx ends. A failing tick is logged and retried next tick: a
-// Redis outage stalls the schedule, it never drops it.
+// asynqPendingKey is the list where Asynq keeps a queue's tasks that wait for
+// a worker (TestAsynqPendingKey checks it against Asynq's own count).
+func asynqPendingKey(queue string) string { return "asynq:{" + queue + "}:pending" }
+
+// Run ticks until ctx ends, topping the queue up between ticks while more
+// customers are due than it holds. A failing tick is logged and retried next
+// tick: a Redis outage stalls the schedule, it never drops it.
 func (s *Scheduler) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
+	topUp := time.NewTicker(max(s.cfg.Interval/10, time.Millisecond))
+	defer topUp.Stop()
 	for {
 		if _, _, err := s.Tick(ctx); err != nil && ctx.Err() == nil {
 			s.cfg.Log.Error("scheduler tick failed", "error", err)
 		}
+		if !s.untilTick(ctx, t.C, topUp.C) {
+			return nil
+		}
+	}
+}
+
+// untilTick waits for the next tick, topping the queue up meanwhile while the
+// last fill left customers due; false when ctx ended.
+func (s *Scheduler) untilTick(ctx context.Context, tick, topUp <-chan time.Time) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-t.C:
+			return false
+		case <-tick:
+			return true
+		case <-topUp:
+			if !s.more {
+				continue
+			}
+			if _, err := s.fill(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {
+				s.cfg.Log.Error("scheduler top-up failed", "error", err)
+			}
 		}
 	}
 }
@@ -114,26 +158,57 @@ func (s *Scheduler) Tick(ctx context.Context) (swept, enqueued int, err error) {
 	} else if n > 0 {
 		s.cfg.Log.Warn("customers of lost leases are due again: a worker stopped before it finished them", "customers", n)
 	}
-	for {
-		l, err := s.store.ClaimDue(ctx, now, s.cfg.Lease, s.cfg.Batch)
-		if err != nil {
-			return swept, enqueued, errors.Join(append(errs, err)...)
+	enqueued, err = s.fill(ctx, now)
+	return swept, enqueued, errors.Join(append(errs, err)...)
+}
+
+// fill claims due customers and enqueues them in batches until the sends
+// queue holds what the workers take in half a second (see Scheduler), none is
+// due, or it handed out MaxPerTick. It returns how many it enqueued.
+func (s *Scheduler) fill(ctx context.Context, now time.Time) (enqueued int, err error) {
+	s.more = false
+	n, err := s.rdb.LLen(ctx, s.pendingKey).Result()
+	if err != nil {
+		return 0, fmt.Errorf("scheduler: read the sends queue: %w", err)
+	}
+	s.pace(n)
+	want := max(minPending, int64(math.Ceil(s.rate/2)))
+	defer func() { s.lastLen, s.lastAt = n, time.Now() }()
+	for n < want {
+		if enqueued >= s.cfg.MaxPerTick {
+			s.more = true
+			return enqueued, nil
 		}
-		if l == nil {
-			break
+		l, err := s.store.ClaimDue(ctx, now, s.cfg.Lease, s.cfg.Batch)
+		if err != nil || l == nil {
+			return enqueued, err
 		}
 		if err := s.client.EnqueueSends(ctx, l); err != nil {
 			// Free the customers for the next tick rather than wait out
 			// the lease.
-			if rerr := s.store.ReleaseLease(ctx, l); rerr != nil {
-				errs = append(errs, rerr)
-			}
-			return swept, enqueued, errors.Join(append(errs, err)...)
+			return enqueued, errors.Join(err, s.store.ReleaseLease(ctx, l))
 		}
 		enqueued += len(l.IDs)
-		if len(l.IDs) < s.cfg.Batch || enqueued >= s.cfg.MaxPerTick {
-			break
+		n++
+		if len(l.IDs) < s.cfg.Batch {
+			return enqueued, nil
 		}
 	}
-	return swept, enqueued, errors.Join(errs...)
+	s.more = true
+	return enqueued, nil
+}
+
+// pace updates the rate at which the workers take tasks from the length n of
+// the queue now, and what it was after the last fill.
+func (s *Scheduler) pace(n int64) {
+	dt := time.Since(s.lastAt).Seconds()
+	if s.lastAt.IsZero() || dt < 0.01 {
+		return
+	}
+	taken := float64(max(s.lastLen-n, 0)) / dt
+	if dt > 5 { // idle for a while: start over
+		s.rate = taken
+		return
+	}
+	s.rate = 0.5*s.rate + 0.5*taken
 }

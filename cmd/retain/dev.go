@@ -309,7 +309,7 @@ func (a *dev) load(l *loaded) error {
 	applier := &ingest.Applier{Store: a.store, Engine: eng, Now: a.clock.Now}
 	w, err := queue.NewWorker(queue.WorkerConfig{
 		From:  *from,
-		Links: customerLinks(a.signer, l.set.Lifecycle.Links, a.clock.Now),
+		Links: queue.SignedLinks(a.signer, l.set.Lifecycle.Links, a.clock.Now),
 		Click: a.signer.ClickURL,
 		Now:   a.clock.Now,
 		Log:   slog.New(newDevSends(a.e.stdout, a.clock.Now, a.log.Handler())),

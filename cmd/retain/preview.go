@@ -16,6 +16,7 @@ import (
 	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/mailer"
+	"github.com/retainmail/retain/queue"
 	"github.com/retainmail/retain/render"
 	"github.com/retainmail/retain/store"
 )
@@ -218,7 +219,7 @@ func newPreviewer(e *env, l *loaded, cust *lifecycle.Customer, now time.Time) (*
 		return nil, fmt.Errorf("RETAIN_UNSUBSCRIBE_MAILTO %q must be a mailto: URL such as mailto:unsubscribe@acme.example", mailto)
 	}
 	p := &previewer{l: l, customer: cust, baseURL: baseURL(e), from: from, mailto: mailto, now: now,
-		links: customerLinks(signer, l.set.Lifecycle.Links, func() time.Time { return now })}
+		links: queue.SignedLinks(signer, l.set.Lifecycle.Links, func() time.Time { return now })}
 	if cust != nil {
 		p.eng = lifecycle.New(l.set)
 	}
@@ -321,23 +322,3 @@ func linkSigner(e *env, preview bool) (*link.Signer, error) {
 	}
 	return link.NewSigner(secret, baseURL(e))
 }
-
-// customerLinks builds the links of one customer's email in a campaign: signed
-// one-click unsubscribe, preferences and NPS score links, and lifecycle.yaml's
-// fixed links. The preference and NPS links are signed only if the email uses
-// them, when it is rendered (render.NewLazyLinks): most steps have no NPS
-// question, and eleven tokens per email cost more than the rest of its links.
-func customerLinks(s *link.Signer, fixed map[string]string, now func() time.Time) func(c *lifecycle.Customer, campaignID string) render.Links {
-	return func(c *lifecycle.Customer, campaignID string) render.Links {
-		at := now()
-		n := 0 // the survey email's round: an answer counts once per customer and round
-		if enr := c.Enrollments[campaignID]; enr != nil {
-			n = enr.Number
-		}
-		return render.NewLazyLinks(s.UnsubscribeURL(c.ID, ""), func() string { return s.PreferencesURL(c.ID) },
-			func(score int) string { return s.NPSEnrollmentURL(c.ID, campaignID, n, score, at, npsLinkTTL) }, fixed)
-	}
-}
-
-// npsLinkTTL is how long an NPS score link in an email stays valid.
-const npsLinkTTL = 90 * 24 * time.Hour

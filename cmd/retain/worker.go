@@ -147,7 +147,7 @@ func runWorker(c *command, e *env, args []string) int {
 	defer pool.Close()
 	w, err := queue.NewWorker(queue.WorkerConfig{
 		From:              *from,
-		Links:             customerLinks(signer, ws.engine.Set().Lifecycle.Links, time.Now),
+		Links:             queue.SignedLinks(signer, ws.engine.Set().Lifecycle.Links, time.Now),
 		UnsubscribeMailto: mailto,
 		Click:             clickTracking(signer, *trackClicks),
 		Rate:              *rate,
