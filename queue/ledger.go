@@ -39,6 +39,26 @@ type ledger struct {
 	// durable, when set, makes each fence and each outcome wait until Redis
 	// has it on replicas or on disk (see Durability).
 	durable *Durability
+	// pipe carries the fences and outcomes of concurrent sends; nil sends
+	// each on its own.
+	pipe *pipe
+}
+
+// shared runs queue's commands through the ledger's pipe, or in a pipeline of
+// their own without one; it returns the WAIT that made them durable, if any.
+func (l *ledger) shared(ctx context.Context, durable bool, queue func(p redis.Pipeliner)) *redis.Cmd {
+	if l.pipe != nil {
+		return l.pipe.do(ctx, durable, queue)
+	}
+	var wait *redis.Cmd
+	_, _ = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		queue(p)
+		if durable && l.durable != nil {
+			wait = l.durable.waitCmd(ctx, p)
+		}
+		return nil
+	})
+	return wait
 }
 
 // Durability says what a claim must reach before its send goes to SMTP, and
@@ -165,15 +185,10 @@ func (l *ledger) peekAll(ctx context.Context, jobs []*job) ([]found, error) {
 func (l *ledger) fence(ctx context.Context, j *job) (*found, error) {
 	for range 3 {
 		var set *redis.BoolCmd
-		var wait *redis.Cmd
-		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		wait := l.shared(ctx, true, func(p redis.Pipeliner) {
 			set = p.SetNX(ctx, j.ledgerKey, j.claim, l.claimTTL)
-			if l.durable != nil {
-				wait = l.durable.waitCmd(ctx, p)
-			}
-			return nil
 		})
-		if err != nil {
+		if err := set.Err(); err != nil {
 			return nil, fmt.Errorf("ledger fence %s: %w", j.ledgerKey, err)
 		}
 		if !set.Val() {
@@ -249,47 +264,42 @@ return v or ''
 // stays, as the script would keep it). A release (no outcome) is the script.
 func (l *ledger) record(ctx context.Context, j *job) error {
 	state := j.out.state()
+	if state == "" {
+		err := recordScript.Run(ctx, l.rdb, []string{j.ledgerKey}, j.claim, state, l.keep.Milliseconds()).Err()
+		if err != nil && err != redis.Nil {
+			return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
+		}
+		return nil
+	}
 	var set *redis.StatusCmd
-	var wait *redis.Cmd
+	wait := l.shared(ctx, true, func(p redis.Pipeliner) {
+		set = p.SetArgs(ctx, j.ledgerKey, state, redis.SetArgs{Mode: "XX", TTL: l.keep, Get: true})
+	})
+	if err := set.Err(); err != nil && err != redis.Nil {
+		return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
+	}
+	// What the outcome replaced: the claim, as a rule.
+	var fix *redis.Cmd
 	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if state == "" {
+		switch old, err := set.Result(); {
+		case err == redis.Nil: // nothing there: the claim ran out
 			recordScript.Eval(ctx, p, []string{j.ledgerKey}, j.claim, state, l.keep.Milliseconds())
+		case old != j.claim && !strings.HasPrefix(old, ledgerClaimed):
+			// Another attempt's outcome was there: it stays.
+			p.Set(ctx, j.ledgerKey, old, l.keep)
+		default:
 			return nil
 		}
-		set = p.SetArgs(ctx, j.ledgerKey, state, redis.SetArgs{Mode: "XX", TTL: l.keep, Get: true})
 		if l.durable != nil {
-			wait = l.durable.waitCmd(ctx, p)
+			fix = l.durable.waitCmd(ctx, p)
 		}
 		return nil
 	})
 	if err != nil && err != redis.Nil {
 		return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
 	}
-	if set != nil {
-		var fix *redis.Cmd
-		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			switch old, err := set.Result(); {
-			case err == redis.Nil: // nothing there: the claim ran out
-				recordScript.Eval(ctx, p, []string{j.ledgerKey}, j.claim, state, l.keep.Milliseconds())
-			case err != nil:
-				return err
-			case old != j.claim && !strings.HasPrefix(old, ledgerClaimed):
-				// Another attempt's outcome was there: it stays.
-				p.Set(ctx, j.ledgerKey, old, l.keep)
-			default:
-				return nil
-			}
-			if l.durable != nil {
-				fix = l.durable.waitCmd(ctx, p)
-			}
-			return nil
-		})
-		if err != nil && err != redis.Nil {
-			return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
-		}
-		if fix != nil {
-			wait = fix
-		}
+	if fix != nil {
+		wait = fix
 	}
 	if wait != nil {
 		if err := l.durable.check(wait); err != nil {

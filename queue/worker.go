@@ -151,9 +151,10 @@ func NewWorker(cfg WorkerConfig, rdb redis.UniversalClient, prefix string, st *s
 	return &Worker{
 		cfg: cfg, store: st, engine: eng, renderer: r, sender: sender,
 		applier: &ingest.Applier{Store: st, Engine: eng, Now: cfg.Now},
-		ledger:  &ledger{rdb: rdb, prefix: prefix, claimTTL: cfg.ClaimTTL, keep: cfg.LedgerKeep, durable: cfg.Durable},
-		rate:    &rateLimiter{rdb: rdb, prefix: prefix, perSec: cfg.Rate},
-		owner:   host + ":" + strconv.Itoa(os.Getpid()),
+		ledger: &ledger{rdb: rdb, prefix: prefix, claimTTL: cfg.ClaimTTL, keep: cfg.LedgerKeep, durable: cfg.Durable,
+			pipe: &pipe{rdb: rdb, durable: cfg.Durable}},
+		rate:  &rateLimiter{rdb: rdb, prefix: prefix, perSec: cfg.Rate},
+		owner: host + ":" + strconv.Itoa(os.Getpid()),
 	}, nil
 }
 
