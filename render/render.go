@@ -280,6 +280,24 @@ func localeLayout(dir, name, locale string) string {
 
 // compileLayout reads and checks templates/<name>.html and .txt. A layout must show
 // the content and a visible unsubscribe link.
+// compactIndent drops the indentation of an HTML layout's lines, which keeps
+// it readable to edit and which no mail client renders: a run of whitespace
+// that holds a line break displays as one space, and the line break stays. A
+// layout with preformatted text (<pre>, <textarea>, a white-space style) is
+// left as it is.
+func compactIndent(html string) string {
+	lower := strings.ToLower(html)
+	if strings.Contains(lower, "<pre") || strings.Contains(lower, "<textarea") || strings.Contains(lower, "white-space") {
+		return html
+	}
+	var b strings.Builder
+	b.Grow(len(html))
+	for line := range strings.Lines(html) {
+		b.WriteString(strings.TrimLeft(line, " \t"))
+	}
+	return b.String()
+}
+
 func compileLayout(c *checker, probs *campaign.Problems, dir, name string) *layout {
 	lay := &layout{
 		htmlPath: filepath.Join(dir, name+".html"),
@@ -310,7 +328,7 @@ func compileLayout(c *checker, probs *campaign.Problems, dir, name string) *layo
 			}
 		}
 		if path == lay.htmlPath {
-			lay.html, err = htmltemplate.New(path).Funcs(funcs).Option("missingkey=error").Parse(s.text)
+			lay.html, err = htmltemplate.New(path).Funcs(funcs).Option("missingkey=error").Parse(compactIndent(s.text))
 		} else {
 			lay.text, err = texttemplate.New(path).Funcs(funcs).Option("missingkey=error").Parse(s.text)
 		}

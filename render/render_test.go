@@ -380,3 +380,20 @@ func TestRenderParsesNoMarkdown(t *testing.T) {
 		t.Errorf("Render parsed Markdown %d times", n)
 	}
 }
+
+// TestLayoutIndentationIsNotSent: an HTML layout's indentation is dropped at
+// compile time, its line breaks kept (the HTML displays the same); a layout
+// with preformatted text keeps every byte.
+func TestLayoutIndentationIsNotSent(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"<table>\n  <tr>\n    <td>{{ .Content }}</td>\n  </tr>\n</table>\n", "<table>\n<tr>\n<td>{{ .Content }}</td>\n</tr>\n</table>\n"},
+		{"<p>one\n\t\ttwo</p>", "<p>one\ntwo</p>"},
+		{"<div>\n  <pre>\n  kept\n  </pre>\n</div>", "<div>\n  <pre>\n  kept\n  </pre>\n</div>"},
+		{"<div style=\"white-space: pre\">\n  kept</div>", "<div style=\"white-space: pre\">\n  kept</div>"},
+		{"<TEXTAREA>\n  kept</TEXTAREA>", "<TEXTAREA>\n  kept</TEXTAREA>"},
+	} {
+		if got := compactIndent(tc.in); got != tc.want {
+			t.Errorf("compactIndent(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
