@@ -34,8 +34,8 @@ func guideMessage(tb testing.TB) *Message {
 	return m
 }
 
-// BenchmarkPoolSend sends to an in-process go-smtp sink that answers at once, over
-// one connection and over eight.
+// BenchmarkPoolSend sends to an in-process go-smtp sink that answers at once (and
+// announces PIPELINING), over one connection and over eight.
 func BenchmarkPoolSend(b *testing.B) {
 	benchmarkPoolSend(b, message())
 }
@@ -45,30 +45,50 @@ func BenchmarkPoolSendGuide(b *testing.B) {
 	benchmarkPoolSend(b, guideMessage(b))
 }
 
+// BenchmarkPoolSendGuidePipelining is BenchmarkPoolSendGuide over one connection to
+// a relay that announces PIPELINING (the envelope leaves in one write) and to one
+// that does not (a command at a time).
+func BenchmarkPoolSendGuidePipelining(b *testing.B) {
+	m := guideMessage(b)
+	for _, pipelining := range []bool{false, true} {
+		b.Run(fmt.Sprintf("pipelining=%v", pipelining), func(b *testing.B) {
+			opt := sinkOptions{discard: true}
+			if !pipelining {
+				opt.hide = []string{"PIPELINING"}
+			}
+			benchmarkPool(b, m, opt, 1)
+		})
+	}
+}
+
 func benchmarkPoolSend(b *testing.B, m *Message) {
 	for _, conns := range []int{1, 8} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
-			s := newSink(b, sinkOptions{discard: true})
-			cfg, err := ParseURL(fmt.Sprintf("smtp://127.0.0.1:%s?tls=none&pool=%d", s.port, conns))
-			if err != nil {
-				b.Fatal(err)
-			}
-			p := NewPool(cfg)
-			defer p.Close()
-			b.ReportAllocs()
-			b.SetParallelism(conns) // at least conns senders, so every connection is busy
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := p.Send(context.Background(), m); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			reportSink(b, s)
+			benchmarkPool(b, m, sinkOptions{discard: true}, conns)
 		})
 	}
+}
+
+func benchmarkPool(b *testing.B, m *Message, opt sinkOptions, conns int) {
+	s := newSink(b, opt)
+	cfg, err := ParseURL(fmt.Sprintf("smtp://127.0.0.1:%s?tls=none&pool=%d", s.port, conns))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := NewPool(cfg)
+	defer p.Close()
+	b.ReportAllocs()
+	b.SetParallelism(conns) // at least conns senders, so every connection is busy
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := p.Send(context.Background(), m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportSink(b, s)
 }
 
 // BenchmarkGoMailBare is the floor for BenchmarkPoolSend/conns=1: one go-mail client

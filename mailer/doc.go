@@ -20,14 +20,23 @@
 // writes a paragraph of HTML as one line, so HTML parts can need it). The preview is
 // the quoted-printable form that any relay accepts.
 //
-// For DATA the pool keeps go-mail's smtp.Client for the session, MAIL FROM and RCPT
-// TO, but not its DataCloser (net/textproto's DotWriter, a byte at a time through a
+// For DATA the pool keeps go-mail's smtp.Client for the session (and, to a relay
+// without PIPELINING, for MAIL FROM and RCPT TO), but not its DataCloser (net/textproto's DotWriter, a byte at a time through a
 // 4 KB buffer): it writes the MIME with Msg.WriteTo into a pooled buffer, dot-encodes
 // it a line at a time (appendDotStuffed, byte for byte what DotWriter sends), and
 // sends DATA, then the message with its final "." in one write, through
 // smtp.Client.Text. go-mail exports Text, the session's *textproto.Conn, as net/smtp
 // does, so that clients can add extensions, and keeps no state on it between
 // commands.
+//
+// To a relay that announces PIPELINING (RFC 2920) the pool writes MAIL FROM, RCPT TO
+// and DATA at once, byte for byte the commands go-mail's Mail and Rcpt send, then
+// reads the three replies: two round trips per message instead of four, and one
+// write instead of three. It reads every reply even after a refusal, and reports a
+// failure exactly as the exchange a command at a time does (same Stage, Code and
+// Class, same RSET and retry); only a relay that answers DATA with 354 after
+// refusing MAIL or RCPT gets its connection closed instead of reset, since it then
+// waits for a message that must not be sent.
 //
 //	cfg, err := mailer.ParseURL(os.Getenv("SMTP_URL"))
 //	if err != nil {

@@ -136,9 +136,10 @@ func (p *Pool) send(ctx context.Context, m *Message, fence func(context.Context)
 }
 
 // keepConn says whether the connection is still in a known state after e: only a
-// relay's refusal of MAIL or RCPT (other than 421) after which RSET succeeds.
+// relay's refusal of MAIL or RCPT (other than 421) after which RSET succeeds, and
+// not when the pipelined replies left the session in doubt (c.broken).
 func (e *SendError) keepConn(c *conn) bool {
-	if (e.Stage != StageMail && e.Stage != StageRcpt) || e.Code == 0 || e.Code == 421 {
+	if (e.Stage != StageMail && e.Stage != StageRcpt) || e.Code == 0 || e.Code == 421 || c.broken {
 		return false
 	}
 	// The transaction is still open on the relay: RSET ends it.
@@ -308,6 +309,10 @@ type conn struct {
 	timeout  time.Duration // Config.Timeout, for each message's exchange
 	sent     int
 	lastUsed time.Time
+	// broken says the session is in an unknown state: a pipelined reply could not
+	// be read, or DATA got 354 for a message that must not be sent. The connection
+	// is closed, not reset (see pipelinedEnvelope).
+	broken bool
 }
 
 // quit says QUIT and closes, without waiting long for a relay that is gone.

@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -511,45 +512,155 @@ func TestRelayWithout8BITMIMEGetsQuotedPrintable(t *testing.T) {
 // TestRefusalsAreClassifiedByStageAndCode: the relay's reply decides Class, Code
 // and Enhanced; the enhanced code counts only when the relay announced
 // ENHANCEDSTATUSCODES (as go-mail reads it), so an unannounced 5.1.1 is no
-// BadAddress.
+// BadAddress. Each case runs against a relay with and without PIPELINING, and must
+// fail the same way in both, leave the pool's connection as it says (a refused MAIL
+// or RCPT is reset and kept, anything else closes it) and deliver the next message
+// intact. The faulted send runs on a reused connection, so a MAIL that finds the
+// connection gone (421, or no reply) is retried once on a fresh one.
 func TestRefusalsAreClassifiedByStageAndCode(t *testing.T) {
 	noESC := []string{"ENHANCEDSTATUSCODES"}
+	refuse := func(stage string, code int, enhanced smtp.EnhancedCode, msg string) *fault {
+		return &fault{stage: stage, n: 1, reply: &smtp.SMTPError{Code: code, EnhancedCode: enhanced, Message: msg}}
+	}
+	drop := func(stage string) *fault { return &fault{stage: stage, n: 1, drop: true} }
 	for _, tc := range []struct {
 		name    string
 		hide    []string
-		fault   *fault
-		want    SendError
-		wantMsg string
+		faults  []*fault
+		want    *SendError // nil: delivered after all
+		wantMsg string     // "": not checked (a network error's text)
+		// conns is how many connections the warm-up, the faulted and the next
+		// message took, without and with PIPELINING; delivered how many messages
+		// the relay accepted.
+		conns     [2]int64
+		delivered int64
 	}{
-		{"rcpt 550 5.1.1", nil, &fault{stage: "rcpt", n: 1, reply: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}},
-			SendError{Class: BadAddress, Stage: StageRcpt, Code: 550, Enhanced: "5.1.1"}, "No such user"},
-		{"rcpt 550 5.1.1 unannounced", noESC, &fault{stage: "rcpt", n: 1, reply: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}},
-			SendError{Class: Permanent, Stage: StageRcpt, Code: 550}, "5.1.1 No such user"},
-		{"mail 451 4.3.0", nil, &fault{stage: "mail", n: 1, reply: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}},
-			SendError{Class: Temporary, Stage: StageMail, Code: 451, Enhanced: "4.3.0"}, "Try again later"},
+		{name: "mail 451 4.3.0", faults: []*fault{refuse("mail", 451, smtp.EnhancedCode{4, 3, 0}, "Try again later")},
+			want: &SendError{Class: Temporary, Stage: StageMail, Code: 451, Enhanced: "4.3.0"}, wantMsg: "Try again later", conns: [2]int64{1, 1}, delivered: 2},
+		{name: "mail 553 5.1.8", faults: []*fault{refuse("mail", 553, smtp.EnhancedCode{5, 1, 8}, "Bad sender's system address")},
+			want: &SendError{Class: Permanent, Stage: StageMail, Code: 553, Enhanced: "5.1.8"}, wantMsg: "Bad sender's system address", conns: [2]int64{1, 1}, delivered: 2},
+		{name: "mail 421 retried", faults: []*fault{refuse("mail", 421, smtp.EnhancedCode{4, 4, 2}, "Idle timeout, bye bye")},
+			conns: [2]int64{2, 2}, delivered: 3},
+		{name: "mail dropped retried", faults: []*fault{drop("mail")},
+			conns: [2]int64{2, 2}, delivered: 3},
+		{name: "rcpt 550 5.1.1", faults: []*fault{refuse("rcpt", 550, smtp.EnhancedCode{5, 1, 1}, "No such user")},
+			want: &SendError{Class: BadAddress, Stage: StageRcpt, Code: 550, Enhanced: "5.1.1"}, wantMsg: "No such user", conns: [2]int64{1, 1}, delivered: 2},
+		{name: "rcpt 550 5.1.1 unannounced", hide: noESC, faults: []*fault{refuse("rcpt", 550, smtp.EnhancedCode{5, 1, 1}, "No such user")},
+			want: &SendError{Class: Permanent, Stage: StageRcpt, Code: 550}, wantMsg: "5.1.1 No such user", conns: [2]int64{1, 1}, delivered: 2},
 		// go-mail looks for the enhanced code in the quoted reply, where it follows
 		// "\n" and is not found.
-		{"rcpt 452 multi-line", nil, &fault{stage: "rcpt", n: 1, reply: &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full\nTry tomorrow"}},
-			SendError{Class: Temporary, Stage: StageRcpt, Code: 452}, "Mailbox full\n4.2.2 Try tomorrow"},
-		{"end 452 4.3.1", nil, &fault{stage: "data", n: 1, reply: &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Out of memory"}},
-			SendError{Class: Temporary, Stage: StageEnd, Code: 452, Enhanced: "4.3.1"}, "Out of memory"},
-		{"end 552 5.3.4 unannounced", noESC, &fault{stage: "data", n: 1, reply: &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}},
-			SendError{Class: Permanent, Stage: StageEnd, Code: 552}, "5.3.4 Message too big"},
+		{name: "rcpt 452 multi-line", faults: []*fault{refuse("rcpt", 452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full\nTry tomorrow")},
+			want: &SendError{Class: Temporary, Stage: StageRcpt, Code: 452}, wantMsg: "Mailbox full\n4.2.2 Try tomorrow", conns: [2]int64{1, 1}, delivered: 2},
+		{name: "rcpt 421", faults: []*fault{refuse("rcpt", 421, smtp.EnhancedCode{4, 4, 5}, "Too busy")},
+			want: &SendError{Class: Temporary, Stage: StageRcpt, Code: 421, Enhanced: "4.4.5"}, wantMsg: "Too busy", conns: [2]int64{2, 2}, delivered: 2},
+		{name: "rcpt dropped", faults: []*fault{drop("rcpt")},
+			want: &SendError{Class: Temporary, Stage: StageRcpt}, conns: [2]int64{2, 2}, delivered: 2},
+		// A relay that answers DATA with 354 although it refused the only
+		// recipient: a pipelining client must not send the message, and cannot
+		// RSET a relay that waits for one, so it closes the connection. Without
+		// PIPELINING DATA is not sent, and the next message's DATA takes the 354.
+		{name: "rcpt 550 then DATA 354", faults: []*fault{
+			refuse("rcpt", 550, smtp.EnhancedCode{5, 1, 1}, "No such user"),
+			refuse("datacmd", 354, smtp.NoEnhancedCode, "Go ahead anyway")},
+			want: &SendError{Class: BadAddress, Stage: StageRcpt, Code: 550, Enhanced: "5.1.1"}, wantMsg: "No such user", conns: [2]int64{1, 2}, delivered: 2},
+		{name: "data 451 4.3.0", faults: []*fault{refuse("datacmd", 451, smtp.EnhancedCode{4, 3, 0}, "Not now")},
+			want: &SendError{Class: Temporary, Stage: StageData, Code: 451, Enhanced: "4.3.0"}, wantMsg: "Not now", conns: [2]int64{2, 2}, delivered: 2},
+		{name: "data 554 unannounced", hide: noESC, faults: []*fault{refuse("datacmd", 554, smtp.EnhancedCode{5, 5, 1}, "No valid recipients")},
+			want: &SendError{Class: Permanent, Stage: StageData, Code: 554}, wantMsg: "5.5.1 No valid recipients", conns: [2]int64{2, 2}, delivered: 2},
+		{name: "end 452 4.3.1", faults: []*fault{refuse("data", 452, smtp.EnhancedCode{4, 3, 1}, "Out of memory")},
+			want: &SendError{Class: Temporary, Stage: StageEnd, Code: 452, Enhanced: "4.3.1"}, wantMsg: "Out of memory", conns: [2]int64{2, 2}, delivered: 2},
+		{name: "end 552 5.3.4 unannounced", hide: noESC, faults: []*fault{refuse("data", 552, smtp.EnhancedCode{5, 3, 4}, "Message too big")},
+			want: &SendError{Class: Permanent, Stage: StageEnd, Code: 552}, wantMsg: "5.3.4 Message too big", conns: [2]int64{2, 2}, delivered: 2},
+		{name: "end 554 5.7.1", faults: []*fault{refuse("data", 554, smtp.EnhancedCode{5, 7, 1}, "Message rejected as spam")},
+			want: &SendError{Class: Permanent, Stage: StageEnd, Code: 554, Enhanced: "5.7.1"}, wantMsg: "Message rejected as spam", conns: [2]int64{2, 2}, delivered: 2},
+		// The relay queued the message and lost the connection before its reply.
+		{name: "end dropped", faults: []*fault{drop("data")},
+			want: &SendError{Class: Unknown, Stage: StageEnd}, conns: [2]int64{2, 2}, delivered: 3},
+	} {
+		for mode, pipelining := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/pipelining=%v", tc.name, pipelining), func(t *testing.T) {
+				hide := slices.Clone(tc.hide)
+				if !pipelining {
+					hide = append(hide, "PIPELINING")
+				}
+				b := setup(t, sinkOptions{hide: hide}, "smtp", "", "pool=1")
+				sendN(t, b.pool, 1)
+				for _, f := range tc.faults {
+					f := *f // each run uses its faults up
+					b.sink.inject(&f)
+				}
+				err := b.pool.Send(context.Background(), message())
+				if tc.want == nil {
+					if err != nil {
+						t.Fatalf("Send = %v, want it retried and delivered", err)
+					}
+				} else {
+					se := wantSendError(t, err, *tc.want)
+					if tc.wantMsg != "" && se.Msg != tc.wantMsg {
+						t.Errorf("Msg = %q, want %q", se.Msg, tc.wantMsg)
+					}
+				}
+
+				next := dotMessage()
+				if err := b.pool.Send(context.Background(), next); err != nil {
+					t.Fatalf("next message: %v", err)
+				}
+				msgs := b.sink.messages()
+				if got := int64(len(msgs)); got != tc.delivered {
+					t.Errorf("relay accepted %d messages, want %d", got, tc.delivered)
+				}
+				got := msgs[len(msgs)-1].Data
+				if want := wantDelivered(t, next, true, got); !bytes.Equal(got, want) {
+					t.Errorf("the next message arrived different (-want +got):\n%s", cmp.Diff(string(want), string(got)))
+				}
+				if got, want := b.sink.accepted.Load(), tc.conns[mode]; got != want {
+					t.Errorf("connections = %d, want %d", got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestPipeliningSendsTheEnvelopeInOneWrite: to a relay that announces PIPELINING,
+// MAIL FROM, RCPT TO and DATA arrive in one read, with the parameters go-mail's
+// Mail sends a command at a time to the same relay.
+func TestPipeliningSendsTheEnvelopeInOneWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		hide     []string
+		smtpUTF8 bool
+		want     string
+	}{
+		{"8BITMIME and SMTPUTF8", nil, true,
+			"MAIL FROM:<news@acme.example> BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<zoe@example.org>\r\nDATA\r\n"},
+		{"neither", []string{"8BITMIME"}, false,
+			"MAIL FROM:<news@acme.example>\r\nRCPT TO:<zoe@example.org>\r\nDATA\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := setup(t, sinkOptions{hide: tc.hide}, "smtp", "", "pool=1")
-			b.sink.inject(tc.fault)
-			se := wantSendError(t, b.pool.Send(context.Background(), message()), tc.want)
-			if se.Msg != tc.wantMsg {
-				t.Errorf("Msg = %q, want %q", se.Msg, tc.wantMsg)
+			envelopes := map[bool][]string{} // pipelining: the reads from MAIL to DATA
+			for _, pipelining := range []bool{false, true} {
+				hide := slices.Clone(tc.hide)
+				if !pipelining {
+					hide = append(hide, "PIPELINING")
+				}
+				b := setup(t, sinkOptions{hide: hide, smtpUTF8: tc.smtpUTF8, keepRead: true}, "smtp", "", "")
+				sendN(t, b.pool, 1)
+				var in bool
+				for _, chunk := range b.sink.reads() {
+					in = in || bytes.HasPrefix(chunk, []byte("MAIL FROM:"))
+					if in {
+						envelopes[pipelining] = append(envelopes[pipelining], string(chunk))
+					}
+					if bytes.HasSuffix(chunk, []byte("DATA\r\n")) {
+						break
+					}
+				}
 			}
-			sendN(t, b.pool, 1)
-			wantConns := int64(1) // a refused MAIL or RCPT is reset, not redialed
-			if tc.want.Stage == StageEnd {
-				wantConns = 2
+			if got := strings.Join(envelopes[false], ""); got != tc.want {
+				t.Errorf("without PIPELINING the relay read %q, want %q", got, tc.want)
 			}
-			if got := b.sink.accepted.Load(); got != wantConns {
-				t.Errorf("connections = %d, want %d", got, wantConns)
+			if diff := cmp.Diff([]string{tc.want}, envelopes[true]); diff != "" {
+				t.Errorf("with PIPELINING, reads from MAIL to DATA (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"log"
 	"math/big"
@@ -29,6 +30,7 @@ type sink struct {
 	password string   // user "retain"; empty: no AUTH offered
 	discard  bool     // count messages without keeping them (benchmarks)
 	hide     []string // EHLO keywords not to announce (plain connections only)
+	keepRead bool     // keep what is read from clients, a chunk per Read (reads)
 
 	accepted atomic.Int64 // TCP connections accepted
 	open     atomic.Int64 // TCP connections not yet closed
@@ -39,6 +41,7 @@ type sink struct {
 	mu     sync.Mutex
 	msgs   []received
 	faults []*fault
+	chunks [][]byte // with keepRead
 }
 
 type received struct {
@@ -49,9 +52,13 @@ type received struct {
 	TLS  bool
 }
 
-// fault makes the sink answer the next n commands of one stage ("mail", "rcpt",
-// "data") with reply, or drop the connection after reading the message (drop), or
-// hold the reply until stall is closed.
+// fault makes the sink answer the next n commands of one stage with reply, or drop
+// the connection (drop), or hold the reply until stall is closed. The stages are
+// "mail", "rcpt", "data" (the reply after the message's final ".", and a drop after
+// reading the message) and "datacmd": the reply to the DATA command itself, only
+// with reply and on plain connections. go-smtp has no hook there, so the sink rewrites its answer to DATA
+// (354, or 502 when no recipient was accepted) on the way out, whatever state that
+// leaves go-smtp in: the client must close such a connection anyway.
 type fault struct {
 	stage string
 	n     int
@@ -65,13 +72,16 @@ type sinkOptions struct {
 	password string
 	discard  bool
 	hide     []string // EHLO keywords not to announce, e.g. "8BITMIME"; only with tls ""
+	smtpUTF8 bool     // announce SMTPUTF8 (go-smtp does not by default)
+	keepRead bool     // keep what is read from clients (sink.reads)
 }
 
 func newSink(t testing.TB, opt sinkOptions) *sink {
 	t.Helper()
-	s := &sink{password: opt.password, discard: opt.discard, hide: opt.hide}
+	s := &sink{password: opt.password, discard: opt.discard, hide: opt.hide, keepRead: opt.keepRead}
 	srv := smtp.NewServer(s)
 	srv.Domain = "sink.test"
+	srv.EnableSMTPUTF8 = opt.smtpUTF8
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
@@ -132,6 +142,13 @@ func (s *sink) taken(f *fault) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return f.n == 0
+}
+
+// reads returns what the sink read from clients, a chunk per Read, with keepRead.
+func (s *sink) reads() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.chunks...)
 }
 
 func (s *sink) messages() []received {
@@ -259,12 +276,26 @@ type countingConn struct {
 func (c *countingConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.s.wire.Add(int64(n))
+	if c.s.keepRead && n > 0 {
+		c.s.mu.Lock()
+		c.s.chunks = append(c.s.chunks, bytes.Clone(b[:n]))
+		c.s.mu.Unlock()
+	}
 	return n, err
 }
 
-// Write renames the EHLO keywords the sink hides ("8BITMIME" becomes "X8BITMIME"):
-// go-smtp writes each EHLO line with its own Write.
+// Write renames the EHLO keywords the sink hides ("8BITMIME" becomes "X8BITMIME")
+// and replaces the reply to DATA for a "datacmd" fault: go-smtp writes each reply
+// line with its own Write.
 func (c *countingConn) Write(b []byte) (int, error) {
+	if bytes.HasPrefix(b, []byte("354 ")) || bytes.HasPrefix(b, []byte("502 5.5.1 Missing RCPT TO command.")) {
+		if f := c.s.take("datacmd"); f != nil && f.reply != nil {
+			if _, err := c.Conn.Write(replyLine(f.reply)); err != nil {
+				return 0, err
+			}
+			return len(b), nil
+		}
+	}
 	for _, kw := range c.s.hide {
 		if bytes.HasPrefix(b, []byte("250-"+kw+"\r\n")) || bytes.HasPrefix(b, []byte("250 "+kw+"\r\n")) {
 			renamed := append(append(append([]byte(nil), b[:4]...), 'X'), b[4:]...)
@@ -275,6 +306,15 @@ func (c *countingConn) Write(b []byte) (int, error) {
 		}
 	}
 	return c.Conn.Write(b)
+}
+
+// replyLine is e as one reply line, with its enhanced code when it has one.
+func replyLine(e *smtp.SMTPError) []byte {
+	if e.EnhancedCode == (smtp.EnhancedCode{}) || e.EnhancedCode == smtp.NoEnhancedCode {
+		return fmt.Appendf(nil, "%d %s\r\n", e.Code, e.Message)
+	}
+	ec := e.EnhancedCode
+	return fmt.Appendf(nil, "%d %d.%d.%d %s\r\n", e.Code, ec[0], ec[1], ec[2], e.Message)
 }
 
 func (c *countingConn) Close() error {

@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 
 	gomail "github.com/wneessen/go-mail"
@@ -81,14 +82,13 @@ func (c *conn) send(ctx context.Context, o *outgoing) *SendError {
 	return c.transact(o)
 }
 
-// transact is go-mail's SendWithSMTPClient for one message, with MAIL and RCPT
-// still go-mail's (MAIL adds BODY=8BITMIME and SMTPUTF8 as the relay allows) and
-// DATA our own: the message is dot-encoded in memory and written through
-// smtp.Client.Text in one write, where go-mail's DataCloser writes a byte at a time
-// into a 4 KB buffer. What go-mail does around the steps is kept: a check that the
-// client is connected and a fresh deadline (Config.Timeout) for each message.
-// Unlike go-mail it sends no RSET after a refused MAIL or RCPT; keepConn does, once,
-// when the connection is worth keeping.
+// transact is go-mail's SendWithSMTPClient for one message, with the envelope sent
+// one of two ways (envelope, pipelinedEnvelope) and DATA our own: the message is
+// dot-encoded in memory and written through smtp.Client.Text in one write, where
+// go-mail's DataCloser writes a byte at a time into a 4 KB buffer. What go-mail does
+// around the steps is kept: a check that the client is connected and a fresh
+// deadline (Config.Timeout) for each message. Unlike go-mail it sends no RSET after
+// a refused MAIL or RCPT; keepConn does, once, when the connection is worth keeping.
 func (c *conn) transact(o *outgoing) *SendError {
 	if !c.sc.HasConnection() {
 		return c.fail(StageConnect, gomail.ErrNoActiveConnection, false)
@@ -98,6 +98,7 @@ func (c *conn) transact(o *outgoing) *SendError {
 	}
 	esc, _ := c.sc.Extension("ENHANCEDSTATUSCODES")
 	eightBitMIME, _ := c.sc.Extension("8BITMIME")
+	pipelining, _ := c.sc.Extension("PIPELINING")
 
 	b := dataBufs.Get().(*dataBuf)
 	defer putDataBuf(b)
@@ -105,6 +106,36 @@ func (c *conn) transact(o *outgoing) *SendError {
 		return &SendError{Class: Permanent, Stage: StageBuild, Msg: err.Error(), Err: err}
 	}
 
+	var se *SendError
+	if pipelining && o.validLines() {
+		se = c.pipelinedEnvelope(o, esc, eightBitMIME)
+	} else {
+		se = c.envelope(o, esc)
+	}
+	if se != nil {
+		return se
+	}
+
+	// The relay answered DATA with 354. The buffered writer is empty after the
+	// commands' flush, so a message larger than its 4 KB goes straight to the
+	// socket; a smaller one leaves with Flush.
+	text := c.sc.Text
+	if _, err := text.W.Write(b.data); err != nil {
+		return c.fail(StageData, err, esc)
+	}
+	if err := text.W.Flush(); err != nil {
+		return c.fail(StageData, err, esc)
+	}
+	if _, _, err := text.ReadResponse(250); err != nil {
+		return c.fail(StageEnd, err, esc)
+	}
+	return nil
+}
+
+// envelope sends MAIL FROM, RCPT TO and DATA a command at a time, each waiting for
+// its reply: MAIL and RCPT are go-mail's (MAIL adds BODY=8BITMIME and SMTPUTF8 as
+// the relay allows). It returns nil once the relay answered DATA with 354.
+func (c *conn) envelope(o *outgoing, esc bool) *SendError {
 	if err := c.sc.Mail(o.from); err != nil {
 		return c.fail(StageMail, err, esc)
 	}
@@ -129,18 +160,112 @@ func (c *conn) transact(o *outgoing) *SendError {
 	if err != nil {
 		return c.fail(StageData, err, esc)
 	}
-	// The buffered writer is empty after the command's flush, so a message larger
-	// than its 4 KB goes straight to the socket; a smaller one leaves with Flush.
-	if _, err := text.W.Write(b.data); err != nil {
-		return c.fail(StageData, err, esc)
-	}
-	if err := text.W.Flush(); err != nil {
-		return c.fail(StageData, err, esc)
-	}
-	if _, _, err := text.ReadResponse(250); err != nil {
-		return c.fail(StageEnd, err, esc)
-	}
 	return nil
+}
+
+// pipelinedEnvelope is envelope for a relay that announced PIPELINING (RFC 2920):
+// MAIL FROM, every RCPT TO and DATA leave in one write, then their replies are read
+// in order, which saves two round trips, and as many writes, flushes and waits for
+// the socket, per message. The commands are byte for byte what go-mail's Mail and
+// Rcpt send for retain's client (no DSN, so no RET or NOTIFY; SMTPUTF8 not skipped).
+//
+// Every reply is read, even after a refusal (a relay answers the commands after a
+// refused MAIL with 503 or similar), so that the session is where the relay has it.
+// The failure returned is the one envelope returns for the same replies: MAIL's,
+// else the last refused RCPT's, else DATA's; so Class, keepConn's RSET and
+// Pool.send's retry do not depend on the relay's extensions. Two outcomes leave the
+// session in doubt, and mark the connection broken so that it is closed rather than
+// reset: a reply that could not be read, and a 354 to DATA after a refused MAIL or
+// RCPT. There the relay waits for a message that must not go out (envelope would
+// not have sent it), and any line we send, RSET included, would be taken as its
+// text. RFC 2920 §3.1 suggests a lone "." then, but that hands the relay an empty
+// message, delivered to any recipient it did accept; a relay processes a
+// transaction only once it has the final "." (RFC 5321 §4.1.1.4), so closing the
+// connection sends nothing.
+func (c *conn) pipelinedEnvelope(o *outgoing, esc, eightBitMIME bool) *SendError {
+	text := c.sc.Text
+	w := text.W
+	w.WriteString("MAIL FROM:")
+	w.WriteString(o.from)
+	if eightBitMIME {
+		w.WriteString(" BODY=8BITMIME")
+	}
+	if smtpUTF8, _ := c.sc.Extension("SMTPUTF8"); smtpUTF8 {
+		w.WriteString(" SMTPUTF8")
+	}
+	w.WriteString("\r\n")
+	for _, rcpt := range o.rcpts {
+		w.WriteString("RCPT TO:")
+		w.WriteString(rcpt)
+		w.WriteString("\r\n")
+	}
+	w.WriteString("DATA\r\n")
+	if err := w.Flush(); err != nil {
+		// What envelope reports when MAIL cannot be written.
+		return c.fail(StageMail, err, esc)
+	}
+
+	_, _, mailErr := text.ReadResponse(250)
+	if mailErr != nil && !isReply(mailErr) {
+		c.broken = true
+		return c.fail(StageMail, mailErr, esc)
+	}
+	var rcptErr error
+	for range o.rcpts {
+		_, _, err := text.ReadResponse(25) // 250 or 251, as Rcpt accepts
+		if err == nil {
+			continue
+		}
+		if !isReply(err) {
+			c.broken = true
+			if mailErr != nil {
+				return c.fail(StageMail, mailErr, esc)
+			}
+			return c.fail(StageRcpt, err, esc) // envelope too ends with this error last
+		}
+		rcptErr = err
+	}
+	_, _, dataErr := text.ReadResponse(354)
+
+	var se *SendError
+	switch {
+	case mailErr != nil:
+		se = c.fail(StageMail, mailErr, esc)
+	case rcptErr != nil:
+		se = c.fail(StageRcpt, rcptErr, esc)
+	case dataErr != nil:
+		se = c.fail(StageData, dataErr, esc)
+	default:
+		return nil
+	}
+	if dataErr == nil || !isReply(dataErr) {
+		c.broken = true
+	}
+	return se
+}
+
+// isReply says whether err is a whole reply the relay sent, with a code other than
+// the one expected, rather than a failure to read one (the session then is out of
+// step).
+func isReply(err error) bool {
+	var te *textproto.Error
+	return errors.As(err, &te)
+}
+
+// validLines says whether the envelope's addresses are fit for a command line, as
+// smtp.Client.Mail and Rcpt check (no CR or LF; Message refuses them already).
+// When not, transact leaves the refusal to envelope, which reports it as it always
+// has.
+func (o *outgoing) validLines() bool {
+	if strings.ContainsAny(o.from, "\r\n") {
+		return false
+	}
+	for _, rcpt := range o.rcpts {
+		if strings.ContainsAny(rcpt, "\r\n") {
+			return false
+		}
+	}
+	return true
 }
 
 // fail classifies the error of one step of transact.

@@ -1,7 +1,11 @@
 // Command sink is the benchmark's SMTP relay: it accepts mail on 127.0.0.1,
 // discards the bodies and records when each message arrived, by recipient. With
 // --delay it waits before its MAIL, RCPT and end-of-DATA replies, as a relay on a
-// LAN does.
+// LAN does. With --rtt it waits once for each burst a client sends, before reading
+// it, as if it had just crossed a long link: a client pays it for every reply it
+// waits for, and fewer times when it pipelines (RFC 2920). --hide stops it
+// announcing EHLO keywords, e.g. PIPELINING (go-smtp still accepts pipelined
+// commands).
 //
 // It prints one line when it listens:
 //
@@ -15,6 +19,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -24,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +41,8 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "SMTP listen address")
 	httpAddr := flag.String("http", "127.0.0.1:0", "HTTP address for counts and arrival times")
 	delay := flag.Duration("delay", 0, "wait before the MAIL, RCPT and end-of-DATA replies")
+	rtt := flag.Duration("rtt", 0, "wait before reading each burst of data a client sent (a relay far away)")
+	hide := flag.String("hide", "", "EHLO keywords not to announce, comma-separated (e.g. PIPELINING)")
 	flag.Parse()
 
 	s := &sink{delay: *delay}
@@ -47,6 +55,15 @@ func main() {
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *rtt > 0 || *hide != "" {
+		fl := &farListener{Listener: l, rtt: *rtt}
+		for kw := range strings.SplitSeq(*hide, ",") {
+			if kw = strings.ToUpper(strings.TrimSpace(kw)); kw != "" {
+				fl.hide = append(fl.hide, kw)
+			}
+		}
+		l = fl
 	}
 	hl, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
@@ -148,3 +165,73 @@ func (ss *session) Data(r io.Reader) error {
 
 func (ss *session) Reset()        { ss.to = "" }
 func (ss *session) Logout() error { return nil }
+
+// farListener gives each connection --rtt and --hide.
+type farListener struct {
+	net.Listener
+	rtt  time.Duration
+	hide []string
+}
+
+func (l *farListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	fc := &farConn{Conn: c, rtt: l.rtt, hide: l.hide}
+	if l.rtt > 0 {
+		fc.buf = make([]byte, 64<<10)
+	}
+	return fc, nil
+}
+
+// farConn sleeps rtt after each read from the socket that returns data, before
+// handing the data over. It reads up to 64 KB at a time, so that what a client
+// sent in one write (a pipelined envelope, a whole message) pays rtt once, not
+// once per 4 KB read of go-smtp's buffer.
+type farConn struct {
+	net.Conn
+	rtt  time.Duration
+	hide []string
+
+	buf  []byte // with rtt: read from the socket, not yet handed over
+	r, w int
+	err  error // from the socket read that filled buf, for after it
+}
+
+func (c *farConn) Read(b []byte) (int, error) {
+	if c.rtt <= 0 {
+		return c.Conn.Read(b)
+	}
+	if c.r == c.w {
+		if c.err != nil {
+			return 0, c.err
+		}
+		n, err := c.Conn.Read(c.buf)
+		if n == 0 {
+			return 0, err
+		}
+		time.Sleep(c.rtt)
+		c.r, c.w, c.err = 0, n, err
+	}
+	n := copy(b, c.buf[c.r:c.w])
+	c.r += n
+	return n, nil
+}
+
+// Write renames the EHLO keywords to hide ("PIPELINING" becomes "XPIPELINING"):
+// go-smtp writes each EHLO line with its own Write.
+func (c *farConn) Write(b []byte) (int, error) {
+	for _, kw := range c.hide {
+		if bytes.HasPrefix(b, []byte("250-"+kw)) || bytes.HasPrefix(b, []byte("250 "+kw)) {
+			if rest := b[4+len(kw):]; len(rest) == 0 || rest[0] == ' ' || rest[0] == '\r' {
+				renamed := append(append(append([]byte(nil), b[:4]...), 'X'), b[4:]...)
+				if _, err := c.Conn.Write(renamed); err != nil {
+					return 0, err
+				}
+				return len(b), nil
+			}
+		}
+	}
+	return c.Conn.Write(b)
+}
