@@ -24,7 +24,6 @@ func (h *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 	}
 }
 
-
 // TestPipeSharesRoundTripsAndKeepsEachReply: 200 concurrent callers each set
 // and read back a key of their own through one pipe; each gets its own replies,
 // and together they send fewer pipelines than calls.
