@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -68,6 +69,23 @@ func (m *Message) BuildFor(eightBitMIME bool) (*gomail.Msg, error) {
 	return msg, nil
 }
 
+// validFrom holds the From addresses that parsed: a worker sends every
+// message from one or a few, and parsing one costs more than building the
+// rest of the headers.
+var validFrom sync.Map
+
+// checkFrom reports whether addr is an email address as RFC 5322 has it.
+func checkFrom(addr string) error {
+	if _, ok := validFrom.Load(addr); ok {
+		return nil
+	}
+	if _, err := mail.ParseAddress("<" + addr + ">"); err != nil {
+		return err
+	}
+	validFrom.Store(addr, struct{}{})
+	return nil
+}
+
 // build returns the message with quoted-printable parts (go-mail's default), text
 // then HTML.
 func (m *Message) build() (*gomail.Msg, error) {
@@ -80,9 +98,10 @@ func (m *Message) build() (*gomail.Msg, error) {
 		}
 	}
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
-	if err := msg.FromFormat(m.From.Name, m.From.Address); err != nil {
+	if err := checkFrom(m.From.Address); err != nil {
 		return nil, fmt.Errorf("from %q: %w", m.From.Address, err)
 	}
+	msg.FromMailAddress(&m.From)
 	if err := msg.AddToFormat(m.To.Name, m.To.Address); err != nil {
 		return nil, fmt.Errorf("to %q: %w", m.To.Address, err)
 	}
