@@ -64,13 +64,18 @@ func (p *Pool) Send(ctx context.Context, m *Message) error {
 	return p.send(ctx, m, nil)
 }
 
-// SendFenced is Send with a fence: once a connection is ready, right before
-// MAIL FROM, it calls fence, and sends only when fence returns nil; otherwise
-// it returns a *SendError of Class Temporary and Stage StageFence wrapping the
-// fence's error, having sent nothing. ctx bounds the wait for a connection,
-// the dial and the fence; once the fence passed, the exchange runs to its end
-// (each step bounded by Config.Timeout) even when ctx ends, so a message is
-// never abandoned between DATA and the relay's reply.
+// SendFenced is Send with a fence: once a connection is ready it calls fence,
+// and the message itself (its content, and with it the final "." that makes
+// the relay take it) goes only when fence returned nil; otherwise it returns a
+// *SendError of Class Temporary and Stage StageFence wrapping the fence's
+// error, having delivered nothing. The envelope (MAIL, RCPT, DATA) is sent
+// while fence runs, so the fence's round trip costs no time on the
+// connection; a fence that refuses after the relay said 354 closes the
+// connection, the one clean way out of DATA. fence is called once per
+// message, and SendFenced returns only after it returned. ctx bounds the wait
+// for a connection, the dial and the fence; the exchange runs to its end (each
+// step bounded by Config.Timeout) even when ctx ends, so a message is never
+// abandoned between DATA and the relay's reply.
 func (p *Pool) SendFenced(ctx context.Context, m *Message, fence func(context.Context) error) error {
 	return p.send(ctx, m, fence)
 }
@@ -102,6 +107,7 @@ func (p *Pool) send(ctx context.Context, m *Message, fence func(context.Context)
 	}
 	defer func() { <-p.tokens }()
 
+	var gate func() error // waits for the fence's verdict; nil without a fence
 	for attempt := 0; ; attempt++ {
 		c := p.takeIdle()
 		reused := c != nil
@@ -110,21 +116,33 @@ func (p *Pool) send(ctx context.Context, m *Message, fence func(context.Context)
 				return ctxError(ctx, classify(err, false))
 			}
 		}
-		if fence != nil {
-			if err := fence(ctx); err != nil {
-				p.release(c, true)
-				return &SendError{Class: Temporary, Stage: StageFence, Msg: "fence: " + err.Error(), Err: err}
-			}
-			fence = nil // once per message: a retry on a fresh connection follows at once
+		if fence != nil && gate == nil {
+			// Once per message, beside the envelope; a retry on a fresh
+			// connection waits for the same fence.
+			done := make(chan struct{})
+			var ferr error
+			go func(ctx context.Context) {
+				defer close(done)
+				ferr = fence(ctx)
+			}(ctx)
+			defer func() { <-done }()
+			gate = func() error { <-done; return ferr }
 			ctx = context.WithoutCancel(ctx)
 		}
-		se := c.send(ctx, o)
+		se := c.send(ctx, o, gate)
 		c.sent++ // relays count transactions, refused ones too
 		if se == nil {
 			p.release(c, !c.tc.interrupted())
 			return nil
 		}
 		p.release(c, se.keepConn(c))
+		if gate != nil && se.Stage != StageFence {
+			// A refusing fence outranks the relay's answer: the send was
+			// not this worker's to make.
+			if err := gate(); err != nil {
+				return fenceError(err)
+			}
+		}
 		// A reused connection may have been dropped by the relay while idle; that
 		// shows at MAIL FROM, before anything of this message was accepted, so one
 		// more try on a fresh connection is safe.
@@ -133,6 +151,11 @@ func (p *Pool) send(ctx context.Context, m *Message, fence func(context.Context)
 		}
 		return ctxError(ctx, se)
 	}
+}
+
+// fenceError is the error of a send its fence refused.
+func fenceError(err error) *SendError {
+	return &SendError{Class: Temporary, Stage: StageFence, Msg: "fence: " + err.Error(), Err: err}
 }
 
 // keepConn says whether the connection is still in a known state after e: only a

@@ -72,14 +72,16 @@ func (o *outgoing) write(b *dataBuf, eightBitMIME bool) error {
 }
 
 // send runs one SMTP transaction, interrupting it when ctx is done.
-func (c *conn) send(ctx context.Context, o *outgoing) *SendError {
+// gate, when set, is waited for before the message content goes: its error
+// stops the send there (StageFence) and closes the connection.
+func (c *conn) send(ctx context.Context, o *outgoing, gate func() error) *SendError {
 	if err := ctx.Err(); err != nil {
 		return ctxError(ctx, &SendError{Class: Temporary, Stage: StageConnect, Msg: "not sent", Err: err})
 	}
 	c.tc.writeFailed.Store(false)
 	stop := context.AfterFunc(ctx, c.tc.interrupt)
 	defer stop()
-	return c.transact(o)
+	return c.transact(o, gate)
 }
 
 // transact is go-mail's SendWithSMTPClient for one message, with the envelope sent
@@ -89,7 +91,7 @@ func (c *conn) send(ctx context.Context, o *outgoing) *SendError {
 // around the steps is kept: a check that the client is connected and a fresh
 // deadline (Config.Timeout) for each message. Unlike go-mail it sends no RSET after
 // a refused MAIL or RCPT; keepConn does, once, when the connection is worth keeping.
-func (c *conn) transact(o *outgoing) *SendError {
+func (c *conn) transact(o *outgoing, gate func() error) *SendError {
 	if !c.sc.HasConnection() {
 		return c.fail(StageConnect, gomail.ErrNoActiveConnection, false)
 	}
@@ -116,7 +118,15 @@ func (c *conn) transact(o *outgoing) *SendError {
 		return se
 	}
 
-	// The relay answered DATA with 354. The buffered writer is empty after the
+	// The relay answered DATA with 354: the content may go once the gate
+	// allows; else nothing may follow but closing the connection.
+	if gate != nil {
+		if err := gate(); err != nil {
+			c.broken = true
+			return fenceError(err)
+		}
+	}
+	// The buffered writer is empty after the
 	// commands' flush, so a message larger than its 4 KB goes straight to the
 	// socket; a smaller one leaves with Flush.
 	text := c.sc.Text
