@@ -308,7 +308,7 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 			w.cfg.Log.Warn("lease not released: it runs out by itself", "customers", len(l.IDs), "error", err)
 		}
 	}()
-	custs, err := w.store.Customers(ctx, l.IDs)
+	custs, read, err := w.store.CustomersRead(ctx, l.IDs)
 	if err != nil {
 		return err
 	}
@@ -354,7 +354,7 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 	if err := w.ledger.finishAll(ctx, finish); err != nil {
 		return err
 	}
-	err = w.store.UpdateMany(ctx, l.IDs, func(cur *lifecycle.Customer) (*store.Change, error) {
+	err = w.store.UpdateManyRead(ctx, l.IDs, read, func(cur *lifecycle.Customer) (*store.Change, error) {
 		chs := w.settle(cur, now, outcomes)
 		var history []lifecycle.StageChange
 		for _, ch := range chs {

@@ -13,8 +13,27 @@ import (
 // Customers reads many customers in one round trip; a customer that does not
 // exist is nil in the result.
 func (s *Store) Customers(ctx context.Context, ids []string) ([]*lifecycle.Customer, error) {
+	out, _, err := s.customers(ctx, ids, false)
+	return out, err
+}
+
+// A Read is the customers one CustomersRead got, as stored: UpdateManyRead
+// copies those nobody wrote since instead of decoding them again.
+type Read struct {
+	raw      map[string]string              // customer ID → its JSON as read
+	pristine map[string]*lifecycle.Customer // decoded, never handed out
+}
+
+// CustomersRead is Customers that also returns what it read, for
+// UpdateManyRead: a batch that reads its customers, decides and writes them
+// back decodes each once.
+func (s *Store) CustomersRead(ctx context.Context, ids []string) ([]*lifecycle.Customer, *Read, error) {
+	return s.customers(ctx, ids, true)
+}
+
+func (s *Store) customers(ctx context.Context, ids []string, keep bool) ([]*lifecycle.Customer, *Read, error) {
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	keys := make([]string, len(ids))
 	for i, id := range ids {
@@ -22,7 +41,11 @@ func (s *Store) Customers(ctx context.Context, ids []string) ([]*lifecycle.Custo
 	}
 	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("store: get %d customers: %w", len(ids), err)
+		return nil, nil, fmt.Errorf("store: get %d customers: %w", len(ids), err)
+	}
+	var rd *Read
+	if keep {
+		rd = &Read{raw: make(map[string]string, len(ids)), pristine: make(map[string]*lifecycle.Customer, len(ids))}
 	}
 	out := make([]*lifecycle.Customer, len(ids))
 	for i, v := range vals {
@@ -32,11 +55,30 @@ func (s *Store) Customers(ctx context.Context, ids []string) ([]*lifecycle.Custo
 		}
 		c, err := decodeCustomer([]byte(raw))
 		if err != nil {
-			return nil, fmt.Errorf("store: decode customer %s: %w", ids[i], err)
+			return nil, nil, fmt.Errorf("store: decode customer %s: %w", ids[i], err)
 		}
 		out[i] = c
+		if keep {
+			rd.raw[ids[i]], rd.pristine[ids[i]] = raw, c.Clone()
+		}
 	}
-	return out, nil
+	return out, rd, nil
+}
+
+// known is the customer id as rd read it, when raw is still what it read.
+func (rd *Read) known(id string, raw any) (*lifecycle.Customer, bool) {
+	if rd == nil {
+		return nil, false
+	}
+	s, ok := raw.(string)
+	if !ok || s != rd.raw[id] {
+		return nil, false
+	}
+	c, ok := rd.pristine[id]
+	if !ok {
+		return nil, false
+	}
+	return c.Clone(), true
 }
 
 // UpdateMany is Update for many existing customers at once: it WATCHes them, reads
@@ -46,8 +88,14 @@ func (s *Store) Customers(ctx context.Context, ids []string) ([]*lifecycle.Custo
 // customer and must derive its change from the customer it is given. Customers
 // that do not exist are skipped.
 func (s *Store) UpdateMany(ctx context.Context, ids []string, fn func(c *lifecycle.Customer) (*Change, error)) error {
+	return s.UpdateManyRead(ctx, ids, nil, fn)
+}
+
+// UpdateManyRead is UpdateMany after CustomersRead: a customer whose JSON is
+// still what rd read is copied from it, not decoded again. rd may be nil.
+func (s *Store) UpdateManyRead(ctx context.Context, ids []string, rd *Read, fn func(c *lifecycle.Customer) (*Change, error)) error {
 	exists := func(cur current) bool { return cur.raw != nil }
-	_, fallback, err := s.sweepBatch(ctx, ids, exists, fn)
+	_, fallback, err := s.sweepBatch(ctx, ids, rd, exists, fn)
 	if errors.Is(err, redis.TxFailedErr) {
 		fallback, err = ids, nil
 	}

@@ -557,3 +557,46 @@ func TestDeleteLeavesOtherCustomers(t *testing.T) {
 func redisZ(at time.Time, member string) redis.Z {
 	return redis.Z{Score: float64(at.UnixMilli()), Member: member}
 }
+
+// TestUpdateManyReadDecodesOnlyWhatChanged: UpdateManyRead hands fn the
+// customers as they are stored now: a copy of what CustomersRead read for
+// those nobody wrote since, and a fresh read of one written meanwhile; what
+// the caller did to the customers CustomersRead returned does not leak in.
+func TestUpdateManyReadDecodesOnlyWhatChanged(t *testing.T) {
+	b := setup(t)
+	b.put(t, &lifecycle.Customer{ID: "c1", Stage: "lead", FirstName: "Ada"}, time.Time{})
+	b.put(t, &lifecycle.Customer{ID: "c2", Stage: "lead", FirstName: "Grace"}, time.Time{})
+	custs, rd, err := b.store.CustomersRead(b.ctx, []string{"c1", "c2"})
+	if err != nil || len(custs) != 2 {
+		t.Fatalf("read: %v %v", custs, err)
+	}
+	custs[0].FirstName, custs[1].FirstName = "changed by the caller", "changed by the caller"
+	// Someone else writes c2 in between.
+	if err := b.store.Update(b.ctx, "c2", "", func(c *lifecycle.Customer) (*Change, error) {
+		c.Stage = "active"
+		return &Change{Customer: c}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]lifecycle.Customer{}
+	err = b.store.UpdateManyRead(b.ctx, []string{"c1", "c2"}, rd, func(c *lifecycle.Customer) (*Change, error) {
+		seen[c.ID] = *c
+		c.Counters = map[string]int{"orders": 1}
+		return &Change{Customer: c}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := seen["c1"]; c.FirstName != "Ada" || c.Stage != "lead" {
+		t.Errorf("c1 as fn saw it: %+v, want it as stored", c)
+	}
+	if c := seen["c2"]; c.FirstName != "Grace" || c.Stage != "active" {
+		t.Errorf("c2 as fn saw it: %+v, want the other writer's stage", c)
+	}
+	for _, id := range []string{"c1", "c2"} {
+		got, err := b.store.Customer(b.ctx, id)
+		if err != nil || got.Counters["orders"] != 1 {
+			t.Errorf("%s after the update: %+v %v", id, got, err)
+		}
+	}
+}

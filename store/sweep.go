@@ -55,7 +55,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, limit int, fn func(c *
 	var errs []error
 	for len(ids) > 0 {
 		n := min(batch, len(ids))
-		k, fallback, err := s.sweepBatch(ctx, ids[:n], due, fn)
+		k, fallback, err := s.sweepBatch(ctx, ids[:n], nil, due, fn)
 		if errors.Is(err, redis.TxFailedErr) {
 			k, fallback, err = 0, ids[:n], nil
 		}
@@ -85,7 +85,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, limit int, fn func(c *
 // returns how many it applied fn to and the customers left to a single Update:
 // those whose fn failed (Update will report it) and those whose email changes.
 // A redis.TxFailedErr means nothing was written.
-func (s *Store) sweepBatch(ctx context.Context, ids []string, due func(current) bool, fn func(*lifecycle.Customer) (*Change, error)) (int, []string, error) {
+func (s *Store) sweepBatch(ctx context.Context, ids []string, rd *Read, due func(current) bool, fn func(*lifecycle.Customer) (*Change, error)) (int, []string, error) {
 	keys := make([]string, len(ids))
 	for i, id := range ids {
 		keys[i] = s.customerKey(id)
@@ -109,7 +109,14 @@ func (s *Store) sweepBatch(ctx context.Context, ids []string, due func(current) 
 		var writes []*write
 		var stale []string
 		for i, id := range ids {
-			cur, err := decodeCurrent(gets.Val()[i], wakes.Val()[i], dues.Val()[i])
+			var cur current
+			var err error
+			if c, ok := rd.known(id, gets.Val()[i]); ok {
+				raw := gets.Val()[i].(string)
+				cur = current{raw: []byte(raw), c: c, email: normEmail(c.Email), wake: int64(wakes.Val()[i]), due: int64(dues.Val()[i])}
+			} else {
+				cur, err = decodeCurrent(gets.Val()[i], wakes.Val()[i], dues.Val()[i])
+			}
 			switch {
 			case err != nil:
 				fallback = append(fallback, id) // for Update to report
