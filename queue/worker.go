@@ -95,7 +95,7 @@ type WorkerConfig struct {
 // never acted on: another worker may hold it now.
 //
 // The crash window: a worker killed after the relay accepted a message (250) and
-// before its ledger write — one Redis round trip per send in flight — leaves a
+// before its ledger write — one or two Redis round trips, shared by the sends in flight — leaves a
 // claim that expires after ClaimTTL; the step is then sent again, with the same
 // Message-ID. A worker killed before the relay's reply sends again too, which is
 // right: the relay did not take the message, or (a connection lost after DATA)
