@@ -1,10 +1,8 @@
 package queue
 
 import (
-	"html"
 	"net/mail"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/internal/tracktest"
 	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/mailer"
@@ -85,48 +84,8 @@ func signedLinks(s *link.Signer, fixed map[string]string, now func() time.Time, 
 	}
 }
 
-// The reference message is how the worker built a message before links were
-// lazy and Render tracked clicks: every link signed first, the email rendered,
-// then the links tracked with regular expressions (the queue.trackClicks of
-// then). Message must build byte for byte the same.
-var (
-	referenceAnchorHref = regexp.MustCompile(`(?i)<a\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')`)
-	referenceTextLink   = regexp.MustCompile(`\((https?://[^\s()]+)\)`)
-)
-
-func referenceTrackClicks(htmlPart, textPart string, skip map[string]bool, click func(string) (string, error)) (string, string) {
-	track := func(u string) (string, bool) {
-		if skip[u] {
-			return "", false
-		}
-		t, err := click(u)
-		return t, err == nil
-	}
-	var b strings.Builder
-	last := 0
-	for _, m := range referenceAnchorHref.FindAllStringSubmatchIndex(htmlPart, -1) {
-		start, end := m[2], m[3]
-		if start < 0 {
-			start, end = m[4], m[5]
-		}
-		t, ok := track(html.UnescapeString(htmlPart[start:end]))
-		if !ok {
-			continue
-		}
-		b.WriteString(htmlPart[last:start])
-		b.WriteString(html.EscapeString(t))
-		last = end
-	}
-	b.WriteString(htmlPart[last:])
-	htmlPart = b.String()
-	textPart = referenceTextLink.ReplaceAllStringFunc(textPart, func(m string) string {
-		if t, ok := track(m[1 : len(m)-1]); ok {
-			return "(" + t + ")"
-		}
-		return m
-	})
-	return htmlPart, textPart
-}
+// referenceTrackClicks is how the worker tracked clicks before Render did.
+var referenceTrackClicks = tracktest.Regexps
 
 func referenceMessage(t *testing.T, s *link.Signer, eng *lifecycle.Engine, r *render.Renderer, c *lifecycle.Customer, st *campaign.Step, now time.Time) *mailer.Message {
 	t.Helper()

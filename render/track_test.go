@@ -2,10 +2,8 @@ package render
 
 import (
 	"fmt"
-	"html"
 	"math/rand/v2"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,50 +11,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/internal/tracktest"
 	"github.com/retainmail/retain/link"
 )
 
-// The reference tracking is how the worker tracked clicks before Render did
-// (queue.trackClicks): regular expressions over the rendered parts, every
-// link signed where it was found. Render must track byte for byte the same.
-var (
-	referenceAnchorHref = regexp.MustCompile(`(?i)<a\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')`)
-	referenceTextLink   = regexp.MustCompile(`\((https?://[^\s()]+)\)`)
-)
-
-func referenceTrackClicks(htmlPart, textPart string, skip map[string]bool, click func(string) (string, error)) (string, string) {
-	track := func(u string) (string, bool) {
-		if skip[u] {
-			return "", false
-		}
-		t, err := click(u)
-		return t, err == nil
-	}
-	var b strings.Builder
-	last := 0
-	for _, m := range referenceAnchorHref.FindAllStringSubmatchIndex(htmlPart, -1) {
-		start, end := m[2], m[3]
-		if start < 0 {
-			start, end = m[4], m[5]
-		}
-		t, ok := track(html.UnescapeString(htmlPart[start:end]))
-		if !ok {
-			continue
-		}
-		b.WriteString(htmlPart[last:start])
-		b.WriteString(html.EscapeString(t))
-		last = end
-	}
-	b.WriteString(htmlPart[last:])
-	htmlPart = b.String()
-	textPart = referenceTextLink.ReplaceAllStringFunc(textPart, func(m string) string {
-		if t, ok := track(m[1 : len(m)-1]); ok {
-			return "(" + t + ")"
-		}
-		return m
-	})
-	return htmlPart, textPart
-}
+// referenceTrackClicks is how the worker tracked clicks before Render did.
+var referenceTrackClicks = tracktest.Regexps
 
 // referenceUntracked is the worker's set of links never tracked, of links
 // with every link made.
