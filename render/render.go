@@ -343,19 +343,7 @@ func compileLayout(c *checker, probs *campaign.Problems, dir, name string) *layo
 // Step.ContentFor picks for d.Customer.Locale. Campaign and Step of d are filled in from
 // the set; d is not modified.
 func (r *Renderer) Render(stepID string, d *Data) (*Email, error) {
-	st, ok := r.steps[stepID]
-	if !ok {
-		return nil, fmt.Errorf("render %s: %w", stepID, ErrUnknownStep)
-	}
-	cc, ok := r.byCont[st.ContentFor(d.Customer.Locale)]
-	if !ok {
-		return nil, fmt.Errorf("render %s: %w", stepID, ErrUnknownStep)
-	}
-	e, err := r.render(cc, d, nil)
-	if err != nil {
-		return nil, fmt.Errorf("render %s: %w", cc.content.Path, err)
-	}
-	return e, nil
+	return r.RenderTracked(stepID, d, nil)
 }
 
 // RenderTracked is Render with click tracking: every http(s) link of the HTML part
