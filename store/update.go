@@ -340,7 +340,7 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, ws ...*write) {
 		blobs = append(blobs, s.customerKey(w.id), w.blob)
 	}
 	p.MSet(ctx, blobs...)
-	index := map[string]*indexWrites{s.wakeKey(): {}, s.dueKey(): {}}
+	var wake, due indexWrites
 	sums := &summing{Pipeliner: p}
 	for _, w := range ws {
 		if w.emailChanged() {
@@ -369,21 +369,14 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, ws ...*write) {
 			}
 			p.ZAdd(ctx, s.seenKey(w.id), zs...)
 		}
-		index[s.wakeKey()].put(w.id, w.wakeChanged, w.wake)
-		index[s.dueKey()].put(w.id, w.dueChanged, w.due)
+		wake.put(w.id, w.wakeChanged, w.wake)
+		due.put(w.id, w.dueChanged, w.due)
 		if w.written != nil {
 			s.Also(ctx, sums, *w.written)
 		}
 	}
-	for _, key := range []string{s.wakeKey(), s.dueKey()} {
-		ix := index[key]
-		if len(ix.adds) > 0 {
-			p.ZAdd(ctx, key, ix.adds...)
-		}
-		if len(ix.rems) > 0 {
-			p.ZRem(ctx, key, ix.rems...)
-		}
-	}
+	wake.queue(ctx, p, s.wakeKey())
+	due.queue(ctx, p, s.dueKey())
 	sums.flush(ctx)
 }
 
@@ -391,6 +384,16 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, ws ...*write) {
 type indexWrites struct {
 	adds []redis.Z
 	rems []any
+}
+
+// queue adds the index writes to p.
+func (ix *indexWrites) queue(ctx context.Context, p redis.Pipeliner, key string) {
+	if len(ix.adds) > 0 {
+		p.ZAdd(ctx, key, ix.adds...)
+	}
+	if len(ix.rems) > 0 {
+		p.ZRem(ctx, key, ix.rems...)
+	}
 }
 
 func (ix *indexWrites) put(id string, changed bool, score int64) {
