@@ -40,8 +40,8 @@ func TestDurableFenceWaitsForTheReplica(t *testing.T) {
 	primary, replica := replicated(t)
 	ctx := context.Background()
 	rdb := primary.Client(t)
-	l := &ledger{rdb: rdb, prefix: "t:", claimTTL: time.Minute, keep: time.Hour,
-		durable: &Durability{Replicas: 1, Timeout: 5 * time.Second}} // a loaded machine acks slowly
+	l := newLedger(rdb, "t:", time.Minute, time.Hour,
+		&Durability{Replicas: 1, Timeout: 5 * time.Second}) // a loaded machine acks slowly
 	j := &job{ledgerKey: l.key("c1", "onboarding", 1, "welcome"), claim: claimValue("w", store.NewToken())}
 	if f, err := l.peekAll(ctx, []*job{j}); err != nil || f[0].state != "" {
 		t.Fatalf("peek: %+v %v", f, err)
@@ -98,7 +98,7 @@ func BenchmarkLedgerSend(b *testing.B) {
 		durable *Durability
 	}{{"memory", nil}, {"wait-replica", &Durability{Replicas: 1, Timeout: time.Second}}} {
 		b.Run(bc.name, func(b *testing.B) {
-			l := &ledger{rdb: rdb, prefix: "bench:" + store.NewToken() + ":", claimTTL: time.Minute, keep: time.Minute, durable: bc.durable}
+			l := newLedger(rdb, "bench:"+store.NewToken()+":", time.Minute, time.Minute, bc.durable)
 			i := 0
 			for b.Loop() {
 				i++

@@ -39,26 +39,13 @@ type ledger struct {
 	// durable, when set, makes each fence and each outcome wait until Redis
 	// has it on replicas or on disk (see Durability).
 	durable *Durability
-	// pipe carries the fences and outcomes of concurrent sends; nil sends
-	// each on its own.
+	// pipe carries the fences and outcomes of concurrent sends.
 	pipe *pipe
 }
 
-// shared runs queue's commands through the ledger's pipe, or in a pipeline of
-// their own without one; it returns the WAIT that made them durable, if any.
-func (l *ledger) shared(ctx context.Context, durable bool, queue func(p redis.Pipeliner)) *redis.Cmd {
-	if l.pipe != nil {
-		return l.pipe.do(ctx, durable, queue)
-	}
-	var wait *redis.Cmd
-	_, _ = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		queue(p)
-		if durable && l.durable != nil {
-			wait = l.durable.waitCmd(ctx, p)
-		}
-		return nil
-	})
-	return wait
+func newLedger(rdb redis.UniversalClient, prefix string, claimTTL, keep time.Duration, durable *Durability) *ledger {
+	return &ledger{rdb: rdb, prefix: prefix, claimTTL: claimTTL, keep: keep, durable: durable,
+		pipe: &pipe{rdb: rdb, durable: durable}}
 }
 
 // Durability says what a claim must reach before its send goes to SMTP, and
@@ -185,7 +172,7 @@ func (l *ledger) peekAll(ctx context.Context, jobs []*job) ([]found, error) {
 func (l *ledger) fence(ctx context.Context, j *job) (*found, error) {
 	for range 3 {
 		var set *redis.BoolCmd
-		wait := l.shared(ctx, true, func(p redis.Pipeliner) {
+		wait := l.pipe.do(ctx, true, func(p redis.Pipeliner) {
 			set = p.SetNX(ctx, j.ledgerKey, j.claim, l.claimTTL)
 		})
 		if err := set.Err(); err != nil {
@@ -272,34 +259,29 @@ func (l *ledger) record(ctx context.Context, j *job) error {
 		return nil
 	}
 	var set *redis.StatusCmd
-	wait := l.shared(ctx, true, func(p redis.Pipeliner) {
+	wait := l.pipe.do(ctx, true, func(p redis.Pipeliner) {
 		set = p.SetArgs(ctx, j.ledgerKey, state, redis.SetArgs{Mode: "XX", TTL: l.keep, Get: true})
 	})
 	if err := set.Err(); err != nil && err != redis.Nil {
 		return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
 	}
 	// What the outcome replaced: the claim, as a rule.
-	var fix *redis.Cmd
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		switch old, err := set.Result(); {
-		case err == redis.Nil: // nothing there: the claim ran out
-			recordScript.Eval(ctx, p, []string{j.ledgerKey}, j.claim, state, l.keep.Milliseconds())
-		case old != j.claim && !strings.HasPrefix(old, ledgerClaimed):
-			// Another attempt's outcome was there: it stays.
-			p.Set(ctx, j.ledgerKey, old, l.keep)
-		default:
-			return nil
+	var fix func(p redis.Pipeliner) redis.Cmder
+	switch old, err := set.Result(); {
+	case err == redis.Nil: // nothing there: the claim ran out
+		fix = func(p redis.Pipeliner) redis.Cmder {
+			return recordScript.Eval(ctx, p, []string{j.ledgerKey}, j.claim, state, l.keep.Milliseconds())
 		}
-		if l.durable != nil {
-			fix = l.durable.waitCmd(ctx, p)
-		}
-		return nil
-	})
-	if err != nil && err != redis.Nil {
-		return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
+	case old != j.claim && !strings.HasPrefix(old, ledgerClaimed):
+		// Another attempt's outcome was there: it stays.
+		fix = func(p redis.Pipeliner) redis.Cmder { return p.Set(ctx, j.ledgerKey, old, l.keep) }
 	}
 	if fix != nil {
-		wait = fix
+		var cmd redis.Cmder
+		wait = l.pipe.do(ctx, true, func(p redis.Pipeliner) { cmd = fix(p) })
+		if err := cmd.Err(); err != nil && err != redis.Nil {
+			return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
+		}
 	}
 	if wait != nil {
 		if err := l.durable.check(wait); err != nil {

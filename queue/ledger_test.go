@@ -15,8 +15,8 @@ import (
 // another outcome.
 func TestLedgerClaimsAreFenced(t *testing.T) {
 	b := setup(t)
-	la := &ledger{rdb: b.rdb, prefix: b.prefix, claimTTL: 50 * time.Millisecond, keep: time.Hour}
-	lb := &ledger{rdb: b.rdb, prefix: b.prefix, claimTTL: time.Minute, keep: time.Hour}
+	la := newLedger(b.rdb, b.prefix, 50*time.Millisecond, time.Hour, nil)
+	lb := newLedger(b.rdb, b.prefix, time.Minute, time.Hour, nil)
 	key := la.key("c1", "onboarding", 1, "welcome")
 	a := &job{ledgerKey: key, claim: claimValue("worker-a", store.NewToken())}
 	bb := &job{ledgerKey: key, claim: claimValue("worker-b", store.NewToken())}
@@ -85,7 +85,7 @@ func TestLedgerClaimsAreFenced(t *testing.T) {
 // exchange, and that nobody took, still has its outcome recorded.
 func TestOutcomeOfAClaimThatRanOut(t *testing.T) {
 	b := setup(t)
-	l := &ledger{rdb: b.rdb, prefix: b.prefix, claimTTL: 20 * time.Millisecond, keep: time.Hour}
+	l := newLedger(b.rdb, b.prefix, 20*time.Millisecond, time.Hour, nil)
 	j := &job{ledgerKey: l.key("c1", "onboarding", 1, "welcome"), claim: claimValue("w", store.NewToken())}
 	if f, err := l.fence(b.ctx, j); err != nil || f != nil {
 		t.Fatalf("fence on a free send: %+v %v; want go", f, err)

@@ -95,11 +95,11 @@ type WorkerConfig struct {
 // never acted on: another worker may hold it now.
 //
 // The crash window: a worker killed after the relay accepted a message (250) and
-// before its ledger write — one or two Redis round trips, shared by the sends in flight — leaves a
-// claim that expires after ClaimTTL; the step is then sent again, with the same
-// Message-ID. A worker killed before the relay's reply sends again too, which is
-// right: the relay did not take the message, or (a connection lost after DATA)
-// may not have. The customers of a dead worker are free again after Lease.
+// before its ledger write — one or two Redis round trips, shared by the sends
+// in flight — leaves a claim that expires after ClaimTTL; the step is then sent
+// again, with the same Message-ID. A worker killed before the relay's reply
+// sends again too, which is right: the relay did not take the message, or (a
+// connection lost after DATA) may not have. The customers of a dead worker are free again after Lease.
 type Worker struct {
 	cfg      WorkerConfig
 	store    *store.Store
@@ -151,10 +151,9 @@ func NewWorker(cfg WorkerConfig, rdb redis.UniversalClient, prefix string, st *s
 	return &Worker{
 		cfg: cfg, store: st, engine: eng, renderer: r, sender: sender,
 		applier: &ingest.Applier{Store: st, Engine: eng, Now: cfg.Now},
-		ledger: &ledger{rdb: rdb, prefix: prefix, claimTTL: cfg.ClaimTTL, keep: cfg.LedgerKeep, durable: cfg.Durable,
-			pipe: &pipe{rdb: rdb, durable: cfg.Durable}},
-		rate:  &rateLimiter{rdb: rdb, prefix: prefix, perSec: cfg.Rate},
-		owner: host + ":" + strconv.Itoa(os.Getpid()),
+		ledger:  newLedger(rdb, prefix, cfg.ClaimTTL, cfg.LedgerKeep, cfg.Durable),
+		rate:    &rateLimiter{rdb: rdb, prefix: prefix, perSec: cfg.Rate},
+		owner:   host + ":" + strconv.Itoa(os.Getpid()),
 	}, nil
 }
 
