@@ -84,7 +84,8 @@ func (d *doc) expr(n *yaml.Node, key string, env types.Map) *Expr {
 				msg += DidYouMean(m[1], fieldNames(env))
 			}
 			if fe.Line > 1 {
-				pos = Pos{start.Line + fe.Line - 1, fe.Column + 1}
+				line, _ := d.valueStart(n)
+				pos = d.at(line+fe.Line-1, fe.Column+1)
 			} else {
 				pos.Col += fe.Column
 			}

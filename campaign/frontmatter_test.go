@@ -37,6 +37,8 @@ func FuzzStepFile(f *testing.F) {
 	f.Add("---\n\tsubject: tab\n---\n")
 	f.Add("---\nsubject: |\n  two\n  lines\nskip_if: >\n  customer.x\n---\n")
 	f.Add("no front matter")
+	f.Add("---\n'\r\r\n---\n")
+	f.Add("---\nsubject: Hi\rsubjekt: x\u2028\u0085: [\n---\n")
 	l := parseLifecycle("lifecycle.yaml", "stages: [lead]\nattributes: {plan: string}", new(Problems))
 	env := newEnvs(l)
 	f.Fuzz(func(t *testing.T, src string) {
@@ -60,4 +62,25 @@ func FuzzStepFile(f *testing.F) {
 			t.Errorf("body starts on line %d, BodyLine = %d", strings.Count(head, "\n")+1, ct.BodyLine)
 		}
 	})
+}
+
+// The YAML parser also ends lines at a lone CR, NEL, LS and PS; problems must still
+// be reported at the file's line (counted in \n, as editors and grep do) and column.
+func TestFrontMatterPositionsWithOtherLineBreaks(t *testing.T) {
+	l := parseLifecycle("lifecycle.yaml", "stages: [lead]\nattributes: {plan: string}", new(Problems))
+	env := newEnvs(l)
+	for _, tc := range []struct{ src, want string }{
+		{"---\nsubject: Hi\rsubjekt: x\n---\nBody\n", "s.md:2:13: "},
+		{"---\nsubject: Hi\u2028subjekt: x\n---\nBody\n", "s.md:2:13: "},
+		{"---\nsubject: Hi\u0085\u0085subjekt: x\n---\nBody\n", "s.md:2:14: "},
+		{"---\n'\r\r\n---\n", "s.md:3:1: invalid YAML"},
+		{"---\n\"\r\r\r\n---\n", "s.md:3:1: invalid YAML"},
+		{"---\nskip_if: |\r  customer.plan ==\r  \n---\n", "s.md:2:"},
+	} {
+		var probs Problems
+		loadContent("s.md", tc.src, "", l, env, &Step{}, &probs)
+		if len(probs) == 0 || !strings.HasPrefix(probs[0].String(), tc.want) {
+			t.Errorf("%q: problems %v, want the first at %q", tc.src, probs, tc.want)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -17,12 +18,17 @@ type doc struct {
 	path       string
 	lineOffset int
 	probs      *Problems
+
+	src    string // the document parsed, for mapping positions (see at)
+	lines  int    // its lines, counting only \n
+	starts []int  // offsets at which the parser starts a line, when it breaks lines at more than \n
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parse parses src into its root mapping, or reports why it cannot and returns nil.
 func (d *doc) parse(src string) *yaml.Node {
+	d.src, d.lines, d.starts = src, strings.Count(src, "\n")+1, yamlLineStarts(src)
 	var root yaml.Node
 	if err := yaml.Unmarshal([]byte(src), &root); err != nil {
 		msg, line := err.Error(), 1
@@ -32,7 +38,7 @@ func (d *doc) parse(src string) *yaml.Node {
 		} else {
 			msg = strings.TrimPrefix(msg, "yaml: ")
 		}
-		d.probs.Add(d.path, Pos{line + d.lineOffset, 1}, "invalid YAML: %s", msg)
+		d.probs.Add(d.path, d.at(line, 1), "invalid YAML: %s", msg)
 		return nil
 	}
 	if len(root.Content) == 0 {
@@ -46,7 +52,55 @@ func (d *doc) parse(src string) *yaml.Node {
 	return n
 }
 
-func (d *doc) pos(n *yaml.Node) Pos { return Pos{n.Line + d.lineOffset, n.Column} }
+func (d *doc) pos(n *yaml.Node) Pos { return d.at(n.Line, n.Column) }
+
+// at maps a line and column as the YAML parser counts them to the file's. The
+// parser also ends a line at a lone CR, NEL, LS and PS, which file positions (like
+// Go's, and grep's) do not count, and it reports an unexpected end of the stream on
+// the line after the last; both would point past the file's end.
+func (d *doc) at(line, col int) Pos {
+	if d.starts == nil {
+		if line > d.lines {
+			line, col = d.lines, 1
+		}
+		return Pos{line + d.lineOffset, col}
+	}
+	if line > len(d.starts) {
+		line, col = len(d.starts), 1
+	}
+	s := d.starts[max(line, 1)-1]
+	head := d.src[:s]
+	lineStart := strings.LastIndexByte(head, '\n') + 1
+	return Pos{strings.Count(head, "\n") + 1 + d.lineOffset, col + utf8.RuneCountInString(head[lineStart:])}
+}
+
+// yamlLineStarts returns the offset of each line of src as the YAML parser breaks
+// them (at CR LF, LF, CR, NEL, LS and PS), or nil when it breaks only at LF.
+func yamlLineStarts(src string) []int {
+	if !strings.ContainsAny(src, "\r\u0085\u2028\u2029") {
+		return nil
+	}
+	starts := []int{0}
+	for i := 0; i < len(src); {
+		var n int
+		switch {
+		case strings.HasPrefix(src[i:], "\r\n"):
+			n = 2
+		case src[i] == '\r' || src[i] == '\n':
+			n = 1
+		case strings.HasPrefix(src[i:], "\u0085"):
+			n = 2
+		case strings.HasPrefix(src[i:], "\u2028"), strings.HasPrefix(src[i:], "\u2029"):
+			n = 3
+		default:
+			i++
+			continue
+		}
+		i += n
+		starts = append(starts, i)
+	}
+	return starts
+}
 
 func (d *doc) errorf(n *yaml.Node, format string, args ...any) {
 	d.probs.Add(d.path, d.pos(n), format, args...)
@@ -64,7 +118,7 @@ func (d *doc) fields(n *yaml.Node, what string, known ...string) map[string]*yam
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if prev, dup := keys[k.Value]; dup {
-			d.errorf(k, "duplicate key %q (first set on line %d)", k.Value, prev.Line+d.lineOffset)
+			d.errorf(k, "duplicate key %q (first set on line %d)", k.Value, d.pos(prev).Line)
 			continue
 		}
 		keys[k.Value] = k
@@ -156,15 +210,19 @@ func (d *doc) clock(n *yaml.Node, key string) *Clock {
 
 // valuePos is where a scalar's text starts: one column after an opening quote.
 func (d *doc) valuePos(n *yaml.Node) Pos {
-	p := d.pos(n)
+	line, col := d.valueStart(n)
+	return d.at(line, col)
+}
+
+// valueStart is where the scalar n's text starts, as the YAML parser counts lines.
+func (d *doc) valueStart(n *yaml.Node) (line, col int) {
 	switch n.Style {
 	case yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle:
-		p.Col++
+		return n.Line, n.Column + 1
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		p.Line++
-		p.Col = 1
+		return n.Line + 1, 1
 	}
-	return p
+	return n.Line, n.Column
 }
 
 func kindName(n *yaml.Node) string {
