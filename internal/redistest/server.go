@@ -34,6 +34,17 @@ type Server struct {
 // installed: scripts/test installs it.
 func StartServer(tb testing.TB, args ...string) *Server {
 	tb.Helper()
+	return launch(tb, func(port int, dir string) []string {
+		return append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir, "--logfile", ""}, args...)
+	})
+}
+
+// launch starts redis-server, on a free port of 127.0.0.1 and in a temporary
+// directory, with the arguments argv returns for them, waits until it answers,
+// and stops it at cleanup. It skips the test when redis-server is not
+// installed.
+func launch(tb testing.TB, argv func(port int, dir string) []string) *Server {
+	tb.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Skip("redis-server is not installed (scripts/test installs it)")
@@ -45,8 +56,7 @@ func StartServer(tb testing.TB, args ...string) *Server {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	dir := tb.TempDir()
-	all := append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir, "--logfile", ""}, args...)
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, path: path, args: all}
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, path: path, args: argv(port, dir)}
 	tb.Cleanup(s.Kill)
 	if err := s.start(); err != nil {
 		tb.Fatal(err)
