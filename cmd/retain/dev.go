@@ -140,7 +140,7 @@ type dev struct {
 	e        *env
 	log      *slog.Logger
 	clock    devClock
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	mem      *miniredis.Miniredis // nil with REDIS_URL
 	store    *store.Store
 	prefix   string
@@ -453,7 +453,7 @@ func (a *dev) printStart(d dirs, demo bool) {
 	if a.mem != nil {
 		fmt.Fprintln(w, "Redis: in memory (set REDIS_URL to use a real one); nothing is kept after Ctrl-C")
 	} else {
-		fmt.Fprintf(w, "Redis: %s\n", redactURL(a.e.getenv("REDIS_URL")))
+		fmt.Fprintf(w, "Redis: %s\n", store.RedactURL(a.e.getenv("REDIS_URL")))
 	}
 	fmt.Fprintf(w, "SMTP: every email goes to the inbox at %s, none leaves this machine\n", a.inbox.Addr())
 	if a.clock.speed == 1 {

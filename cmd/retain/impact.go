@@ -17,6 +17,7 @@ import (
 	"github.com/retainmail/retain/impact"
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
 )
 
 var impactCmd = &command{
@@ -146,7 +147,7 @@ func impactFromRedis(ctx context.Context, a *impact.Analyzer, e *env) (*impact.T
 		return nil, "", err
 	}
 	defer rdb.Close()
-	src := "Redis " + redactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)) + " prefix " + cmpOr(e.getenv("RETAIN_REDIS_PREFIX"), "retain:")
+	src := "Redis " + store.RedactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)) + " prefix " + cmpOr(e.getenv("RETAIN_REDIS_PREFIX"), "retain:")
 	total, _ := st.CountCustomers(ctx)
 	bar := newImpactProgress(e.stderr, total)
 	tallies := make([]*impact.Tally, runtime.GOMAXPROCS(0))

@@ -61,7 +61,7 @@ func runScheduler(c *command, e *env, args []string) int {
 	client := queue.NewClient(ws.rdb)
 	s := queue.NewScheduler(queue.SchedulerConfig{Interval: *interval, Batch: *batch, Lease: *lease, Log: log},
 		ws.rdb, e.getenv("RETAIN_REDIS_PREFIX"), ws.applier, client)
-	log.Info("scheduler started", "interval", interval.String(), "redis", redactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)))
+	log.Info("scheduler started", "interval", interval.String(), "redis", store.RedactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)))
 	s.Run(ctx)
 	log.Info("scheduler stopped")
 	return exitOK

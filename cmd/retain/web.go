@@ -125,7 +125,7 @@ func runWeb(c *command, e *env, args []string) int {
 	hs := &http.Server{Addr: net.JoinHostPort("", port), Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
-	log.Info("web started", "addr", hs.Addr, "base_url", baseURL(e), "redis", redactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)))
+	log.Info("web started", "addr", hs.Addr, "base_url", baseURL(e), "redis", store.RedactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)))
 	select {
 	case err := <-errc:
 		fmt.Fprintf(e.stderr, "retain web: %v\n", err)

@@ -18,7 +18,7 @@ type workspace struct {
 	loaded  *loaded
 	engine  *lifecycle.Engine
 	store   *store.Store
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	applier *ingest.Applier
 }
 
