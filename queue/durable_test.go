@@ -73,6 +73,60 @@ func TestDurableFenceWaitsForTheReplica(t *testing.T) {
 	}
 }
 
+// TestDurableFollowSendsOnWithoutAReplica: with Follow, claims wait for the
+// replica while it is online; while none is (a failover promoted it), sends
+// go on without a WAIT, and once one is back they wait for it again.
+func TestDurableFollowSendsOnWithoutAReplica(t *testing.T) {
+	primary, replica := replicated(t)
+	ctx := t.Context()
+	rdb := primary.Client(t)
+	d := &Durability{Replicas: 1, Timeout: 5 * time.Second, Follow: true}
+	changes := make(chan int, 8)
+	if err := d.Watch(ctx, rdb, 20*time.Millisecond, func(n int) { changes <- n }); err != nil {
+		t.Fatal(err)
+	}
+	l := newLedger(rdb, "t:", time.Minute, time.Hour, d)
+	send := func(customer string) *job {
+		t.Helper()
+		j := &job{ledgerKey: l.key(customer, "onboarding", 1, "welcome"), claim: claimValue("w", store.NewToken())}
+		if f, err := l.fence(ctx, j); err != nil || f != nil {
+			t.Fatalf("fence of %s: %+v %v; want go", customer, f, err)
+		}
+		j.out = &outcome{result: lifecycle.OutcomeSent}
+		if err := l.record(ctx, j); err != nil {
+			t.Fatalf("record of %s: %v", customer, err)
+		}
+		return j
+	}
+	waitChange := func(want int) {
+		t.Helper()
+		select {
+		case n := <-changes:
+			if n != want {
+				t.Fatalf("Watch saw %d replicas online, want %d", n, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("Watch saw no change to %d replicas", want)
+		}
+	}
+
+	j := send("c1")
+	if got, _ := replica.Client(t).Get(ctx, j.ledgerKey).Result(); got != "sent" {
+		t.Errorf("with the replica online, it holds %q after the record, want sent", got)
+	}
+	replica.Kill()
+	waitChange(0)
+	send("c2") // no WAIT: it would fail, as in TestDurableFenceWaitsForTheReplica
+	if err := replica.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitChange(1)
+	k := send("c3")
+	if got, _ := replica.Client(t).Get(ctx, k.ledgerKey).Result(); got != "sent" {
+		t.Errorf("with the replica back, it holds %q after the record, want sent", got)
+	}
+}
+
 // BenchmarkLedgerSend measures the ledger's part of one send — read, fence,
 // record — on a primary with one replica (both redis-servers of the
 // benchmark's own, on this machine), without and with Durability (a WAIT 1 in

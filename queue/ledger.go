@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,6 +59,68 @@ type Durability struct {
 	Replicas int
 	AOF      bool
 	Timeout  time.Duration
+	// Follow makes Replicas the most waited for: each WAIT asks for as many
+	// replicas as the primary had online when Watch last looked, and none
+	// (no WAIT) while it has none, so a deployment whose only replica was
+	// promoted by a failover goes on sending until a replica is back. Without
+	// Follow a claim that cannot reach Replicas replicas is not sent.
+	Follow bool
+
+	online atomic.Int32 // replicas online at Watch's last look
+}
+
+// want is the number of replicas the next WAIT asks for.
+func (d *Durability) want() int {
+	if !d.Follow {
+		return d.Replicas
+	}
+	return min(d.Replicas, int(d.online.Load()))
+}
+
+// waits tells whether writes wait at all now.
+func (d *Durability) waits() bool { return d != nil && (d.AOF || d.want() > 0) }
+
+// Watch reads, with Follow, how many replicas the primary has online (INFO
+// replication) now and then every interval until ctx ends, calling changed
+// when the count changes. It returns the first read's error; later errors keep
+// the last count.
+func (d *Durability) Watch(ctx context.Context, rdb redis.UniversalClient, every time.Duration, changed func(online int)) error {
+	n, err := onlineReplicas(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	d.online.Store(int32(n))
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if n, err := onlineReplicas(ctx, rdb); err == nil && int32(n) != d.online.Swap(int32(n)) {
+				changed(n)
+			}
+		}
+	}()
+	return nil
+}
+
+// onlineReplicas counts the replicas in INFO replication whose state is
+// online: a replica still loading its first copy acknowledges nothing.
+func onlineReplicas(ctx context.Context, rdb redis.UniversalClient) (int, error) {
+	info, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for line := range strings.Lines(info) {
+		if strings.HasPrefix(line, "slave") && strings.Contains(line, "state=online") {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // errNotDurable is an outcome written to the primary that did not reach the
@@ -68,21 +131,23 @@ var errNotDurable = errors.New("the outcome is written but not durable")
 // before it on the same connection durable.
 func (d *Durability) waitCmd(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
 	if d.AOF {
-		return p.Do(ctx, "WAITAOF", 1, d.Replicas, d.Timeout.Milliseconds())
+		return p.Do(ctx, "WAITAOF", 1, d.want(), d.Timeout.Milliseconds())
 	}
-	return p.Do(ctx, "WAIT", d.Replicas, d.Timeout.Milliseconds())
+	return p.Do(ctx, "WAIT", d.want(), d.Timeout.Milliseconds())
 }
 
-// check reads the reply of waitCmd: an error unless every copy asked for
+// check reads the reply of waitCmd: an error unless every copy it asked for
 // acknowledged.
 func (d *Durability) check(c *redis.Cmd) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
+	args := c.Args()
+	asked, _ := args[len(args)-2].(int)
 	switch v := c.Val().(type) {
 	case int64: // WAIT: replicas reached
-		if int(v) < d.Replicas {
-			return fmt.Errorf("%d of %d replicas acknowledged within %s", v, d.Replicas, d.Timeout)
+		if int(v) < asked {
+			return fmt.Errorf("%d of %d replicas acknowledged within %s", v, asked, d.Timeout)
 		}
 	case []any: // WAITAOF: local AOF fsynced (0/1), replicas fsynced
 		if len(v) != 2 {
@@ -90,8 +155,8 @@ func (d *Durability) check(c *redis.Cmd) error {
 		}
 		local, _ := v[0].(int64)
 		reps, _ := v[1].(int64)
-		if local < 1 || int(reps) < d.Replicas {
-			return fmt.Errorf("on disk locally: %d, on %d of %d replicas, within %s", local, reps, d.Replicas, d.Timeout)
+		if local < 1 || int(reps) < asked {
+			return fmt.Errorf("on disk locally: %d, on %d of %d replicas, within %s", local, reps, asked, d.Timeout)
 		}
 	}
 	return nil

@@ -76,7 +76,7 @@ func (pp *pipe) exec(ctx context.Context, calls []*pipeCall) {
 			c.queue(p)
 			durable = durable || c.durable
 		}
-		if durable && pp.durable != nil {
+		if durable && pp.durable.waits() {
 			wait = pp.durable.waitCmd(ctx, p)
 		}
 		return nil

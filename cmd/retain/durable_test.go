@@ -28,3 +28,31 @@ func TestCheckDurabilitySaysWhatRedisCannotGive(t *testing.T) {
 		t.Errorf("--wait-replicas 1 without a replica: warning %q, error %v", w, err)
 	}
 }
+
+// TestDurabilityDefaultFollowsReplicas: without --wait-replicas, the ledger
+// waits for a replica exactly when the primary has one connected.
+func TestDurabilityDefaultFollowsReplicas(t *testing.T) {
+	ctx := context.Background()
+	primary := redistest.StartServer(t)
+	rdb := primary.Client(t)
+	d, note, err := durability(ctx, rdb, -1, false, time.Second)
+	if d != nil || note != "" || err != nil {
+		t.Errorf("no replica: %+v %q %v", d, note, err)
+	}
+	host, port, _ := strings.Cut(primary.Addr, ":")
+	redistest.StartServer(t, "--replicaof", host, port)
+	waitFor(t, 10*time.Second, "the replica to connect", func() bool {
+		info, _ := rdb.Info(ctx, "replication").Result()
+		return infoField(info, "connected_slaves") == "1"
+	})
+	d, note, err = durability(ctx, rdb, -1, false, 2*time.Second)
+	if err != nil || d == nil || d.Replicas != 1 || d.Timeout != 2*time.Second || !strings.Contains(note, "1 replicas connected") {
+		t.Errorf("a replica: %+v %q %v", d, note, err)
+	}
+	if d, _, err := durability(ctx, rdb, 0, false, time.Second); d != nil || err != nil {
+		t.Errorf("--wait-replicas 0 with a replica: %+v %v", d, err)
+	}
+	if d, _, err := durability(ctx, rdb, 2, false, time.Second); d == nil || d.Replicas != 2 || err != nil {
+		t.Errorf("--wait-replicas 2: %+v %v", d, err)
+	}
+}

@@ -87,6 +87,9 @@ type fault struct {
 	defaults, slow bool
 	// claimTTL, when set, is the workers' --claim-ttl.
 	claimTTL string
+	// sentinel runs the processes on a Sentinel deployment (a master, a
+	// replica, three sentinels) instead of one redis-server.
+	sentinel bool
 	allow    window
 	inject   func(t *testing.T, r *faultRun)
 }
@@ -151,6 +154,8 @@ func faults(rng *rand.Rand) []fault {
 					t.Fatal(err)
 				}
 			}},
+		{name: "sentinel-failover", label: "Sentinel: SIGKILL the master, replica promoted, old master back as a replica", at: 0.3, sentinel: true,
+			inject: func(t *testing.T, r *faultRun) { r.failover(t) }},
 		{name: "client-kill", label: "CLIENT KILL TYPE normal, 3 times 1 s apart", at: 0.3,
 			inject: func(t *testing.T, r *faultRun) {
 				for i := range 3 {
@@ -189,9 +194,11 @@ type faultRun struct {
 	n     int // emails to send
 	b     *processBundle
 	redis *redistest.Server
-	smtp  *smtptest.Server
-	rdb   *redis.Client
-	host  string
+	// sentinel is the deployment of a Sentinel run (redis is its first master).
+	sentinel *redistest.Sentinel
+	smtp     *smtptest.Server
+	rdb      *redis.Client
+	host     string
 
 	workerArgs []string
 	workers    [2]*exec.Cmd
@@ -308,12 +315,26 @@ func runFault(t *testing.T, bin string, f fault) *faultResult {
 // startFaultRun starts the run's Redis and relay, seeds n customers (each
 // with its welcome email due now) and starts two schedulers and two workers.
 func startFaultRun(t *testing.T, bin string, f fault, n int) *faultRun {
-	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "everysec")
 	// Retries on a dial error and after a kill keep the test's own polling
 	// going through the faults.
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: 10, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	var (
+		srv      *redistest.Server
+		sentinel *redistest.Sentinel
+		rdb      *redis.Client
+		redisURL string
+	)
+	if f.sentinel {
+		sentinel = redistest.StartSentinel(t)
+		srv, redisURL = sentinel.Master, sentinel.URL(0)
+		rdb = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: sentinel.MasterName, SentinelAddrs: sentinel.Addrs(),
+			MaxRetries: 10, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	} else {
+		srv = redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "everysec")
+		redisURL = "redis://" + srv.Addr + "/0"
+		rdb = redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: 10, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	}
 	t.Cleanup(func() { rdb.Close() })
-	r := &faultRun{f: f, n: n, redis: srv, rdb: rdb}
+	r := &faultRun{f: f, n: n, redis: srv, sentinel: sentinel, rdb: rdb}
 	r.followAOF(t) // from before the customers are written
 	relay := smtptest.Start(t)
 	relay.Quiet() // every killed worker's connections end in a reset
@@ -363,7 +384,7 @@ func startFaultRun(t *testing.T, bin string, f fault, n int) *faultRun {
 		claimTTL = f.claimTTL
 	}
 	env := append(os.Environ(),
-		"REDIS_URL=redis://"+srv.Addr+"/0", "RETAIN_REDIS_PREFIX="+prefix, "SMTP_URL="+smtpURL,
+		"REDIS_URL="+redisURL, "RETAIN_REDIS_PREFIX="+prefix, "SMTP_URL="+smtpURL,
 		"RETAIN_FROM=Acme <hello@acme.example>", "RETAIN_BASE_URL=https://retain.acme.example", "RETAIN_SECRET=0123456789abcdef0123456789abcdef",
 		"RETAIN_CAMPAIGNS=testdata/e2e/campaigns", "RETAIN_TEMPLATES=../../templates")
 	r.smtp, r.host = relay, host
@@ -406,6 +427,50 @@ func (r *faultRun) restartRedis(t *testing.T, down time.Duration) {
 	r.mu.Lock()
 	r.redisDown, r.redisUp = stopped, time.Now()
 	r.mu.Unlock()
+}
+
+// failover SIGKILLs the Sentinel deployment's master and waits for the
+// sentinels to promote its replica; then starts the killed server again, as a
+// supervisor would, and the sentinels make it a replica of the new master (the
+// workers wait for a replica before each send, so sending resumes with it).
+// It notes how long each step took and when the relay took the first email
+// after the promotion.
+func (r *faultRun) failover(t *testing.T) {
+	t.Helper()
+	s := r.sentinel
+	from, err := s.MasterAddr(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := s.Master
+	if s.Replica.Addr == from {
+		old = s.Replica
+	}
+	killed := time.Now()
+	s.KillMaster(t)
+	to := s.WaitFailover(t, from, 30*time.Second)
+	promoted := time.Now()
+	if err := old.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	waitFor(t, 30*time.Second, "the old master to sync as a replica", func() bool {
+		info, err := old.Client(t).Info(t.Context(), "replication").Result()
+		return err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up")
+	})
+	synced := time.Now()
+	var resumed time.Time
+	waitFor(t, time.Minute, "an email after the promotion", func() bool {
+		for _, m := range r.smtp.Messages() {
+			if m.Accepted.After(promoted) && (resumed.IsZero() || m.Accepted.Before(resumed)) {
+				resumed = m.Accepted
+			}
+		}
+		return !resumed.IsZero()
+	})
+	since := func(at time.Time) float64 { return at.Sub(killed).Seconds() }
+	r.note("failover: master %s killed; %s promoted after %.1f s; old master restarted at %.1f s, a synced replica at %.1f s; sending resumed %.1f s after the kill",
+		from, to, since(promoted), since(restarted), since(synced), since(resumed))
 }
 
 // busyWorker picks one of the workers holding sends in the ledger now, at

@@ -17,6 +17,7 @@ import (
 	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/mailer"
 	"github.com/retainmail/retain/queue"
+	"github.com/retainmail/retain/store"
 )
 
 var workerCmd = &command{
@@ -51,7 +52,7 @@ func runWorker(c *command, e *env, args []string) int {
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight sends")
 	trackClicks := fs.Bool("track-clicks", true, "turn links in emails into signed redirects through retain web that record a link_clicked event")
 	claimTTL := fs.Duration("claim-ttl", 45*time.Second, "how long a send stays claimed from the start of its SMTP exchange when its worker dies mid-send (longer than the SMTP timeout)")
-	waitReplicas := fs.Int("wait-replicas", 0, "make each claim and outcome in the send ledger reach this many Redis replicas (WAIT) before a send goes ahead; 0: no wait")
+	waitReplicas := fs.Int("wait-replicas", -1, "make each claim and outcome in the send ledger reach this many Redis replicas (WAIT) before a send goes ahead; 0: no wait (default: 1 when the Redis primary has replicas connected at start, else 0)")
 	waitAOF := fs.Bool("wait-aof", false, "also wait until the primary's append-only file has each claim and outcome on disk (WAITAOF, Redis 7.2 and later)")
 	waitTimeout := fs.Duration("wait-timeout", time.Second, "how long --wait-replicas and --wait-aof wait; a claim that is not durable by then is not sent")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
@@ -107,12 +108,8 @@ func runWorker(c *command, e *env, args []string) int {
 	if *claimTTL <= timeout {
 		problems = append(problems, fmt.Sprintf("--claim-ttl %s must be longer than the SMTP timeout (%s): a claim must outlive the exchange it covers", *claimTTL, timeout))
 	}
-	var durable *queue.Durability
-	switch {
-	case *waitReplicas < 0 || *waitTimeout <= 0:
+	if *waitReplicas < -1 || *waitTimeout <= 0 {
 		problems = append(problems, "--wait-replicas must be 0 or more and --wait-timeout positive")
-	case *waitReplicas > 0 || *waitAOF:
-		durable = &queue.Durability{Replicas: *waitReplicas, AOF: *waitAOF, Timeout: *waitTimeout}
 	}
 	if len(problems) > 0 {
 		for _, p := range problems {
@@ -135,6 +132,27 @@ func runWorker(c *command, e *env, args []string) int {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	if !checkRedis(ctx, c, e, log, ws.rdb) {
 		return exitProblems
+	}
+	durable, note, err := durability(ctx, ws.rdb, *waitReplicas, *waitAOF, *waitTimeout)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain worker: %v\n", err)
+		return exitProblems
+	}
+	if note != "" {
+		log.Info(note)
+	}
+	if durable != nil && durable.Follow {
+		err := durable.Watch(ctx, ws.rdb, time.Second, func(online int) {
+			if online == 0 {
+				log.Warn("no Redis replica is online: sends go on without waiting for one, so a failover now could send an email twice")
+			} else {
+				log.Info("Redis replicas online: each claim and outcome waits for one", "replicas", online)
+			}
+		})
+		if err != nil {
+			fmt.Fprintf(e.stderr, "retain worker: cannot read Redis INFO replication: %v\n", err)
+			return exitProblems
+		}
 	}
 	if warning, err := checkDurability(ctx, ws.rdb, durable); err != nil {
 		fmt.Fprintf(e.stderr, "retain worker: %v\n", err)
@@ -174,7 +192,7 @@ func runWorker(c *command, e *env, args []string) int {
 	if strings.HasPrefix(e.getenv("RETAIN_BASE_URL"), "http://") {
 		log.Warn("RETAIN_BASE_URL is http: emails go out without RFC 8058 one-click unsubscribe (List-Unsubscribe-Post needs https); use https in production")
 	}
-	log.Info("worker started", "concurrency", *concurrency, "smtp", smtpCfg.Redacted(), "redis", redactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)), "campaigns", len(ws.engine.Set().Campaigns))
+	log.Info("worker started", "concurrency", *concurrency, "smtp", smtpCfg.Redacted(), "redis", store.RedactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)), "campaigns", len(ws.engine.Set().Campaigns))
 	<-ctx.Done()
 	log.Info("worker stopping: finishing in-flight sends")
 	w.Stop()
