@@ -44,6 +44,7 @@ type config struct {
 	cpuProfile   bool
 	phases       string
 	timeoutPhase time.Duration
+	workerArgs   string
 }
 
 func main() {
@@ -58,6 +59,7 @@ func main() {
 	flag.IntVar(&cfg.latencyRate, "latency-rate", 200, "events per second in the latency run")
 	flag.BoolVar(&cfg.cpuProfile, "cpuprofile", false, "take a CPU profile of the worker during the CPU-bound run (bench/out/worker-cpu.pprof, top in worker-cpu.txt)")
 	flag.StringVar(&cfg.phases, "phases", "bare,relay,cpu,latency,enroll", "comma-separated phases to run")
+	flag.StringVar(&cfg.workerArgs, "worker-args", "", "more flags for retain worker, space-separated (such as \"--wait-replicas 0\")")
 	flag.DurationVar(&cfg.timeoutPhase, "timeout", 3*time.Minute, "longest wait for one phase's messages")
 	flag.Parse()
 

@@ -90,7 +90,7 @@ func (h *harness) pipeline(ctx context.Context, phase string, s *sinkProc, n int
 		env = append(env, "RETAIN_BENCH_CPUPROFILE="+profile)
 	}
 	logs := filepath.Join(h.out, "logs")
-	worker, err := start("worker", filepath.Join(logs, phase+"-worker.log"), env, h.retainBin, "worker", "--concurrency", strconv.Itoa(h.cfg.conns))
+	worker, err := start("worker", filepath.Join(logs, phase+"-worker.log"), env, h.retainBin, h.workerArgs()...)
 	if err != nil {
 		return pr, err
 	}
@@ -245,7 +245,7 @@ func (h *harness) phaseLatency(ctx context.Context) error {
 	s := h.slow
 	env := h.env(prefix, s)
 	logs := filepath.Join(h.out, "logs")
-	worker, err := start("worker", filepath.Join(logs, "latency-worker.log"), env, h.retainBin, "worker", "--concurrency", strconv.Itoa(h.cfg.conns))
+	worker, err := start("worker", filepath.Join(logs, "latency-worker.log"), env, h.retainBin, h.workerArgs()...)
 	if err != nil {
 		return err
 	}
@@ -444,4 +444,9 @@ func thousands(n int64) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// workerArgs is the command line of retain worker: --concurrency, then -worker-args.
+func (h *harness) workerArgs() []string {
+	return append([]string{"worker", "--concurrency", strconv.Itoa(h.cfg.conns)}, strings.Fields(h.cfg.workerArgs)...)
 }
