@@ -109,7 +109,7 @@ func faults(rng *rand.Rand) []fault {
 	// Runs go in parallel: each picks its victims with a source of its own.
 	sigkillRNG := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
 	defaultsRNG := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
-	return []fault{
+	all := []fault{
 		{name: "none", label: "none (baseline)", at: 0.3, inject: func(*testing.T, *faultRun) {}},
 		{name: "worker-sigkill", label: fmt.Sprintf("SIGKILL a worker at 3 random points (%.0f%%, %.0f%%, %.0f%% sent)", 100*points[0], 100*points[1], 100*points[2]),
 			at: points[0], allow: workerCrash, inject: func(t *testing.T, r *faultRun) {
@@ -186,6 +186,17 @@ func faults(rng *rand.Rand) []fault {
 				time.Sleep(10 * time.Second)
 			}},
 	}
+	// The faults that do not strike Redis itself, again on Sentinel (a
+	// master, a replica and three sentinels, the workers waiting for the
+	// replica); the ones that pick victims at random keep their source to
+	// their own run.
+	for _, name := range []string{"none", "both-sigkill-fast", "client-kill", "relay-421", "relay-451"} {
+		i := slices.IndexFunc(all, func(f fault) bool { return f.name == name })
+		f := all[i]
+		f.name, f.label, f.sentinel = name+"-sentinel", f.label+", on Sentinel", true
+		all = append(all, f)
+	}
+	return all
 }
 
 // faultRun is one run of the suite: its Redis, relay and processes.
