@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,36 @@ func TestConnect(t *testing.T) {
 	_, _, err = store.Connect(ctx, "redis://:hunter2@"+addr+"/0", 2*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "cannot reach Redis (single)") || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("Connect to nothing: %v", err)
+	}
+}
+
+func TestCheckLayoutRecordsItsVersionAndRefusesAnother(t *testing.T) {
+	rdb, prefix := redistest.New(t)
+	ctx := context.Background()
+	st := store.New(rdb, prefix)
+	if err := st.CheckLayout(ctx); err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	if v, _ := rdb.Get(ctx, prefix+"layout").Int(); v != store.Layout {
+		t.Errorf("%slayout = %d, want %d", prefix, v, store.Layout)
+	}
+	if err := st.CheckLayout(ctx); err != nil {
+		t.Errorf("second start: %v", err)
+	}
+	rdb.Set(ctx, prefix+"layout", store.Layout+1, 0)
+	if err := st.CheckLayout(ctx); !errors.Is(err, store.ErrLayout) || !strings.Contains(err.Error(), "written by a later retain") {
+		t.Errorf("a later layout: %v", err)
+	}
+	if v, _ := rdb.Get(ctx, prefix+"layout").Int(); v != store.Layout+1 {
+		t.Errorf("CheckLayout overwrote the later layout: %d", v)
+	}
+}
+
+func TestCheckPrefix(t *testing.T) {
+	if err := store.CheckPrefix("retain:staging:"); err != nil {
+		t.Error(err)
+	}
+	if err := store.CheckPrefix("retain:{eu}:"); err == nil || !strings.Contains(err.Error(), "hash tags") {
+		t.Errorf("a prefix with braces: %v", err)
 	}
 }

@@ -20,6 +20,10 @@ func openStore(ctx context.Context, e *env) (*store.Store, redis.UniversalClient
 	if raw == "" {
 		raw = defaultRedisURL
 	}
+	prefix := e.getenv("RETAIN_REDIS_PREFIX")
+	if err := store.CheckPrefix(prefix); err != nil {
+		return nil, nil, err
+	}
 	rdb, topo, err := store.Connect(ctx, raw, 5*time.Second)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%v (start redis-server or set REDIS_URL)", err)
@@ -28,5 +32,10 @@ func openStore(ctx context.Context, e *env) (*store.Store, redis.UniversalClient
 		rdb.Close()
 		return nil, nil, fmt.Errorf("REDIS_URL %s is a Redis Cluster, which retain does not support yet: a customer's write spans its own keys and the shared due, wake and email indexes, which a Cluster keeps in different hash slots. Use one Redis, or Sentinel for failover (docs/operations.md#redis)", store.RedactURL(raw))
 	}
-	return store.New(rdb, e.getenv("RETAIN_REDIS_PREFIX")), rdb, nil
+	st := store.New(rdb, prefix)
+	if err := st.CheckLayout(ctx); err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	return st, rdb, nil
 }
