@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,7 @@ func openStore(ctx context.Context, e *env) (*store.Store, redis.UniversalClient
 	if err := store.CheckPrefix(prefix); err != nil {
 		return nil, nil, err
 	}
+	logRedisTo(slog.New(slog.NewTextHandler(e.stderr, nil)))
 	rdb, topo, err := store.Connect(ctx, raw, 5*time.Second)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%v (start redis-server or set REDIS_URL)", err)
