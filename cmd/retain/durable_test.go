@@ -46,7 +46,7 @@ func TestDurabilityDefaultFollowsReplicas(t *testing.T) {
 		return infoField(info, "connected_slaves") == "1"
 	})
 	d, note, err = durability(ctx, rdb, -1, false, 2*time.Second)
-	if err != nil || d == nil || d.Replicas != 1 || d.Timeout != 2*time.Second || !strings.Contains(note, "1 replicas connected") {
+	if err != nil || d == nil || d.Replicas != 1 || d.Timeout != 2*time.Second || !d.Follow || !strings.Contains(note, "the Redis primary has replicas") {
 		t.Errorf("a replica: %+v %q %v", d, note, err)
 	}
 	if d, _, err := durability(ctx, rdb, 0, false, time.Second); d != nil || err != nil {
