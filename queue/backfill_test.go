@@ -45,8 +45,9 @@ func TestPlanAgreesWithWhatIsSentAfterABackfill(t *testing.T) {
 	if os.Getenv("RETAIN_BACKFILL_DEBUG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	w, err := NewWorker(WorkerConfig{From: mail.Address{Name: "Acme", Address: "hello@acme.example"},
-		Links: links, Now: b.clock.Now, Log: log}, b.rdb, b.prefix, b.store, eng, r, b.pool)
+	w, err := NewWorker(WorkerConfig{Store: b.store, Engine: eng, Renderer: r, Sender: b.pool,
+		From:  mail.Address{Name: "Acme", Address: "hello@acme.example"},
+		Links: links, Now: b.clock.Now, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,9 +32,10 @@ func (b *testBundle) redeploy(t *testing.T, dir string) {
 	eng := lifecycle.New(set)
 	b.store.Also = report.NewRecorder(b.prefix, set.Lifecycle).Record
 	w, err := NewWorker(WorkerConfig{
+		Store: b.store, Engine: eng, Renderer: r, Sender: b.pool,
 		From:  mail.Address{Name: "Acme", Address: "hello@acme.example"},
 		Links: testLinks, Now: b.clock.Now, Log: slog.New(slog.DiscardHandler),
-	}, b.rdb, b.prefix, b.store, eng, r, b.pool)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

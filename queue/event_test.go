@@ -88,9 +88,10 @@ func (b *testBundle) eventWorker(t *testing.T, dir string) *syncBuffer {
 	eng := lifecycle.New(set)
 	logs := &syncBuffer{}
 	w, err := NewWorker(WorkerConfig{
+		Store: b.store, Engine: eng, Renderer: r, Sender: b.pool,
 		From:  mail.Address{Name: "Acme", Address: "hello@acme.example"},
 		Links: testLinks, Now: b.clock.Now, Log: slog.New(slog.NewTextHandler(logs, nil)),
-	}, b.rdb, b.prefix, b.store, eng, r, b.pool)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,13 +30,14 @@ func (b *testBundle) newWorker(t *testing.T, change func(*WorkerConfig)) *Worker
 		t.Fatal(err)
 	}
 	cfg := WorkerConfig{
+		Store: b.store, Engine: b.applier.Engine, Renderer: r, Sender: b.pool,
 		From:  mail.Address{Name: "Acme", Address: "hello@acme.example"},
 		Links: testLinks, Now: b.clock.Now, Log: slog.New(slog.DiscardHandler),
 	}
 	if change != nil {
 		change(&cfg)
 	}
-	w, err := NewWorker(cfg, b.rdb, b.prefix, b.store, b.applier.Engine, r, b.pool)
+	w, err := NewWorker(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

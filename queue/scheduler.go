@@ -11,14 +11,23 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/store"
 )
 
-// SchedulerConfig configures a Scheduler. Zero fields take the defaults noted.
+// SchedulerConfig configures a Scheduler: the process `retain scheduler`
+// runs, and `retain dev` beside its other parts. Zero fields take the defaults
+// noted.
 type SchedulerConfig struct {
-	// Interval between ticks; default 1 second.
+	// Store holds the customers; required. The scheduler takes its sweep lock
+	// and queues its tasks on the store's Redis, under its key prefix.
+	Store *store.Store
+	// Engine runs the time rules; required.
+	Engine *lifecycle.Engine
+	// Interval between ticks; default DefaultInterval.
 	Interval time.Duration
-	// Batch is how many due customers one send:due task carries; default 50.
+	// Batch is how many due customers one send:due task carries; default
+	// DefaultBatch.
 	Batch int
 	// MaxPerTick is how many due customers one tick (or one top-up between
 	// ticks) hands out at most; default 2,000.
@@ -30,13 +39,38 @@ type SchedulerConfig struct {
 	Lease time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// Log; default slog.Default().
+	// Log receives failed ticks and the conditions that failed in a time
+	// rule; default slog.Default().
 	Log *slog.Logger
 }
 
-// DefaultLease is how long a scheduler's lease on due customers lasts unless
-// the worker that has them renews it.
-const DefaultLease = 15 * time.Second
+// Defaults of SchedulerConfig, which retain scheduler's flags show.
+const (
+	DefaultInterval = time.Second
+	DefaultBatch    = 50
+	// DefaultLease is how long a scheduler's lease on due customers lasts
+	// unless the worker that has them renews it.
+	DefaultLease = 15 * time.Second
+)
+
+// Validate reports every required field that is missing and every value out
+// of range, at once.
+func (c *SchedulerConfig) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("scheduler: Store is required"))
+	}
+	if c.Engine == nil {
+		errs = append(errs, errors.New("scheduler: Engine is required"))
+	}
+	if c.Interval < 0 || c.Batch < 0 || c.MaxPerTick < 0 || c.Lease < 0 {
+		errs = append(errs, errors.New("scheduler: Interval, Batch, MaxPerTick and Lease must not be negative"))
+	}
+	if c.Lease != 0 && c.Lease < cmpOr(c.Interval, DefaultInterval) {
+		errs = append(errs, errors.New("scheduler: Lease must not be shorter than Interval"))
+	}
+	return errors.Join(errs...)
+}
 
 // Scheduler hands due customers to the workers and runs the time rules. Any
 // number may run at once: claims are atomic, and the time-rule sweep takes a lock
@@ -55,6 +89,8 @@ type Scheduler struct {
 	store   *store.Store
 	applier *ingest.Applier
 	client  *Client
+	stop    context.CancelFunc // set by Run
+	done    chan struct{}      // closed when Run's loop returns
 
 	// pacing, used by one goroutine (Run, or the caller of Tick)
 	pendingKey string    // Asynq's list of the sends queue's waiting tasks
@@ -68,10 +104,14 @@ type Scheduler struct {
 // workers while customers are due.
 const minPending = 8
 
-// NewScheduler returns a scheduler; rdb and prefix must be the store's.
-func NewScheduler(cfg SchedulerConfig, rdb redis.UniversalClient, prefix string, applier *ingest.Applier, client *Client) *Scheduler {
-	cfg.Interval = cmpOr(cfg.Interval, time.Second)
-	cfg.Batch = cmpOr(cfg.Batch, 50)
+// NewScheduler returns a scheduler configured by cfg (see
+// SchedulerConfig.Validate). Run starts it; tests may call Tick instead.
+func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Interval = cmpOr(cfg.Interval, DefaultInterval)
+	cfg.Batch = cmpOr(cfg.Batch, DefaultBatch)
 	cfg.MaxPerTick = cmpOr(cfg.MaxPerTick, 2000)
 	cfg.Lease = cmpOr(cfg.Lease, DefaultLease)
 	if cfg.Now == nil {
@@ -80,21 +120,42 @@ func NewScheduler(cfg SchedulerConfig, rdb redis.UniversalClient, prefix string,
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if prefix == "" {
-		prefix = store.DefaultPrefix
-	}
-	return &Scheduler{cfg: cfg, rdb: rdb, lockKey: prefix + "lock:sweep", store: applier.Store, applier: applier, client: client,
-		pendingKey: asynqPendingKey(QueueSends)}
+	rdb, prefix := cfg.Store.Redis(), cfg.Store.Prefix()
+	applier := &ingest.Applier{Store: cfg.Store, Engine: cfg.Engine, Now: cfg.Now,
+		ConditionErrors: NewConditionErrors(rdb, prefix, cfg.Log, cfg.Now).Report}
+	return &Scheduler{cfg: cfg, rdb: rdb, lockKey: prefix + "lock:sweep", store: cfg.Store, applier: applier, client: NewClient(rdb),
+		pendingKey: asynqPendingKey(QueueSends)}, nil
 }
 
 // asynqPendingKey is the list where Asynq keeps a queue's tasks that wait for
 // a worker (TestAsynqPendingKey checks it against Asynq's own count).
 func asynqPendingKey(queue string) string { return "asynq:{" + queue + "}:pending" }
 
-// Run ticks until ctx ends, topping the queue up between ticks while more
+// Run starts ticking in the background and returns; the scheduler runs until
+// Close.
+func (s *Scheduler) Run(ctx context.Context) error {
+	ctx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.loop(ctx)
+	}()
+	return nil
+}
+
+// Close stops the ticks and waits for the one in progress.
+func (s *Scheduler) Close() error {
+	if s.stop != nil {
+		s.stop()
+		<-s.done
+	}
+	return nil
+}
+
+// loop ticks until ctx ends, topping the queue up between ticks while more
 // customers are due than it holds. A failing tick is logged and retried next
 // tick: a Redis outage stalls the schedule, it never drops it.
-func (s *Scheduler) Run(ctx context.Context) error {
+func (s *Scheduler) loop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	topUp := time.NewTicker(max(s.cfg.Interval/10, time.Millisecond))
@@ -104,7 +165,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.cfg.Log.Error("scheduler tick failed", "error", err)
 		}
 		if !s.untilTick(ctx, t.C, topUp.C) {
-			return nil
+			return
 		}
 	}
 }

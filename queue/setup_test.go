@@ -82,19 +82,23 @@ func setup(t *testing.T) *testBundle {
 	eng := lifecycle.New(set)
 	log := slog.New(slog.DiscardHandler)
 	w, err := NewWorker(WorkerConfig{
+		Store: st, Engine: eng, Renderer: r, Sender: pool,
 		From:              mail.Address{Name: "Acme", Address: "hello@acme.example"},
 		Links:             testLinks,
 		UnsubscribeMailto: "mailto:unsubscribe@acme.example",
 		RetryBase:         time.Minute,
 		Now:               clk.Now,
 		Log:               log,
-	}, rdb, prefix, st, eng, r, pool)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := NewClient(rdb)
 	applier := &ingest.Applier{Store: st, Engine: eng, Now: clk.Now}
-	sched := NewScheduler(SchedulerConfig{Now: clk.Now, Log: log, Lease: time.Minute}, rdb, prefix, applier, client)
+	sched, err := NewScheduler(SchedulerConfig{Store: st, Engine: eng, Now: clk.Now, Log: log, Lease: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &testBundle{ctx: t.Context(), rdb: rdb, prefix: prefix, clock: clk, store: st, applier: applier,
 		worker: w, scheduler: sched, client: client, smtp: srv, pool: pool}
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/ingest"
@@ -31,8 +30,26 @@ type Sender interface {
 	SendFenced(ctx context.Context, m *mailer.Message, fence func(context.Context) error) error
 }
 
-// WorkerConfig configures a Worker. Zero fields take the defaults noted.
+// WorkerConfig configures a Worker: the process `retain worker` runs, and
+// `retain dev` beside its other parts. Zero fields take the defaults noted.
 type WorkerConfig struct {
+	// Store holds the customers; required. The worker keeps its send ledger,
+	// rate limit and counters beside them, under the store's Redis client and
+	// key prefix, and takes its tasks from the Asynq queues on that Redis.
+	Store *store.Store
+	// Engine decides what is due; required.
+	Engine *lifecycle.Engine
+	// Renderer renders the emails; required.
+	Renderer *render.Renderer
+	// Sender sends them (a *mailer.Pool, with at least Concurrency
+	// connections); required.
+	Sender Sender
+	// Concurrency is how many tasks Run processes at once; default
+	// DefaultConcurrency.
+	Concurrency int
+	// ShutdownTimeout is how long Close waits for the tasks in flight to
+	// finish their sends; default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 	// From is the From address of every email (RETAIN_FROM); required.
 	From mail.Address
 	// Links builds the unsubscribe, preference and NPS links of one customer
@@ -52,7 +69,7 @@ type WorkerConfig struct {
 	Rate int
 	// ClaimTTL is how long a send stays claimed in the ledger from the moment
 	// its SMTP exchange begins, when its worker dies before recording the
-	// outcome; default 45 seconds. It must exceed the SMTP timeout, which
+	// outcome; default DefaultClaimTTL. It must exceed the SMTP timeout, which
 	// bounds the exchange of one message, and should exceed the time a Redis
 	// restart takes (the outcome is written once Redis is back).
 	ClaimTTL time.Duration
@@ -74,8 +91,37 @@ type WorkerConfig struct {
 	RetryBase, RetryMax time.Duration
 	// Now is the clock; default time.Now. Tests pass their own.
 	Now func() time.Time
-	// Log receives one line per send outcome; default slog.Default().
+	// Log receives one line per send outcome, and Asynq's warnings; default
+	// slog.Default().
 	Log *slog.Logger
+}
+
+// Defaults of WorkerConfig, which retain worker's flags show.
+const (
+	DefaultConcurrency     = 10
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultClaimTTL        = 45 * time.Second
+)
+
+// Validate reports every required field that is missing and every value out
+// of range, at once.
+func (c *WorkerConfig) Validate() error {
+	var errs []error
+	require := func(missing bool, what string) {
+		if missing {
+			errs = append(errs, fmt.Errorf("worker: %s is required", what))
+		}
+	}
+	require(c.Store == nil, "Store")
+	require(c.Engine == nil, "Engine")
+	require(c.Renderer == nil, "Renderer")
+	require(c.Sender == nil, "Sender")
+	require(c.From.Address == "", "From (RETAIN_FROM)")
+	require(c.Links == nil, "Links")
+	if c.Concurrency < 0 || c.Rate < 0 || c.ShutdownTimeout < 0 || c.ClaimTTL < 0 || c.Lease < 0 || c.LedgerKeep < 0 {
+		errs = append(errs, errors.New("worker: Concurrency, Rate and the durations must not be negative"))
+	}
+	return errors.Join(errs...)
 }
 
 // Worker applies events and sends due emails. Handler returns its Asynq handler.
@@ -106,6 +152,7 @@ type Worker struct {
 	engine   *lifecycle.Engine
 	renderer *render.Renderer
 	sender   Sender
+	srv      *asynq.Server // set by Run
 	applier  *ingest.Applier
 	ledger   *ledger
 	rate     *rateLimiter
@@ -117,22 +164,17 @@ type Worker struct {
 // worker stops: the task is retried later (and the customers' leases expire).
 var ErrStopping = errors.New("worker stopping")
 
-// Stop makes the worker finish the email it is sending and take no further
-// customer; call it before the Asynq server's Shutdown.
-func (w *Worker) Stop() { w.stopping.Store(true) }
-
-// NewWorker returns a worker. rdb and prefix must be the store's.
-func NewWorker(cfg WorkerConfig, rdb redis.UniversalClient, prefix string, st *store.Store, eng *lifecycle.Engine, r *render.Renderer, sender Sender) (*Worker, error) {
-	if cfg.From.Address == "" {
-		return nil, errors.New("worker: From is required (RETAIN_FROM)")
+// NewWorker returns a worker configured by cfg (see WorkerConfig.Validate).
+// Run starts it on the Asynq queues; tests may call its Process methods
+// directly instead.
+func NewWorker(cfg WorkerConfig) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Links == nil {
-		return nil, errors.New("worker: Links is required")
-	}
-	if prefix == "" {
-		prefix = store.DefaultPrefix
-	}
-	cfg.ClaimTTL = cmpOr(cfg.ClaimTTL, 45*time.Second)
+	eng := cfg.Engine
+	cfg.Concurrency = cmpOr(cfg.Concurrency, DefaultConcurrency)
+	cfg.ShutdownTimeout = cmpOr(cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	cfg.ClaimTTL = cmpOr(cfg.ClaimTTL, DefaultClaimTTL)
 	cfg.Lease = cmpOr(cfg.Lease, DefaultLease)
 	cfg.LedgerKeep = cmpOr(cfg.LedgerKeep, 30*24*time.Hour)
 	if cfg.RetryBase != 0 {
@@ -147,15 +189,50 @@ func NewWorker(cfg WorkerConfig, rdb redis.UniversalClient, prefix string, st *s
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	st, rdb, prefix := cfg.Store, cfg.Store.Redis(), cfg.Store.Prefix()
 	host, _ := os.Hostname()
 	return &Worker{
-		cfg: cfg, store: st, engine: eng, renderer: r, sender: sender,
+		cfg: cfg, store: st, engine: eng, renderer: cfg.Renderer, sender: cfg.Sender,
 		applier: &ingest.Applier{Store: st, Engine: eng, Now: cfg.Now},
 		ledger:  newLedger(rdb, prefix, cfg.ClaimTTL, cfg.LedgerKeep, cfg.Durable),
 		rate:    &rateLimiter{rdb: rdb, prefix: prefix, perSec: cfg.Rate},
 		owner:   host + ":" + strconv.Itoa(os.Getpid()),
 	}, nil
 }
+
+// Run starts taking tasks from the Asynq queues, Concurrency at once, and
+// returns; the worker runs until Close.
+func (w *Worker) Run(context.Context) error {
+	w.srv = asynq.NewServerFromRedisClient(w.store.Redis(), asynq.Config{
+		Concurrency:       w.cfg.Concurrency,
+		Queues:            Queues,
+		ShutdownTimeout:   w.cfg.ShutdownTimeout,
+		TaskCheckInterval: 50 * time.Millisecond,
+		Logger:            asynqLogger{w.cfg.Log},
+		LogLevel:          asynq.WarnLevel,
+	})
+	return w.srv.Start(w.Handler())
+}
+
+// Close makes the worker finish the emails it is sending and take no further
+// customer, then waits up to ShutdownTimeout for its tasks to return. The
+// customers of a task it left are free again when their lease runs out.
+func (w *Worker) Close() error {
+	w.stopping.Store(true)
+	if w.srv != nil {
+		w.srv.Shutdown()
+	}
+	return nil
+}
+
+// asynqLogger sends Asynq's own log lines to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)); os.Exit(1) }
 
 func cmpOr[T comparable](v, def T) T {
 	var zero T

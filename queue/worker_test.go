@@ -189,7 +189,10 @@ func TestTwoSchedulersHandOutEachCustomerOnce(t *testing.T) {
 	for i := range 120 {
 		b.signUp(t, fmt.Sprintf("c%03d", i), "")
 	}
-	other := NewScheduler(b.scheduler.cfg, b.rdb, b.prefix, b.applier, b.client)
+	other, err := NewScheduler(b.scheduler.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for _, s := range []*Scheduler{b.scheduler, other} {
 		wg.Go(func() {
@@ -244,5 +247,31 @@ func TestSuppressedAddressEndsTheEnrollmentOnItsStep(t *testing.T) {
 	b.run(t)
 	if len(exited) != 1 || exited[0].Step != "onboarding/welcome" {
 		t.Errorf("exited changes = %+v; want one on onboarding/welcome", exited)
+	}
+}
+
+// TestRunSendsThroughTheQueueUntilClose starts the worker and the scheduler
+// as retain worker and retain scheduler do: the scheduler hands the welcome due
+// at sign-up to the worker through Asynq, and Close stops both.
+func TestRunSendsThroughTheQueueUntilClose(t *testing.T) {
+	b := setup(t)
+	b.signUp(t, "c1", "Ada")
+	if err := b.worker.Run(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.worker.Close() })
+	if err := b.scheduler.Run(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.scheduler.Close() })
+	for deadline := time.Now().Add(10 * time.Second); len(b.smtp.Messages()) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the welcome did not arrive within 10 s")
+		}
+	}
+	b.scheduler.Close()
+	b.worker.Close()
+	if got := subject(b.smtp.Messages()[0]); got != "Welcome, Ada" {
+		t.Errorf("the email sent is %q, want Ada's welcome", got)
 	}
 }

@@ -68,6 +68,14 @@ type Written struct {
 	Change *Change
 }
 
+// Redis is the client the store works through. Whatever keeps keys beside the
+// store's (the send ledger, the queue, the counters) uses it and Prefix, so
+// that they always name the same Redis and key space.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// Prefix is the prefix of every key the store keeps.
+func (s *Store) Prefix() string { return s.prefix }
+
 // New returns a Store keeping every key under prefix (DefaultPrefix when empty).
 func New(rdb redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {

@@ -45,8 +45,8 @@ func round(d time.Duration) time.Duration { return d.Round(time.Second) }
 // backlogHealth answers /healthz once Redis answered: 200 "ok", or 503 with the
 // reasons as JSON when sending has stalled or the API refuses every request
 // (requireCampaigns).
-func (s *Server) backlogHealth(w http.ResponseWriter, r *http.Request, rdb redis.UniversalClient) {
-	b, err := s.opsStore(rdb).Backlog(r.Context())
+func (s *Server) backlogHealth(w http.ResponseWriter, r *http.Request) {
+	b, err := s.d.Store.Backlog(r.Context())
 	if err != nil {
 		s.cfg.Log.Warn("healthz: cannot read the due index", "error", err)
 		writeJSON(w, http.StatusServiceUnavailable, health{Status: "degraded", Reasons: []string{err.Error()}})
@@ -62,15 +62,6 @@ func (s *Server) backlogHealth(w http.ResponseWriter, r *http.Request, rdb redis
 		return
 	}
 	w.Write([]byte("ok\n"))
-}
-
-// opsStore is the store the operators' endpoints read, under the deployment's
-// prefix.
-func (s *Server) opsStore(rdb redis.UniversalClient) *store.Store {
-	if s.d.Store != nil {
-		return s.d.Store
-	}
-	return store.New(rdb, s.d.Prefix)
 }
 
 var (
@@ -135,11 +126,11 @@ const failedEventsShown = 200
 // failedEventsPage lists the failed-event list (GET /monitor/failed-events):
 // what could not be applied, why, and how to replay it.
 func (s *Server) failedEventsPage(w http.ResponseWriter, r *http.Request) {
-	if s.d.Redis == nil {
+	if s.rdb == nil {
 		s.errorPage(w, http.StatusServiceUnavailable, "The failed events are in Redis, and retain web was started without it.")
 		return
 	}
-	st := s.opsStore(s.d.Redis)
+	st := s.d.Store
 	events, err := st.FailedEvents(r.Context(), failedEventsShown)
 	var total int64
 	if err == nil {

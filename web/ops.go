@@ -1,7 +1,6 @@
 package web
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/queue"
-	"github.com/retainmail/retain/store"
 )
 
 // opsRoutes registers the operators' endpoints: /healthz for monitoring (open:
@@ -35,13 +33,12 @@ func (s *Server) opsRoutes() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	if s.d.Redis != nil {
-		prefix := cmp.Or(s.d.Prefix, store.DefaultPrefix)
+	if s.rdb != nil {
 		reg.MustRegister(&sendCollector{
-			stats:     queue.NewStats(s.d.Redis, prefix),
-			inspector: asynq.NewInspectorFromRedisClient(s.d.Redis),
+			stats:     queue.NewStats(s.rdb, s.prefix),
+			inspector: asynq.NewInspectorFromRedisClient(s.rdb),
 		})
-		reg.MustRegister(&healthCollector{st: s.opsStore(s.d.Redis), rdb: s.d.Redis, prefix: prefix, now: s.cfg.Now})
+		reg.MustRegister(&healthCollector{st: s.d.Store, rdb: s.rdb, prefix: s.prefix, now: s.cfg.Now})
 	}
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		// A Redis outage must not hide the process metrics: the failed
@@ -54,8 +51,8 @@ func (s *Server) opsRoutes() {
 	var monitor http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the Asynq monitor needs Redis, and retain web was started without it", http.StatusServiceUnavailable)
 	})
-	if s.d.Redis != nil {
-		monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitor", RedisConnOpt: sharedRedis{s.d.Redis}})
+	if s.rdb != nil {
+		monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitor", RedisConnOpt: sharedRedis{s.rdb}})
 	}
 	s.mux.Handle("/monitor/", s.requireBasic(monitor))
 	s.mux.Handle("GET /monitor/failed-events", s.requireBasic(http.HandlerFunc(s.failedEventsPage)))
@@ -70,21 +67,21 @@ func (s *Server) opsRoutes() {
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if s.d.Redis == nil {
+	if s.rdb == nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "redis: not configured\n")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.d.Redis.Ping(ctx).Err(); err != nil {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		s.cfg.Log.Warn("healthz: redis does not answer", "error", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "redis: "+err.Error()+"\n")
 		return
 	}
 	if r.URL.Path == "/healthz" {
-		s.backlogHealth(w, r.WithContext(ctx), s.d.Redis)
+		s.backlogHealth(w, r.WithContext(ctx))
 		return
 	}
 	io.WriteString(w, "ok\n")

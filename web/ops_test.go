@@ -31,7 +31,7 @@ func TestHealthzIs503WhenRedisIsDown(t *testing.T) {
 	l.Close() // nothing answers there now
 	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
-	srv, err := New(Config{APIToken: uiToken, Log: slog.New(slog.DiscardHandler)}, Deps{Redis: rdb})
+	srv, err := New(Config{APIToken: uiToken, Log: slog.New(slog.DiscardHandler)}, Deps{Store: store.New(rdb, "")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,13 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -31,7 +33,8 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
-// Config configures the server. Zero fields take the defaults noted.
+// Config configures the server: the process `retain web` runs, and `retain
+// dev` beside its other parts. Zero fields take the defaults noted.
 type Config struct {
 	// APIToken guards /api/ and the operators' pages (RETAIN_API_TOKEN); required.
 	APIToken string
@@ -45,11 +48,25 @@ type Config struct {
 	Now func() time.Time
 	// Log; default slog.Default().
 	Log *slog.Logger
+	// Addr is where Run listens (":" + PORT); default ":8080".
+	Addr string
+	// ShutdownTimeout is how long Close lets the requests in flight finish;
+	// default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 }
+
+// DefaultShutdownTimeout is Config.ShutdownTimeout's default.
+const DefaultShutdownTimeout = 10 * time.Second
+
+// ReadHeaderTimeout is how long Run waits for a request's headers: a client
+// that sends them slowly does not hold a connection open.
+const ReadHeaderTimeout = 10 * time.Second
 
 // Deps are the parts of retain the server works with.
 type Deps struct {
-	Redis    redis.UniversalClient
+	// Store holds the customers. The operators' endpoints read the queue,
+	// the counters and the failed events beside them, on the store's Redis
+	// under its key prefix. Without it they answer that Redis is missing.
 	Store    *store.Store
 	Engine   *lifecycle.Engine
 	Renderer *render.Renderer
@@ -59,9 +76,6 @@ type Deps struct {
 	Applier *ingest.Applier
 	// Sender is shown on the pages customers see.
 	Sender campaign.Sender
-	// Prefix is the store's Redis key prefix (RETAIN_REDIS_PREFIX), under which
-	// the workers keep the send counters /metrics reads; default store.DefaultPrefix.
-	Prefix string
 	// Problems are what the campaigns' lint found when they were loaded; the
 	// preview pages show them. Engine and Renderer are nil or partial then.
 	Problems campaign.Problems
@@ -75,11 +89,14 @@ type Deps struct {
 	Reports func(ctx context.Context, since time.Time, campaignID string) (*report.Report, error)
 }
 
-// Server is retain web. It is an http.Handler.
+// Server is retain web. It is an http.Handler; Run serves it on Config.Addr.
 type Server struct {
-	cfg Config
-	d   Deps
-	mux *http.ServeMux
+	cfg    Config
+	d      Deps
+	rdb    redis.UniversalClient // the store's, nil without one
+	prefix string
+	mux    *http.ServeMux
+	http   *http.Server // set by Run
 }
 
 // New returns the server.
@@ -99,9 +116,41 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	cfg.Addr = cmp.Or(cfg.Addr, ":8080")
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	s := &Server{cfg: cfg, d: d, mux: http.NewServeMux()}
+	if d.Store != nil {
+		s.rdb, s.prefix = d.Store.Redis(), d.Store.Prefix()
+	}
 	s.routes()
 	return s, nil
+}
+
+// Run listens on Config.Addr and serves in the background; the server runs
+// until Close. A port that cannot be listened on is its error.
+func (s *Server) Run(ctx context.Context) error {
+	l, err := new(net.ListenConfig).Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	s.http = &http.Server{Handler: s, ReadHeaderTimeout: ReadHeaderTimeout}
+	go func() {
+		if err := s.http.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			s.cfg.Log.Error("web stopped serving", "error", err)
+		}
+	}()
+	return nil
+}
+
+// Close stops listening and waits up to Config.ShutdownTimeout for the
+// requests in flight.
+func (s *Server) Close() error {
+	if s.http == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	return s.http.Shutdown(ctx)
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

@@ -61,7 +61,7 @@ func setup(t *testing.T) *testBundle {
 	applier := &ingest.Applier{Store: st, Engine: eng, Now: clock}
 	b := &testBundle{ctx: t.Context(), rdb: rdb, store: st, applier: applier, now: now,
 		cfg:  Config{APIToken: testToken, Now: clock, Log: slog.New(slog.DiscardHandler)},
-		deps: Deps{Redis: rdb, Store: st, Engine: eng, Renderer: r, Queue: queue.NewClient(rdb), Applier: applier}}
+		deps: Deps{Store: st, Engine: eng, Renderer: r, Queue: queue.NewClient(rdb), Applier: applier}}
 	b.url = b.start(t, b.cfg, b.deps)
 	return b
 }

@@ -61,7 +61,7 @@ func setupLinks(t *testing.T) *linksBundle {
 		now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 	qc := queue.NewClient(rdb)
 	b.srv, err = New(Config{APIToken: "test-token", Now: func() time.Time { return b.now }, Log: slog.New(slog.DiscardHandler)},
-		Deps{Redis: rdb, Store: st, Engine: eng, Queue: qc, Signer: signer, Sender: set.Lifecycle.Sender})
+		Deps{Store: st, Engine: eng, Queue: qc, Signer: signer, Sender: set.Lifecycle.Sender})
 	if err != nil {
 		t.Fatal(err)
 	}

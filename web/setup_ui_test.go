@@ -68,9 +68,9 @@ func setupUI(t *testing.T, dir string) *uiBundle {
 		t.Fatal(err)
 	}
 	b.srv, err = New(Config{APIToken: uiToken, Now: func() time.Time { return b.now }, Log: slog.New(slog.DiscardHandler)}, Deps{
-		Redis: rdb, Store: b.store, Engine: eng, Renderer: r, Queue: queue.NewClient(rdb),
+		Store: b.store, Engine: eng, Renderer: r, Queue: queue.NewClient(rdb),
 		Signer: b.signer, Applier: b.applier, Sender: set.Lifecycle.Sender,
-		Prefix: b.prefix, Problems: probs,
+		Problems: probs,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/campaign"
@@ -143,8 +142,6 @@ type dev struct {
 	rdb      redis.UniversalClient
 	mem      *miniredis.Miniredis // nil with REDIS_URL
 	store    *store.Store
-	prefix   string
-	queue    *queue.Client
 	signer   *link.Signer
 	token    string
 	base     string
@@ -160,28 +157,24 @@ type dev struct {
 	notice atomic.Pointer[[]string]     // the refused change's problems, for the inbox pages
 }
 
-// devGen is what one version of the campaigns runs: engine, worker and scheduler.
+// devGen is what one version of the campaigns runs: worker and scheduler, and
+// the applier that seeds the demo customers.
 type devGen struct {
 	loaded  *loaded
-	engine  *lifecycle.Engine
 	applier *ingest.Applier
 	worker  *queue.Worker
-	srv     *asynq.Server
-	cancel  context.CancelFunc
-	done    chan struct{}
+	sched   *queue.Scheduler
 }
 
 func (g *devGen) stop() {
-	g.worker.Stop()
-	g.srv.Shutdown()
-	g.cancel()
-	<-g.done
+	g.worker.Close()
+	g.sched.Close()
 }
 
 // startDev starts what outlives a reload: Redis, the SMTP inbox, the mailer pool
 // and the HTTP listener.
 func startDev(ctx context.Context, e *env, d dirs, port string, clock devClock) (a *dev, err error) {
-	a = &dev{e: e, log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), clock: clock, prefix: e.getenv("RETAIN_REDIS_PREFIX")}
+	a = &dev{e: e, log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), clock: clock}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -198,10 +191,9 @@ func startDev(ctx context.Context, e *env, d dirs, port string, clock devClock) 
 			return a, fmt.Errorf("start in-memory Redis: %w", err)
 		}
 		a.rdb = redis.NewClient(&redis.Options{Addr: a.mem.Addr()})
-		a.store = store.New(a.rdb, a.prefix)
+		a.store = store.New(a.rdb, e.getenv("RETAIN_REDIS_PREFIX"))
 		go tickExpiry(tickCtx, a.mem, 100*time.Millisecond)
 	}
-	a.queue = queue.NewClient(a.rdb)
 	secret := e.getenv("RETAIN_SECRET")
 	if secret == "" {
 		secret = randomHex(32)
@@ -230,11 +222,15 @@ func startDev(ctx context.Context, e *env, d dirs, port string, clock devClock) 
 	if err != nil {
 		return a, err
 	}
+	smtpCfg.PoolSize = max(smtpCfg.PoolSize, queue.DefaultConcurrency) // as retain worker: one connection per task in flight
 	a.pool = mailer.NewPool(smtpCfg)
+	// Not retain web's own listener (web.Server.Run): the inbox is served
+	// beside it, and a reload swaps the web server for one on the new
+	// campaigns. Its timeouts are retain web's.
 	mux := http.NewServeMux()
 	mux.Handle("/inbox/", a.inbox)
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*a.web.Load()).ServeHTTP(w, r) }))
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: web.ReadHeaderTimeout}
 	return a, nil
 }
 
@@ -271,7 +267,7 @@ func (a *dev) close() {
 		a.cur = nil
 	}
 	if a.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), web.DefaultShutdownTimeout)
 		a.http.Shutdown(ctx)
 		cancel()
 	} else if a.listener != nil {
@@ -295,6 +291,9 @@ func (a *dev) close() {
 }
 
 // load starts a generation on l, which lints clean, and stops the one before.
+// Worker, scheduler and web are configured as retain worker, retain scheduler
+// and retain web are by default, but for what makes dev what it is: the
+// campaigns' clock (--speed), the terminal's log, and the inbox as relay.
 func (a *dev) load(l *loaded) error {
 	from, err := fromAddress(a.e, l.set.Lifecycle)
 	if err != nil {
@@ -306,18 +305,28 @@ func (a *dev) load(l *loaded) error {
 		countReports(a.store, a.e, l)
 	}
 	eng := lifecycle.New(l.set)
-	applier := &ingest.Applier{Store: a.store, Engine: eng, Now: a.clock.Now}
+	// No Durable (retain worker's --wait-replicas): the in-memory Redis has no
+	// replica to fail over to.
 	w, err := queue.NewWorker(queue.WorkerConfig{
+		Store: a.store, Engine: eng, Renderer: l.renderer, Sender: a.pool,
 		From:  *from,
 		Links: queue.SignedLinks(a.signer, l.set.Lifecycle.Links, a.clock.Now),
-		Click: a.signer.ClickURL,
+		Click: clickTracking(a.signer, true),
 		Now:   a.clock.Now,
 		Log:   slog.New(newDevSends(a.e.stdout, a.clock.Now, a.log.Handler())),
-	}, a.rdb, a.prefix, a.store, eng, l.renderer, a.pool)
+	})
 	if err != nil {
 		return err
 	}
-	h, err := a.webHandler(l, eng, applier, nil)
+	// A tick every 200 ms, not every second: at --speed 43200 a second is
+	// half a day of campaign time, and the developer is watching the inbox.
+	// Leases are Redis TTLs, in real time at any speed (the in-memory Redis
+	// is fast-forwarded by the wall clock), so they keep their default.
+	sched, err := queue.NewScheduler(queue.SchedulerConfig{Store: a.store, Engine: eng, Interval: 200 * time.Millisecond, Now: a.clock.Now, Log: a.log})
+	if err != nil {
+		return err
+	}
+	h, err := a.webHandler(l, nil)
 	if err != nil {
 		return err
 	}
@@ -325,28 +334,14 @@ func (a *dev) load(l *loaded) error {
 		a.cur.stop()
 		a.cur = nil
 	}
-	srv := asynq.NewServerFromRedisClient(a.rdb, asynq.Config{
-		Concurrency:       4,
-		Queues:            queue.Queues,
-		ShutdownTimeout:   5 * time.Second,
-		TaskCheckInterval: 50 * time.Millisecond,
-		Logger:            asynqLogger{a.log},
-		LogLevel:          asynq.WarnLevel,
-	})
-	if err := srv.Start(w.Handler()); err != nil {
+	if err := w.Run(context.Background()); err != nil {
 		return err
 	}
-	// Leases are Redis TTLs, in real time at any speed (the in-memory Redis
-	// is fast-forwarded by the wall clock).
-	sched := queue.NewScheduler(queue.SchedulerConfig{Interval: 200 * time.Millisecond, Now: a.clock.Now, Log: a.log},
-		a.rdb, a.prefix, applier, a.queue)
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &devGen{loaded: l, engine: eng, applier: applier, worker: w, srv: srv, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(g.done)
-		sched.Run(ctx)
-	}()
-	a.cur = g
+	if err := sched.Run(context.Background()); err != nil {
+		w.Close()
+		return err
+	}
+	a.cur = &devGen{loaded: l, applier: &ingest.Applier{Store: a.store, Engine: eng, Now: a.clock.Now}, worker: w, sched: sched}
 	a.web.Store(&h)
 	a.notice.Store(nil)
 	return nil
@@ -354,15 +349,14 @@ func (a *dev) load(l *loaded) error {
 
 // webHandler is retain web on the campaigns of l, showing probs (a change that
 // was refused) on its pages.
-func (a *dev) webHandler(l *loaded, eng *lifecycle.Engine, applier *ingest.Applier, probs campaign.Problems) (http.Handler, error) {
+func (a *dev) webHandler(l *loaded, probs campaign.Problems) (http.Handler, error) {
+	d := webDeps(a.store, a.signer, l, nil, a.clock.Now)
+	// l linted and keeps running; probs are those of a change dev refused.
+	d.Problems = probs
+	d.ProblemsNote = "retain dev did not load this change: the last version of the campaigns that linted keeps running until these are fixed."
 	// /healthz judges in campaign time: scale its limit as the clock runs.
 	maxOverdue := time.Duration(float64(web.DefaultHealthMaxOverdue) * max(a.clock.speed, 1))
-	return web.New(web.Config{APIToken: a.token, Log: a.log, Now: a.clock.Now, HealthMaxOverdue: maxOverdue}, web.Deps{
-		Redis: a.rdb, Store: a.store, Engine: eng, Renderer: l.renderer, Queue: a.queue, Signer: a.signer,
-		Applier: applier, Sender: l.set.Lifecycle.Sender, Prefix: a.prefix, Problems: probs,
-		Reports:      reportReader(a.rdb, a.prefix, l.set),
-		ProblemsNote: "retain dev did not load this change: the last version of the campaigns that linted keeps running until these are fixed.",
-	})
+	return web.New(web.Config{APIToken: a.token, Log: a.log, Now: a.clock.Now, HealthMaxOverdue: maxOverdue}, d)
 }
 
 // refuse keeps the running generation and shows probs, the problems of a change.
@@ -374,7 +368,7 @@ func (a *dev) refuse(probs campaign.Problems) {
 	lines = append(lines, "The last version of the campaigns that linted keeps running until these are fixed.")
 	a.notice.Store(&lines)
 	g := a.cur
-	h, err := a.webHandler(g.loaded, g.engine, g.applier, probs)
+	h, err := a.webHandler(g.loaded, probs)
 	if err != nil {
 		a.log.Error("dev: web server", "error", err)
 	} else {

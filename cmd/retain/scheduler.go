@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/retainmail/retain/queue"
 	"github.com/retainmail/retain/store"
@@ -33,8 +32,8 @@ Environment: REDIS_URL, RETAIN_REDIS_PREFIX, RETAIN_CAMPAIGNS (see retain help w
 
 func runScheduler(c *command, e *env, args []string) int {
 	fs := c.flags()
-	interval := fs.Duration("interval", time.Second, "time between ticks")
-	batch := fs.Int("batch", 50, "customers per send:due task")
+	interval := fs.Duration("interval", queue.DefaultInterval, "time between ticks")
+	batch := fs.Int("batch", queue.DefaultBatch, "customers per send:due task")
 	lease := fs.Duration("lease", queue.DefaultLease, "how long a claimed customer is held for its worker unless the worker renews it")
 	dirFlag := fs.String("campaigns", "", "project or campaigns `DIR` (default $RETAIN_CAMPAIGNS, else the current directory)")
 	pos, code, ok := c.parse(fs, e, args)
@@ -57,12 +56,18 @@ func runScheduler(c *command, e *env, args []string) int {
 		return exitProblems
 	}
 	recordDeploy(ctx, log, ws.store, ws.loaded.set)
-	ws.applier.ConditionErrors = queue.NewConditionErrors(ws.rdb, cmpOr(e.getenv("RETAIN_REDIS_PREFIX"), store.DefaultPrefix), log, nil).Report
-	client := queue.NewClient(ws.rdb)
-	s := queue.NewScheduler(queue.SchedulerConfig{Interval: *interval, Batch: *batch, Lease: *lease, Log: log},
-		ws.rdb, e.getenv("RETAIN_REDIS_PREFIX"), ws.applier, client)
+	s, err := queue.NewScheduler(queue.SchedulerConfig{Store: ws.store, Engine: ws.engine, Interval: *interval, Batch: *batch, Lease: *lease, Log: log})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain scheduler: %v\n", err)
+		return exitUsage
+	}
+	if err := s.Run(ctx); err != nil {
+		fmt.Fprintf(e.stderr, "retain scheduler: %v\n", err)
+		return exitProblems
+	}
 	log.Info("scheduler started", "interval", interval.String(), "redis", store.RedactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)))
-	s.Run(ctx)
+	<-ctx.Done()
+	s.Close()
 	log.Info("scheduler stopped")
 	return exitOK
 }

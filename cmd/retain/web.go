@@ -1,17 +1,14 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"github.com/redis/go-redis/v9"
 	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/report"
 	"github.com/retainmail/retain/store"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -104,37 +101,24 @@ func runWeb(c *command, e *env, args []string) int {
 		return exitProblems
 	}
 	defer rdb.Close()
-	deps := web.Deps{
-		Redis: rdb, Store: st, Queue: queue.NewClient(rdb), Signer: signer,
-		Sender: l.set.Lifecycle.Sender, Prefix: e.getenv("RETAIN_REDIS_PREFIX"), Problems: lintProblems,
-		Reports: reportReader(rdb, e.getenv("RETAIN_REDIS_PREFIX"), l.set),
-	}
 	if len(lintProblems) == 0 {
 		countReports(st, e, l)
-		deps.Engine = lifecycle.New(l.set)
-		deps.Renderer = l.renderer
-		deps.Applier = &ingest.Applier{Store: st, Engine: deps.Engine, Cause: "api"}
 	} else {
 		log.Warn("campaigns have lint problems: the API answers 503, the preview pages list them", "problems", len(lintProblems))
 	}
-	srv, err := web.New(web.Config{APIToken: token, HealthMaxOverdue: maxOverdue, Log: log}, deps)
+	addr := net.JoinHostPort("", port)
+	srv, err := web.New(web.Config{APIToken: token, HealthMaxOverdue: maxOverdue, Log: log, Addr: addr}, webDeps(st, signer, l, lintProblems, nil))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain web: %v\n", err)
 		return exitUsage
 	}
-	hs := &http.Server{Addr: net.JoinHostPort("", port), Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
-	log.Info("web started", "addr", hs.Addr, "base_url", baseURL(e), "redis", store.RedactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)))
-	select {
-	case err := <-errc:
+	if err := srv.Run(ctx); err != nil {
 		fmt.Fprintf(e.stderr, "retain web: %v\n", err)
 		return exitProblems
-	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	log.Info("web started", "addr", addr, "base_url", baseURL(e), "redis", store.RedactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)))
+	<-ctx.Done()
+	if err := srv.Close(); err != nil {
 		log.Error("web shutdown", "error", err)
 	}
 	log.Info("web stopped")
@@ -159,10 +143,27 @@ func healthMaxOverdue(flag, env string) (time.Duration, error) {
 	return d, nil
 }
 
+// webDeps is what retain web serves the campaigns of l with, on the store st,
+// checking links with signer. When the campaigns lint (probs is empty) the
+// API runs them, applying with the clock now (nil: time.Now); otherwise it
+// answers 503 and the preview pages list probs.
+func webDeps(st *store.Store, signer *link.Signer, l *loaded, probs campaign.Problems, now func() time.Time) web.Deps {
+	d := web.Deps{
+		Store: st, Queue: queue.NewClient(st.Redis()), Signer: signer,
+		Sender: l.set.Lifecycle.Sender, Problems: probs, Reports: reportReader(st, l.set),
+	}
+	if len(probs) == 0 {
+		d.Engine = lifecycle.New(l.set)
+		d.Renderer = l.renderer
+		d.Applier = &ingest.Applier{Store: st, Engine: d.Engine, Now: now, Cause: "api"}
+	}
+	return d
+}
+
 // reportReader reads the reports page's numbers from the counters the processes
-// keep under prefix.
-func reportReader(rdb redis.UniversalClient, prefix string, set *campaign.Set) func(ctx context.Context, since time.Time, campaignID string) (*report.Report, error) {
+// keep beside st's customers.
+func reportReader(st *store.Store, set *campaign.Set) func(ctx context.Context, since time.Time, campaignID string) (*report.Report, error) {
 	return func(ctx context.Context, since time.Time, campaignID string) (*report.Report, error) {
-		return report.Read(ctx, rdb, cmp.Or(prefix, store.DefaultPrefix), set, since, campaignID)
+		return report.Read(ctx, st.Redis(), st.Prefix(), set, since, campaignID)
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/mailer"
@@ -46,12 +44,12 @@ Environment (required unless a default is shown):
 
 func runWorker(c *command, e *env, args []string) int {
 	fs := c.flags()
-	concurrency := fs.Int("concurrency", 10, "tasks processed at once (each sends one email at a time)")
+	concurrency := fs.Int("concurrency", queue.DefaultConcurrency, "tasks processed at once (each sends one email at a time)")
 	rate := fs.Int("rate", 0, "global send rate in emails per second across all workers (0: unlimited)")
 	freqCap := fs.String("frequency-cap", "0", "least time between two emails to one customer, across campaigns (`duration` such as 20h; 0: none)")
-	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight sends")
+	shutdown := fs.Duration("shutdown-timeout", queue.DefaultShutdownTimeout, "how long SIGTERM waits for in-flight sends")
 	trackClicks := fs.Bool("track-clicks", true, "turn links in emails into signed redirects through retain web that record a link_clicked event")
-	claimTTL := fs.Duration("claim-ttl", 45*time.Second, "how long a send stays claimed from the start of its SMTP exchange when its worker dies mid-send (longer than the SMTP timeout)")
+	claimTTL := fs.Duration("claim-ttl", queue.DefaultClaimTTL, "how long a send stays claimed from the start of its SMTP exchange when its worker dies mid-send (longer than the SMTP timeout)")
 	waitReplicas := fs.Int("wait-replicas", -1, "make each claim and outcome in the send ledger reach this many Redis replicas (WAIT) before a send goes ahead; 0: no wait (default: 1 when the Redis primary has replicas connected at start, else 0)")
 	waitAOF := fs.Bool("wait-aof", false, "also wait until the primary's append-only file has each claim and outcome on disk (WAITAOF, Redis 7.2 and later)")
 	waitTimeout := fs.Duration("wait-timeout", time.Second, "how long --wait-replicas and --wait-aof wait; a claim that is not durable by then is not sent")
@@ -164,6 +162,9 @@ func runWorker(c *command, e *env, args []string) int {
 	pool := mailer.NewPool(smtpCfg)
 	defer pool.Close()
 	w, err := queue.NewWorker(queue.WorkerConfig{
+		Store: ws.store, Engine: ws.engine, Renderer: ws.loaded.renderer, Sender: pool,
+		Concurrency:       *concurrency,
+		ShutdownTimeout:   *shutdown,
 		From:              *from,
 		Links:             queue.SignedLinks(signer, ws.engine.Set().Lifecycle.Links, time.Now),
 		UnsubscribeMailto: mailto,
@@ -172,20 +173,12 @@ func runWorker(c *command, e *env, args []string) int {
 		ClaimTTL:          *claimTTL,
 		Durable:           durable,
 		Log:               log,
-	}, ws.rdb, e.getenv("RETAIN_REDIS_PREFIX"), ws.store, ws.engine, ws.loaded.renderer, pool)
+	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain worker: %v\n", err)
 		return exitUsage
 	}
-	srv := asynq.NewServerFromRedisClient(ws.rdb, asynq.Config{
-		Concurrency:       *concurrency,
-		Queues:            queue.Queues,
-		ShutdownTimeout:   *shutdown,
-		TaskCheckInterval: 50 * time.Millisecond,
-		Logger:            asynqLogger{log},
-		LogLevel:          asynq.WarnLevel,
-	})
-	if err := srv.Start(w.Handler()); err != nil {
+	if err := w.Run(ctx); err != nil {
 		fmt.Fprintf(e.stderr, "retain worker: %v\n", err)
 		return exitProblems
 	}
@@ -195,8 +188,7 @@ func runWorker(c *command, e *env, args []string) int {
 	log.Info("worker started", "concurrency", *concurrency, "smtp", smtpCfg.Redacted(), "redis", store.RedactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)), "campaigns", len(ws.engine.Set().Campaigns))
 	<-ctx.Done()
 	log.Info("worker stopping: finishing in-flight sends")
-	w.Stop()
-	srv.Shutdown()
+	w.Close()
 	log.Info("worker stopped")
 	return exitOK
 }
@@ -212,15 +204,6 @@ func cmpOr(v, def string) string {
 	}
 	return v
 }
-
-// asynqLogger sends Asynq's own log lines to slog.
-type asynqLogger struct{ l *slog.Logger }
-
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)); os.Exit(1) }
 
 // clickTracking is the worker's link rewriter when click tracking is on.
 func clickTracking(s *link.Signer, on bool) func(customer, campaign, step, url string) (string, error) {
