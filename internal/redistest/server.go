@@ -34,9 +34,16 @@ type Server struct {
 // installed: scripts/test installs it.
 func StartServer(tb testing.TB, args ...string) *Server {
 	tb.Helper()
-	return launch(tb, func(port int, dir string) []string {
+	return launch(tb, serverArgv(args))
+}
+
+// serverArgv gives the arguments of StartServer's redis-server: on port of
+// 127.0.0.1, in dir, saving nothing, logging to its standard output, then
+// args.
+func serverArgv(args []string) func(port int, dir string) []string {
+	return func(port int, dir string) []string {
 		return append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir, "--logfile", ""}, args...)
-	})
+	}
 }
 
 // launch starts redis-server, on a free port of 127.0.0.1 and in a temporary
@@ -45,23 +52,42 @@ func StartServer(tb testing.TB, args ...string) *Server {
 // installed.
 func launch(tb testing.TB, argv func(port int, dir string) []string) *Server {
 	tb.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		tb.Skip("redis-server is not installed (scripts/test installs it)")
-	}
+	redisServerPath(tb)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	dir := tb.TempDir()
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, path: path, args: argv(port, dir)}
-	tb.Cleanup(s.Kill)
-	if err := s.start(); err != nil {
+	s, err := launchAt(tb, port, argv)
+	if err != nil {
 		tb.Fatal(err)
 	}
 	return s
+}
+
+// launchAt starts redis-server on port of 127.0.0.1, in a temporary
+// directory, with the arguments argv returns for them, and waits until it
+// answers. The server is stopped at cleanup, also when it did not answer
+// (the error). It skips the test when redis-server is not installed.
+func launchAt(tb testing.TB, port int, argv func(port int, dir string) []string) (*Server, error) {
+	tb.Helper()
+	path := redisServerPath(tb)
+	dir := tb.TempDir()
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, path: path, args: argv(port, dir)}
+	tb.Cleanup(s.Kill)
+	return s, s.start()
+}
+
+// redisServerPath returns the path of redis-server, and skips the test when
+// it is not installed.
+func redisServerPath(tb testing.TB) string {
+	tb.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Skip("redis-server is not installed (scripts/test installs it)")
+	}
+	return path
 }
 
 // start runs redis-server and waits until it answers PING (once it has loaded
