@@ -91,6 +91,12 @@ func (o *Options) NewClient() redis.UniversalClient {
 	case Sentinel:
 		return redis.NewFailoverClient(o.Failover)
 	case Cluster:
+		if o.Cluster.ClusterStateReloadInterval == 0 {
+			// go-redis reloads the slot map after a redirect or every 60 s, not
+			// when a master stops answering (redis/go-redis#3979): after a
+			// failover its slots would fail for up to a minute.
+			o.Cluster.ClusterStateReloadInterval = 2 * time.Second
+		}
 		return redis.NewClusterClient(o.Cluster)
 	}
 	return redis.NewClient(o.Single)
