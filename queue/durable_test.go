@@ -3,9 +3,13 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/internal/redistest"
 	"github.com/retainmail/retain/lifecycle"
@@ -125,6 +129,78 @@ func TestDurableFollowSendsOnWithoutAReplica(t *testing.T) {
 	if got, _ := replica.Client(t).Get(ctx, k.ledgerKey).Result(); got != "sent" {
 		t.Errorf("with the replica back, it holds %q after the record, want sent", got)
 	}
+}
+
+// TestDurableLedgerOnCluster: on Redis Cluster the ledger's fences and
+// outcomes, for keys on every master, go to the master that holds them with a
+// WAIT on the same connection, so each is on that master's replica when the
+// fence passes and when the outcome is written; Follow counts the replicas of
+// the master that has fewest.
+func TestDurableLedgerOnCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	ctx := t.Context()
+	rdb := c.Client(t)
+	d := &Durability{Replicas: 1, Timeout: 5 * time.Second, Follow: true}
+	if err := d.Watch(ctx, rdb, time.Hour, func(int) {}); err != nil {
+		t.Fatal(err)
+	}
+	if d.want() != 1 {
+		t.Fatalf("Follow sees %d replicas to wait for on a Cluster with one per master, want 1", d.want())
+	}
+	l := newLedger(rdb, "t:", time.Minute, time.Hour, d)
+	jobs := make([]*job, 30)
+	masters := map[string]bool{}
+	for i := range jobs {
+		jobs[i] = &job{ledgerKey: l.key(fmt.Sprintf("c%d", i), "onboarding", 1, "welcome"), claim: claimValue("w", store.NewToken())}
+		m, err := c.MasterOf(ctx, jobs[i].ledgerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[m.Addr] = true
+	}
+	if len(masters) != 3 {
+		t.Fatalf("the ledger keys are on %d masters, want all 3", len(masters))
+	}
+	replicaOf := func(key string) *redistest.Server {
+		t.Helper()
+		m, err := c.MasterOf(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range c.Masters {
+			if s == m {
+				return c.Replicas[i]
+			}
+		}
+		t.Fatalf("%s is served by %s, not one of the masters as started", key, m.Addr)
+		return nil
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs { // at once, so that their fences and outcomes share pipelines
+		wg.Go(func() {
+			if f, err := l.fence(ctx, j); err != nil || f != nil {
+				t.Errorf("fence %s: %+v %v", j.ledgerKey, f, err)
+				return
+			}
+			// READONLY: a replica answers reads of the slots it copies.
+			r := redis.NewClient(&redis.Options{Addr: replicaOf(j.ledgerKey).Addr, OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+				return cn.ReadOnly(ctx).Err()
+			}})
+			defer r.Close()
+			if got, _ := r.Get(ctx, j.ledgerKey).Result(); got != j.claim {
+				t.Errorf("when the fence of %s passed, its master's replica held %q, want the claim", j.ledgerKey, got)
+			}
+			j.out = &outcome{result: lifecycle.OutcomeSent}
+			if err := l.record(ctx, j); err != nil {
+				t.Errorf("record %s: %v", j.ledgerKey, err)
+				return
+			}
+			if got, _ := r.Get(ctx, j.ledgerKey).Result(); got != "sent" {
+				t.Errorf("when the outcome of %s was written, its master's replica held %q, want sent", j.ledgerKey, got)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // BenchmarkLedgerSend measures the ledger's part of one send — read, fence,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,13 +41,22 @@ type ledger struct {
 	// durable, when set, makes each fence and each outcome wait until Redis
 	// has it on replicas or on disk (see Durability).
 	durable *Durability
-	// pipe carries the fences and outcomes of concurrent sends.
-	pipe *pipe
+	// pipes carry the fences and outcomes of concurrent sends.
+	pipes *pipes
 }
 
 func newLedger(rdb redis.UniversalClient, prefix string, claimTTL, keep time.Duration, durable *Durability) *ledger {
 	return &ledger{rdb: rdb, prefix: prefix, claimTTL: claimTTL, keep: keep, durable: durable,
-		pipe: &pipe{rdb: rdb, durable: durable}}
+		pipes: newPipes(rdb, durable)}
+}
+
+// pipeDo runs queue in the pipe of the Redis that holds key (pipe.do).
+func (l *ledger) pipeDo(ctx context.Context, key string, queue func(p redis.Pipeliner)) (*redis.Cmd, error) {
+	pp, err := l.pipes.forKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return pp.do(ctx, true, queue), nil
 }
 
 // Durability says what a claim must reach before its send goes to SMTP, and
@@ -108,8 +118,23 @@ func (d *Durability) Watch(ctx context.Context, rdb redis.UniversalClient, every
 }
 
 // onlineReplicas counts the replicas in INFO replication whose state is
-// online: a replica still loading its first copy acknowledges nothing.
+// online: a replica still loading its first copy acknowledges nothing. On
+// Redis Cluster it is the fewest any master has.
 func onlineReplicas(ctx context.Context, rdb redis.UniversalClient) (int, error) {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		least := -1
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			n, err := onlineReplicas(ctx, m)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil && (least < 0 || n < least) {
+				least = n
+			}
+			return err
+		})
+		return max(least, 0), err
+	}
 	info, err := rdb.Info(ctx, "replication").Result()
 	if err != nil {
 		return 0, err
@@ -237,9 +262,12 @@ func (l *ledger) peekAll(ctx context.Context, jobs []*job) ([]found, error) {
 func (l *ledger) fence(ctx context.Context, j *job) (*found, error) {
 	for range 3 {
 		var set *redis.BoolCmd
-		wait := l.pipe.do(ctx, true, func(p redis.Pipeliner) {
+		wait, err := l.pipeDo(ctx, j.ledgerKey, func(p redis.Pipeliner) {
 			set = p.SetNX(ctx, j.ledgerKey, j.claim, l.claimTTL)
 		})
+		if err != nil {
+			return nil, fmt.Errorf("ledger fence %s: %w", j.ledgerKey, err)
+		}
 		if err := set.Err(); err != nil {
 			return nil, fmt.Errorf("ledger fence %s: %w", j.ledgerKey, err)
 		}
@@ -324,9 +352,12 @@ func (l *ledger) record(ctx context.Context, j *job) error {
 		return nil
 	}
 	var set *redis.StatusCmd
-	wait := l.pipe.do(ctx, true, func(p redis.Pipeliner) {
+	wait, err := l.pipeDo(ctx, j.ledgerKey, func(p redis.Pipeliner) {
 		set = p.SetArgs(ctx, j.ledgerKey, state, redis.SetArgs{Mode: "XX", TTL: l.keep, Get: true})
 	})
+	if err != nil {
+		return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
+	}
 	if err := set.Err(); err != nil && err != redis.Nil {
 		return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
 	}
@@ -343,7 +374,9 @@ func (l *ledger) record(ctx context.Context, j *job) error {
 	}
 	if fix != nil {
 		var cmd redis.Cmder
-		wait = l.pipe.do(ctx, true, func(p redis.Pipeliner) { cmd = fix(p) })
+		if wait, err = l.pipeDo(ctx, j.ledgerKey, func(p redis.Pipeliner) { cmd = fix(p) }); err != nil {
+			return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
+		}
 		if err := cmd.Err(); err != nil && err != redis.Nil {
 			return fmt.Errorf("ledger %s: %w", j.ledgerKey, err)
 		}

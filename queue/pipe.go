@@ -22,6 +22,47 @@ type pipe struct {
 	running bool // a caller is sending a pipeline, or about to
 }
 
+// pipes are the ledger's pipes: one on a single Redis or a Sentinel master; on
+// Redis Cluster one per master, so that a pipeline, and the WAIT it ends with,
+// goes to the master that holds its keys. (A Cluster client cannot send WAIT
+// in a pipeline it splits over masters, and a WAIT on another connection than
+// the writes' waits for nothing.)
+type pipes struct {
+	one     *pipe                // not a Cluster
+	cluster *redis.ClusterClient // a Cluster
+	durable *Durability
+
+	mu     sync.Mutex
+	byNode map[string]*pipe // a Cluster's pipes, by master address
+}
+
+func newPipes(rdb redis.UniversalClient, durable *Durability) *pipes {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return &pipes{cluster: cc, durable: durable, byNode: map[string]*pipe{}}
+	}
+	return &pipes{one: &pipe{rdb: rdb, durable: durable}}
+}
+
+// forKey returns the pipe of the master that holds key now.
+func (ps *pipes) forKey(ctx context.Context, key string) (*pipe, error) {
+	if ps.cluster == nil {
+		return ps.one, nil
+	}
+	node, err := ps.cluster.MasterForKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	addr := node.Options().Addr
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	pp := ps.byNode[addr]
+	if pp == nil {
+		pp = &pipe{rdb: node, durable: ps.durable}
+		ps.byNode[addr] = pp
+	}
+	return pp, nil
+}
+
 // pipeCall is one caller's part of a pipeline.
 type pipeCall struct {
 	queue   func(p redis.Pipeliner) // adds the caller's commands
