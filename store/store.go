@@ -120,14 +120,23 @@ func (s *Store) Customer(ctx context.Context, id string) (*lifecycle.Customer, e
 // CustomerByEmail returns the customer with the email address (compared without
 // case), or an error wrapping ErrNotFound.
 func (s *Store) CustomerByEmail(ctx context.Context, email string) (*lifecycle.Customer, error) {
-	id, err := s.rdb.Get(ctx, s.emailKey(normEmail(email))).Result()
+	addr := normEmail(email)
+	v, err := s.rdb.Get(ctx, s.emailKey(addr)).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("store: get customer by email %s: %w", email, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: get customer by email %s: %w", email, err)
 	}
-	return s.Customer(ctx, id)
+	id, _, _ := emailOwner(v)
+	c, err := s.Customer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if normEmail(c.Email) != addr { // an entry left by a write that did not finish
+		return nil, fmt.Errorf("store: get customer by email %s: %w", email, ErrNotFound)
+	}
+	return c, nil
 }
 
 // History returns the customer's stage changes, oldest first.
@@ -172,6 +181,7 @@ func (s *Store) Events(ctx context.Context, id string, n int) ([]lifecycle.Event
 // ErrNotFound when the customer had no keys.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	key := s.customerKey(id)
+	var released string
 	err := s.retry(ctx, func() error {
 		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var email string
@@ -187,32 +197,27 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 				}
 				email = normEmail(c.Email)
 			}
-			// The email entry changes only with the customer key we watch, so
-			// reading it here is enough to know whether it is this customer's.
-			var ownsEmail bool
-			if email != "" {
-				owner, err := tx.Get(ctx, s.emailKey(email)).Result()
-				if err != nil && !errors.Is(err, redis.Nil) {
-					return err
-				}
-				ownsEmail = owner == id
-			}
 			var del *redis.IntCmd
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				del = p.Del(ctx, key, s.stagesKey(id), s.eventsKey(id), s.seenKey(id))
 				p.ZRem(ctx, s.wakeKey(), id)
 				p.ZRem(ctx, s.dueKey(), id)
-				if ownsEmail {
-					p.Del(ctx, s.emailKey(email))
-				}
 				return nil
 			})
 			if err == nil && del.Val() == 0 {
 				return ErrNotFound
 			}
+			if err == nil {
+				released = email
+			}
 			return err
 		}, key)
 	})
+	if released != "" {
+		// The address's entry goes after the customer, if it is still
+		// this customer's (email.go).
+		s.settleEmail(ctx, released, id, "release")
+	}
 	if err != nil {
 		return fmt.Errorf("store: delete customer %s: %w", id, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -63,9 +64,21 @@ func (s *Store) Update(ctx context.Context, id, eventID string, fn func(c *lifec
 // customer as read, fn is not called and ran is false.
 func (s *Store) update(ctx context.Context, id, eventID string, guard func(current) bool, fn func(*lifecycle.Customer) (*Change, error)) (ran bool, err error) {
 	key := s.customerKey(id)
-	err = s.retry(ctx, func() error {
-		ran = false
-		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	// The addresses reserved for the customer (email.go), and the write that
+	// went through: its new address is confirmed and its old one released
+	// once it is written; others reserved on the way are released.
+	var reserved []string
+	var done *write
+	defer func() { s.settleEmails(ctx, id, reserved, done) }()
+	// once is one attempt under WATCH. When the write would take an address
+	// not reserved yet, it writes nothing and returns the address; the next
+	// attempt reuses that write if it finds the customer as it was, rather
+	// than calling fn again.
+	var planned *write
+	var plannedOn current
+	once := func() (need string, err error) {
+		ran, done = false, nil
+		err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var get *redis.StringCmd
 			var wake, due, seen *redis.FloatCmd
 			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -98,21 +111,42 @@ func (s *Store) update(ctx context.Context, id, eventID string, guard func(curre
 				return nil
 			}
 			ran = true
-			w, err := s.plan(id, eventID, cur, fn)
-			if err != nil || w == nil {
-				return err
-			}
-			if w.emailChanged() {
-				if err := s.checkEmail(ctx, tx, w); err != nil {
+			w := planned
+			if w == nil || !cur.same(plannedOn) {
+				if w, err = s.plan(id, eventID, cur, fn); err != nil || w == nil {
 					return err
 				}
+			}
+			planned = nil
+			if w.emailChanged() && w.newEmail != "" && !slices.Contains(reserved, w.newEmail) {
+				need, planned, plannedOn = w.newEmail, w, cur
+				return nil
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				s.queue(ctx, p, w)
 				return nil
 			})
+			if err == nil {
+				done = w
+			}
 			return err
 		}, key)
+		return need, err
+	}
+	err = s.retry(ctx, func() error {
+		for range 4 {
+			need, err := once()
+			if need == "" {
+				return err
+			}
+			// The write takes an address: reserve it, on a connection of
+			// its own (not the WATCH's, which waits), and run again.
+			if err := s.reserveEmail(ctx, need, id); err != nil {
+				return err
+			}
+			reserved = append(reserved, need)
+		}
+		return errors.New("the email address changed on every attempt")
 	})
 	return ran, err
 }
@@ -149,6 +183,12 @@ type current struct {
 	email string // normalized stored email
 	wake  int64  // wake score, unix ms; 0 when not in the index
 	due   int64  // due score, unix ms; 0 when not in the index
+}
+
+// same tells whether c is the customer as o was read: the same stored JSON
+// and index entries.
+func (c current) same(o current) bool {
+	return bytes.Equal(c.raw, o.raw) && (c.raw == nil) == (o.raw == nil) && c.wake == o.wake && c.due == o.due
 }
 
 func readCurrent(get *redis.StringCmd, wake, due *redis.FloatCmd) (current, error) {
@@ -193,17 +233,14 @@ func decodeCurrent(raw any, wake, due float64) (current, error) {
 
 // write is a Change turned into what to send to Redis.
 type write struct {
-	id       string
-	blob     []byte // customer JSON; always written, so watchers of the key notice
-	oldEmail string
-	newEmail string
-	// oldEmailOwned says the index entry for oldEmail is this customer's; set
-	// by checkEmail.
-	oldEmailOwned bool
-	history       [][]byte
-	event         []byte
-	seen          []string
-	seenScore     float64
+	id        string
+	blob      []byte // customer JSON; always written, so watchers of the key notice
+	oldEmail  string
+	newEmail  string
+	history   [][]byte
+	event     []byte
+	seen      []string
+	seenScore float64
 	// written is what Store.Also sees; nil when it is not set.
 	written     *Written
 	wakeChanged bool
@@ -292,39 +329,29 @@ func (s *Store) plan(id, eventID string, cur current, fn func(*lifecycle.Custome
 	return w, nil
 }
 
-// checkEmail makes the write's email change safe: it watches the email index
-// (only email changes contend on it) and fails with ErrEmailTaken when the new
-// address belongs to someone else.
-func (s *Store) checkEmail(ctx context.Context, tx *redis.Tx, w *write) error {
-	var watch []string
-	for _, e := range []string{w.newEmail, w.oldEmail} {
-		if e != "" {
-			watch = append(watch, s.emailKey(e))
+// settleEmails is the last step of taking an address (email.go) after an
+// update of customer id: done's new address confirmed and its old one
+// released, when done changed it; any other address reserved on the way
+// released, unless the customer holds it (another update of it took it
+// meanwhile).
+func (s *Store) settleEmails(ctx context.Context, id string, reserved []string, done *write) {
+	if done != nil && done.emailChanged() {
+		if done.newEmail != "" {
+			s.settleEmail(ctx, done.newEmail, id, "confirm")
+		}
+		if done.oldEmail != "" {
+			s.settleEmail(ctx, done.oldEmail, id, "release")
 		}
 	}
-	if err := tx.Watch(ctx, watch...).Err(); err != nil {
-		return err
-	}
-	var newOwner, oldOwner *redis.StringCmd
-	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if w.newEmail != "" {
-			newOwner = p.Get(ctx, s.emailKey(w.newEmail))
+	for _, addr := range reserved {
+		if done != nil && addr == done.newEmail {
+			continue
 		}
-		if w.oldEmail != "" {
-			oldOwner = p.Get(ctx, s.emailKey(w.oldEmail))
+		if c, err := s.Customer(context.WithoutCancel(ctx), id); err == nil && normEmail(c.Email) == addr {
+			continue
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return err
+		s.settleEmail(ctx, addr, id, "release")
 	}
-	if newOwner != nil {
-		if o := newOwner.Val(); o != "" && o != w.id {
-			return fmt.Errorf("email %s: %w", w.newEmail, ErrEmailTaken)
-		}
-	}
-	w.oldEmailOwned = oldOwner != nil && oldOwner.Val() == w.id
-	return nil
 }
 
 // queue adds the writes' commands to a MULTI/EXEC pipeline. Writes of many
@@ -343,14 +370,6 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, ws ...*write) {
 	var wake, due indexWrites
 	sums := &summing{Pipeliner: p}
 	for _, w := range ws {
-		if w.emailChanged() {
-			if w.oldEmail != "" && w.oldEmailOwned {
-				p.Del(ctx, s.emailKey(w.oldEmail))
-			}
-			if w.newEmail != "" {
-				p.Set(ctx, s.emailKey(w.newEmail), w.id, 0)
-			}
-		}
 		if len(w.history) > 0 {
 			args := make([]any, len(w.history))
 			for i, h := range w.history {
