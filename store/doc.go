@@ -44,8 +44,8 @@
 //	                 string      "1", for half a claimed lease's time     lease need not renew it (one EXISTS per
 //	                             to live                                  batch instead of a script per customer)
 //	{p}email:{addr}  string      customer ID of the lower-cased address   CustomerByEmail; one address per customer;
-//	                                                                      a key per address, so creating customers
-//	                                                                      in parallel never contends on one key
+//	                             ("ID\nUNIXMS" while a write is taking  a key per address, so creating customers
+//	                             it: email.go)                            in parallel never contends on one key
 //	{p}suppressed    hash        lower-cased email -> {"reason","at"}     addresses never to mail again; kept by
 //	                                                                      Delete, as it is about the address
 //	{p}campaigns:deployed                                                 RecordDeploy: what the last worker or
@@ -96,18 +96,29 @@
 // Update is a read-modify-write under WATCH/MULTI/EXEC on the customer key: a
 // write that lost the race is retried with a fresh read, up to MaxAttempts
 // times. Every write of a customer rewrites its key, including one that changes
-// only its wake time or events, so every writer notices every other. The email
-// index is also WATCHed, but only when an address changes.
+// only its wake time or events, so every writer notices every other.
 //
-// The rule Update relies on: only the customer key (and the email index, when
-// the address changes) is WATCHed, yet every other key of the customer is
-// written safely, because each of them is only ever written in the same
-// MULTI/EXEC as the customer key — the stage history, the recent events, the
-// seen set, and the customer's entries in the wake and due indexes. A writer
-// of any of them therefore also rewrites the customer key, and the WATCH of a
-// concurrent Update sees it. Keys written outside Update — the lease keys
-// (ClaimDue, HoldLease, ReleaseLease), the suppression list, the send ledger
-// and the report counters' own scripts — are never read to decide an Update,
+// The email index is not in that transaction: its keys are named by address,
+// the customer's by ID, and on Redis Cluster no transaction spans both. A write
+// that gives the customer an address reserves it first (one script on the
+// address's key: a pending claim, unless another customer holds it, then
+// ErrEmailTaken), writes the customer, then confirms the claim and releases
+// the old address (compare-and-delete). A claim a writer left pending is
+// respected for a minute, then belongs to whoever has the address in its
+// customer record, and is otherwise free: so concurrent writers of one address
+// get it once, and a writer that dies between the steps blocks the address
+// for a minute at most.
+//
+// The rule Update relies on: only the customer key is WATCHed, yet every
+// other key of the customer is written safely, because each of them is only
+// ever written in the same MULTI/EXEC as the customer key — the stage
+// history, the recent events, the seen set, and the customer's entries in the
+// wake and due indexes. A writer of any of them therefore also rewrites the
+// customer key, and the WATCH of a concurrent Update sees it. The email index
+// is read to decide an Update, and kept by its own protocol (above). Keys
+// written outside Update — the lease keys (ClaimDue, HoldLease,
+// ReleaseLease), the suppression list, the send ledger and the report
+// counters' own scripts — are never read to decide an Update,
 // so no Update can act on a stale copy of them; and none of them writes the
 // wake index or a customer key. ClaimDue, ReleaseLease and RequeueLost do
 // move due scores in and out of the LeasedOffset band without the customer
@@ -133,7 +144,8 @@
 // # Limits
 //
 // The seen set grows with every event that carries an ID; nothing trims it.
-// Update's transactions span a customer's keys and the global wake and email
-// keys, so on Redis Cluster they would cross hash slots: the store needs one
-// Redis (or Sentinel) until the wake index is sharded.
+// Update's transactions span a customer's keys, the global wake and due
+// indexes and the report counters, so on Redis Cluster they would cross hash
+// slots: the store needs one Redis (or Sentinel) until those are sharded by
+// customer. (The email index already stays out of the transaction.)
 package store
