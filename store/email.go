@@ -79,14 +79,14 @@ func emailOwner(v string) (id string, pendingSince time.Time, pending bool) {
 	return id, time.UnixMilli(n), true
 }
 
-// reserveEmail is step 1 for customer id and the normalized address addr: nil
-// when id holds addr now, an error wrapping ErrEmailTaken when another
-// customer does.
-func (s *Store) reserveEmail(ctx context.Context, addr, id string) error {
+// reserveEmail is step 1 for customer id and the normalized address addr, its
+// commands sent through c: nil when id holds addr now, an error wrapping
+// ErrEmailTaken when another customer does.
+func (s *Store) reserveEmail(ctx context.Context, c redis.Cmdable, addr, id string) error {
 	key := s.emailKey(addr)
 	for range 3 {
 		now := time.Now()
-		v, err := reserveEmailScript.Run(ctx, s.rdb, []string{key}, id, now.UnixMilli()).Text()
+		v, err := reserveEmailScript.Run(ctx, c, []string{key}, id, now.UnixMilli()).Text()
 		if errors.Is(err, redis.Nil) {
 			return nil
 		}
@@ -97,9 +97,9 @@ func (s *Store) reserveEmail(ctx context.Context, addr, id string) error {
 		if pending && now.Sub(since) < emailPending {
 			return fmt.Errorf("email %s: %w (being written to %s)", addr, ErrEmailTaken, owner)
 		}
-		c, err := s.Customer(ctx, owner)
+		holder, err := s.customerVia(ctx, c, owner)
 		switch {
-		case err == nil && normEmail(c.Email) == addr:
+		case err == nil && normEmail(holder.Email) == addr:
 			if pending { // the owner was written; its confirm was lost
 				s.settleEmail(ctx, addr, owner, "confirm")
 			}
@@ -109,7 +109,7 @@ func (s *Store) reserveEmail(ctx context.Context, addr, id string) error {
 		}
 		// The holder does not have the address: take it over, unless the
 		// key changed meanwhile (then look again).
-		took, err := swapEmailScript.Run(ctx, s.rdb, []string{key}, v, id+"\n"+strconv.FormatInt(now.UnixMilli(), 10)).Int()
+		took, err := swapEmailScript.Run(ctx, c, []string{key}, v, id+"\n"+strconv.FormatInt(now.UnixMilli(), 10)).Int()
 		if err != nil {
 			return fmt.Errorf("email %s: reserve: %w", addr, err)
 		}

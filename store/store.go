@@ -38,6 +38,9 @@ const RecentEvents = 50
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
+	// cluster: rdb is a Redis Cluster client (keys of different slots live on
+	// different nodes).
+	cluster bool
 
 	// MaxAttempts bounds how often Update runs its read-modify-write when other
 	// clients keep changing the customer in between. Default 100.
@@ -81,7 +84,8 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{rdb: rdb, prefix: prefix, MaxAttempts: 100, SweepBatch: 100}
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &Store{rdb: rdb, prefix: prefix, cluster: cluster, MaxAttempts: 100, SweepBatch: 100}
 }
 
 // Key names; see the table in doc.go. The customer ID always comes last, so an ID
@@ -103,7 +107,12 @@ func normEmail(email string) string { return strings.ToLower(strings.TrimSpace(e
 
 // Customer returns the customer with the ID, or an error wrapping ErrNotFound.
 func (s *Store) Customer(ctx context.Context, id string) (*lifecycle.Customer, error) {
-	b, err := s.rdb.Get(ctx, s.customerKey(id)).Bytes()
+	return s.customerVia(ctx, s.rdb, id)
+}
+
+// customerVia is Customer read through c (a transaction's connection).
+func (s *Store) customerVia(ctx context.Context, rdb redis.Cmdable, id string) (*lifecycle.Customer, error) {
+	b, err := rdb.Get(ctx, s.customerKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("store: get customer %s: %w", id, ErrNotFound)
 	}

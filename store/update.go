@@ -119,8 +119,18 @@ func (s *Store) update(ctx context.Context, id, eventID string, guard func(curre
 			}
 			planned = nil
 			if w.emailChanged() && w.newEmail != "" && !slices.Contains(reserved, w.newEmail) {
-				need, planned, plannedOn = w.newEmail, w, cur
-				return nil
+				if s.cluster {
+					// The address's key is on another node than the
+					// WATCH's connection: reserve it apart and come back.
+					need, planned, plannedOn = w.newEmail, w, cur
+					return nil
+				}
+				// One server: reserve on the WATCH's own connection (the
+				// address's key is not watched), saving a second read.
+				if err := s.reserveEmail(ctx, tx, w.newEmail, id); err != nil {
+					return err
+				}
+				reserved = append(reserved, w.newEmail)
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				s.queue(ctx, p, w)
@@ -141,7 +151,7 @@ func (s *Store) update(ctx context.Context, id, eventID string, guard func(curre
 			}
 			// The write takes an address: reserve it, on a connection of
 			// its own (not the WATCH's, which waits), and run again.
-			if err := s.reserveEmail(ctx, need, id); err != nil {
+			if err := s.reserveEmail(ctx, s.rdb, need, id); err != nil {
 				return err
 			}
 			reserved = append(reserved, need)
