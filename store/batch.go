@@ -10,8 +10,8 @@ import (
 	"github.com/retainmail/retain/lifecycle"
 )
 
-// Customers reads many customers in one round trip; a customer that does not
-// exist is nil in the result.
+// Customers reads many customers in one round trip (on Redis Cluster one per
+// master); a customer that does not exist is nil in the result.
 func (s *Store) Customers(ctx context.Context, ids []string) ([]*lifecycle.Customer, error) {
 	out, _, err := s.customers(ctx, ids, false)
 	return out, err
@@ -39,7 +39,7 @@ func (s *Store) customers(ctx context.Context, ids []string, keep bool) ([]*life
 	for i, id := range ids {
 		keys[i] = s.customerKey(id)
 	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	vals, err := s.getMany(ctx, keys)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: get %d customers: %w", len(ids), err)
 	}
@@ -63,6 +63,34 @@ func (s *Store) customers(ctx context.Context, ids []string, keep bool) ([]*life
 		}
 	}
 	return out, rd, nil
+}
+
+// getMany reads the string values of keys, nil for a key that does not exist,
+// in one round trip: one MGET, or on Redis Cluster, where one MGET cannot
+// read keys of different slots, a pipeline of GETs, which the cluster client
+// sends to the master of each key.
+func (s *Store) getMany(ctx context.Context, keys []string) ([]any, error) {
+	if _, ok := s.rdb.(*redis.ClusterClient); !ok {
+		return s.rdb.MGet(ctx, keys...).Result()
+	}
+	p := s.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		gets[i] = p.Get(ctx, k)
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	vals := make([]any, len(keys))
+	for i, g := range gets {
+		switch v, err := g.Result(); {
+		case err == nil:
+			vals[i] = v
+		case !errors.Is(err, redis.Nil):
+			return nil, fmt.Errorf("GET %s: %w", keys[i], err)
+		}
+	}
+	return vals, nil
 }
 
 // known is the customer id as rd read it, when raw is still what it read.

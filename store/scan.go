@@ -6,19 +6,23 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/retainmail/retain/lifecycle"
 )
 
 // ScanCustomers calls fn with every stored customer, about count at a time,
 // until fn returns an error or every customer was read. It only reads: SCAN
-// over the customer keys and one MGET per batch, so it may run beside live
+// over the customer keys and one MGET per batch (on Redis Cluster: SCAN on
+// every master and a pipeline of GETs per batch), so it may run beside live
 // workers (a customer written meanwhile is seen before or after the write,
 // and one created meanwhile may be missed).
 //
-// One goroutine reads while workers goroutines decode and call fn, each with
-// its number (0 ≤ worker < workers) so callers can keep per-worker state: fn
-// runs concurrently for different workers. Memory stays at about workers+1
-// batches, whatever the number of customers.
+// One goroutine reads (on Redis Cluster one per master) while workers
+// goroutines decode and call fn, each with its number (0 ≤ worker < workers)
+// so callers can keep per-worker state: fn runs concurrently for different
+// workers. Memory stays at about workers+1 batches (workers+masters on
+// Redis Cluster), whatever the number of customers.
 func (s *Store) ScanCustomers(ctx context.Context, count, workers int, fn func(worker int, batch []*lifecycle.Customer) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -63,34 +67,49 @@ func (s *Store) ScanCustomers(ctx context.Context, count, workers int, fn func(w
 	}
 
 	prefix := s.customerKey("")
-	iter := s.rdb.Scan(ctx, 0, globEscape(prefix)+"*", int64(count)).Iterator()
-	ids := make([]string, 0, count)
-	flush := func() {
-		if len(ids) == 0 || ctx.Err() != nil {
-			return
+	match := globEscape(prefix) + "*"
+	// scan reads the customers of one server, batch by batch.
+	scan := func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, match, int64(count)).Iterator()
+		keys := make([]string, 0, count)
+		flush := func() error {
+			if len(keys) == 0 || ctx.Err() != nil {
+				return nil
+			}
+			vals, err := s.getMany(ctx, keys)
+			if err != nil {
+				return fmt.Errorf("store: get %d customers: %w", len(keys), err)
+			}
+			ids := make([]string, len(keys))
+			for i, k := range keys {
+				ids[i] = strings.TrimPrefix(k, prefix)
+			}
+			batches <- raw{ids: ids, vals: vals}
+			keys = make([]string, 0, count)
+			return nil
 		}
-		keys := make([]string, len(ids))
-		for i, id := range ids {
-			keys[i] = prefix + id
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+			if len(keys) >= count {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
-		vals, err := s.rdb.MGet(ctx, keys...).Result()
-		if err != nil {
-			fail(fmt.Errorf("store: get %d customers: %w", len(ids), err))
-			return
+		if err := iter.Err(); err != nil {
+			return fmt.Errorf("store: scan customers: %w", err)
 		}
-		batches <- raw{ids: ids, vals: vals}
-		ids = make([]string, 0, count)
+		return flush()
 	}
-	for iter.Next(ctx) {
-		ids = append(ids, strings.TrimPrefix(iter.Val(), prefix))
-		if len(ids) >= count {
-			flush()
+	err := ForEachMaster(ctx, s.rdb, func(ctx context.Context, _ string, m redis.UniversalClient) error {
+		if err := scan(ctx, m); err != nil && ctx.Err() == nil {
+			fail(err) // at once: the other masters' scans stop too
 		}
-	}
-	if err := iter.Err(); err != nil && ctx.Err() == nil {
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
 		fail(fmt.Errorf("store: scan customers: %w", err))
 	}
-	flush()
 	close(batches)
 	wg.Wait()
 	return firstErr

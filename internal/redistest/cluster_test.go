@@ -180,3 +180,44 @@ func waitReplicaCaughtUp(t *testing.T, master, replica *Server) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestKeysAndDeleteOnCluster: Keys, deleteWhere, Delete and checkOwned read
+// every master of a cluster, and delete keys of different slots.
+func TestKeysAndDeleteOnCluster(t *testing.T) {
+	c := StartCluster(t)
+	cc := c.Client(t)
+	ctx := t.Context()
+	prefix := Prefix()
+	for i := range 100 {
+		if err := cc.Set(ctx, fmt.Sprintf("%sk%d", prefix, i), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := checkOwned(ctx, cc); err != nil {
+		t.Errorf("checkOwned with only the tests' keys: %v", err)
+	}
+	keys, err := Keys(ctx, cc, prefix)
+	if err != nil || len(keys) != 100 {
+		t.Fatalf("Keys = %d keys, %v; want the 100 written", len(keys), err)
+	}
+	if err := deleteWhere(ctx, cc, prefix, func(k string) bool { return !strings.HasSuffix(k, "7") }); err != nil {
+		t.Fatalf("deleteWhere: %v", err)
+	}
+	if keys, err := Keys(ctx, cc, prefix); err != nil || len(keys) != 10 {
+		t.Errorf("after deleting all but the keys ending in 7: %q, %v", keys, err)
+	}
+	if err := Delete(ctx, cc, prefix); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if keys, err := Keys(ctx, cc, prefix); err != nil || len(keys) != 0 {
+		t.Errorf("after Delete: %q, %v", keys, err)
+	}
+
+	// Another application's keys: checkOwned names one.
+	for i := range 30 {
+		cc.Set(ctx, fmt.Sprintf("myapp:%d", i), "v", 0)
+	}
+	if err := checkOwned(ctx, cc); err == nil || !strings.Contains(err.Error(), `"myapp:`) {
+		t.Errorf("checkOwned with another application's keys: %v", err)
+	}
+}

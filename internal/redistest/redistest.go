@@ -174,24 +174,37 @@ func DB(tb testing.TB, db int) (*redis.Client, string) {
 }
 
 // checkOwned returns an error saying what the database holds when it holds a key
-// these tests did not write.
-func checkOwned(ctx context.Context, rdb *redis.Client) error {
-	var owned bool
-	var asynqKey string
-	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
-	for iter.Next(ctx) {
-		switch k := iter.Val(); {
-		case k == ownerKey:
-			owned = true
-		case strings.HasPrefix(k, KeyPrefix):
-		case strings.HasPrefix(k, asynqPrefix):
-			asynqKey = k
-		default:
-			return fmt.Errorf("holds %q, which these tests did not write", k)
+// these tests did not write. On Redis Cluster it reads every master.
+func checkOwned(ctx context.Context, rdb redis.UniversalClient) error {
+	var (
+		mu       sync.Mutex
+		owned    bool
+		asynqKey string
+	)
+	err := forEachMaster(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, "*", 1000).Iterator()
+		for iter.Next(ctx) {
+			switch k := iter.Val(); {
+			case k == ownerKey:
+				mu.Lock()
+				owned = true
+				mu.Unlock()
+			case strings.HasPrefix(k, KeyPrefix):
+			case strings.HasPrefix(k, asynqPrefix):
+				mu.Lock()
+				asynqKey = k
+				mu.Unlock()
+			default:
+				return fmt.Errorf("holds %q, which these tests did not write", k)
+			}
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return fmt.Errorf("cannot be read: %w", err)
+		if err := iter.Err(); err != nil {
+			return fmt.Errorf("cannot be read: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if asynqKey != "" && !owned {
 		return fmt.Errorf("holds Asynq's %q without the mark %q these tests leave in a database they took empty: those may be another application's queues", asynqKey, ownerKey)
@@ -301,36 +314,76 @@ func randomHex(n int) string {
 	return hex.EncodeToString(r)
 }
 
-// Delete removes every key under prefix.
+// Delete removes every key under prefix (on Redis Cluster, on every master).
 func Delete(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
 	return deleteWhere(ctx, rdb, prefix, nil)
 }
 
-// deleteWhere removes the keys under prefix that match (every one when match is nil).
+// deleteWhere removes the keys under prefix that match (every one when match
+// is nil). On Redis Cluster it scans every master and unlinks key by key, in
+// a pipeline: one UNLINK of keys in different slots is refused.
 func deleteWhere(ctx context.Context, rdb redis.UniversalClient, prefix string, match func(string) bool) error {
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		if k := iter.Val(); match == nil || match(k) {
-			keys = append(keys, k)
+	unlink := func(keys []string) error { return rdb.Unlink(ctx, keys...).Err() }
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		unlink = func(keys []string) error {
+			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range keys {
+					p.Unlink(ctx, k)
+				}
+				return nil
+			})
+			return err
 		}
-		if len(keys) == 1000 {
-			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
-				return err
+	}
+	return forEachMaster(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			if k := iter.Val(); match == nil || match(k) {
+				keys = append(keys, k)
 			}
-			keys = keys[:0]
+			if len(keys) == 1000 {
+				if err := unlink(keys); err != nil {
+					return err
+				}
+				keys = keys[:0]
+			}
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	if len(keys) > 0 {
-		return rdb.Unlink(ctx, keys...).Err()
-	}
-	return nil
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			return unlink(keys)
+		}
+		return nil
+	})
 }
 
-// Keys returns every key under prefix, for tests that check what was written.
+// Keys returns every key under prefix (on Redis Cluster, of every master), for
+// tests that check what was written.
 func Keys(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]string, error) {
-	return rdb.Keys(ctx, prefix+"*").Result()
+	var (
+		mu  sync.Mutex
+		all []string
+	)
+	err := forEachMaster(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		keys, err := node.Keys(ctx, prefix+"*").Result()
+		mu.Lock()
+		defer mu.Unlock()
+		all = append(all, keys...)
+		return err
+	})
+	return all, err
+}
+
+// forEachMaster calls fn with each master of a Redis Cluster, concurrently,
+// or with rdb itself, once, for what one server answers only about itself
+// (SCAN, KEYS). It is store.ForEachMaster, which this package cannot import:
+// the store's tests import this package.
+func forEachMaster(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, node redis.UniversalClient) error) error {
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return fn(ctx, rdb)
+	}
+	return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return fn(ctx, m) })
 }
