@@ -123,17 +123,19 @@ func (s *Store) UpdateMany(ctx context.Context, ids []string, fn func(c *lifecyc
 // still what rd read is copied from it, not decoded again. rd may be nil.
 func (s *Store) UpdateManyRead(ctx context.Context, ids []string, rd *Read, fn func(c *lifecycle.Customer) (*Change, error)) error {
 	exists := func(cur current) bool { return cur.raw != nil }
-	_, fallback, err := s.sweepBatch(ctx, ids, rd, exists, fn)
-	if errors.Is(err, redis.TxFailedErr) {
-		fallback, err = ids, nil
-	}
-	if err != nil {
-		return fmt.Errorf("store: update %d customers: %w", len(ids), err)
-	}
 	var errs []error
-	for _, id := range fallback {
-		if _, err := s.update(ctx, id, "", exists, fn); err != nil {
-			errs = append(errs, fmt.Errorf("store: update customer %s: %w", id, err))
+	for _, group := range byShard(ids) { // one transaction per shard
+		_, fallback, err := s.sweepBatch(ctx, group, rd, exists, fn)
+		if errors.Is(err, redis.TxFailedErr) {
+			fallback, err = group, nil
+		}
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("store: update %d customers: %w", len(group), err))...)
+		}
+		for _, id := range fallback {
+			if _, err := s.update(ctx, id, "", exists, fn); err != nil {
+				errs = append(errs, fmt.Errorf("store: update customer %s: %w", id, err))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -94,19 +94,27 @@ return claimed
 `)
 
 // ClaimDue leases up to limit customers whose next email is due at now and
-// that nobody holds, oldest first, for ttl (see Lease). The cost follows the
-// number due, not the number of customers. It returns nil when none is due.
+// that nobody holds, oldest first within a shard, for ttl (see Lease). The
+// customers of a lease are of one shard: it tries the shards in turn, from the
+// one after the shard of its last lease, and returns the first lease it gets.
+// The cost follows the number due, not the number of customers. It returns nil
+// when none is due.
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, ttl time.Duration, limit int) (*Lease, error) {
-	token := NewToken()
-	ids, err := claimDue.Run(ctx, s.rdb, []string{s.dueKey()},
-		now.UnixMilli(), ttl.Milliseconds(), limit, token, s.leaseKey(""), leaseScanMax, s.freshKey(token), LeasedOffset).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("store: claim due customers: %w", err)
+	start := int(s.nextShard.Load())
+	for k := range Shards {
+		shard := (start + k) % Shards
+		token := NewToken()
+		ids, err := claimDue.Run(ctx, s.rdb, []string{s.dueKey(shard)},
+			now.UnixMilli(), ttl.Milliseconds(), limit, token, s.sp(shard)+"lease:", leaseScanMax, s.freshKey(shard, token), LeasedOffset).StringSlice()
+		if err != nil {
+			return nil, fmt.Errorf("store: claim due customers: %w", err)
+		}
+		if len(ids) > 0 {
+			s.nextShard.Store(int32((shard + 1) % Shards))
+			return &Lease{IDs: ids, Token: token, TTL: ttl}, nil
+		}
 	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	return &Lease{IDs: ids, Token: token, TTL: ttl}, nil
+	return nil, nil
 }
 
 // holdLease renews, for ARGV[2] ms, each key of KEYS that holds the token
@@ -129,32 +137,32 @@ end
 return held
 `)
 
-// releaseLease deletes each key of KEYS[2..] that holds the token ARGV[1], and
+// releaseLease deletes each key of KEYS[3..] that holds the token ARGV[1], and
 // the fresh marker KEYS[1]. With ARGV[2] = "1", each released customer (IDs
-// from ARGV[5]) whose due score in ARGV[3] still carries the offset ARGV[4]
+// from ARGV[4]) whose due score in KEYS[2] still carries the offset ARGV[3]
 // gets its real due time back.
 var releaseLease = redis.NewScript(`
 redis.call('DEL', KEYS[1])
 local mine, ids = {}, {}
-local vals = redis.call('MGET', unpack(KEYS, 2))
+local vals = redis.call('MGET', unpack(KEYS, 3))
 for i, v in ipairs(vals) do
 	if v == ARGV[1] then
-		mine[#mine + 1] = KEYS[i + 1]
-		ids[#ids + 1] = ARGV[i + 4]
+		mine[#mine + 1] = KEYS[i + 2]
+		ids[#ids + 1] = ARGV[i + 3]
 	end
 end
 if #mine == 0 then return 0 end
 redis.call('DEL', unpack(mine))
 if ARGV[2] == '1' then
-	local scores = redis.call('ZMSCORE', ARGV[3], unpack(ids))
+	local scores = redis.call('ZMSCORE', KEYS[2], unpack(ids))
 	local back = {}
 	for i, sc in ipairs(scores) do
-		if sc and tonumber(sc) >= tonumber(ARGV[4]) then
-			back[#back + 1] = string.format('%d', tonumber(sc) - tonumber(ARGV[4]))
+		if sc and tonumber(sc) >= tonumber(ARGV[3]) then
+			back[#back + 1] = string.format('%d', tonumber(sc) - tonumber(ARGV[3]))
 			back[#back + 1] = ids[i]
 		end
 	end
-	if #back > 0 then redis.call('ZADD', ARGV[3], 'XX', unpack(back)) end
+	if #back > 0 then redis.call('ZADD', KEYS[2], 'XX', unpack(back)) end
 end
 return #mine
 `)
@@ -175,7 +183,7 @@ func (s *Store) TakeLease(ctx context.Context, l *Lease) (*Lease, error) {
 	if l == nil || len(l.IDs) == 0 {
 		return nil, nil
 	}
-	n, err := s.rdb.Exists(ctx, s.freshKey(l.Token)).Result()
+	n, err := s.rdb.Exists(ctx, s.freshKey(ShardOf(l.IDs[0]), l.Token)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: take lease of %d customers: %w", len(l.IDs), err)
 	}
@@ -193,21 +201,23 @@ func (s *Store) HoldLease(ctx context.Context, l *Lease) (*Lease, error) {
 	if l == nil || len(l.IDs) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, len(l.IDs))
-	for i, id := range l.IDs {
-		keys[i] = s.leaseKey(id)
-	}
 	if l.TTL <= 0 {
 		return nil, fmt.Errorf("store: hold lease: no time to live")
 	}
-	held, err := holdLease.Run(ctx, s.rdb, keys, l.Token, l.TTL.Milliseconds()).Int64Slice()
-	if err != nil {
-		return nil, fmt.Errorf("store: hold lease of %d customers: %w", len(l.IDs), err)
-	}
 	out := &Lease{Token: l.Token, TTL: l.TTL}
-	for i, h := range held {
-		if h == 1 {
-			out.IDs = append(out.IDs, l.IDs[i])
+	for _, ids := range byShard(l.IDs) { // one script per shard's keys
+		keys := make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = s.leaseKey(id)
+		}
+		held, err := holdLease.Run(ctx, s.rdb, keys, l.Token, l.TTL.Milliseconds()).Int64Slice()
+		if err != nil {
+			return nil, fmt.Errorf("store: hold lease of %d customers: %w", len(l.IDs), err)
+		}
+		for i, h := range held {
+			if h == 1 {
+				out.IDs = append(out.IDs, ids[i])
+			}
 		}
 	}
 	if len(out.IDs) == 0 {
@@ -235,20 +245,23 @@ func (s *Store) releaseLease(ctx context.Context, l *Lease, restore string) erro
 		return nil
 	}
 	// Scripts unpack their keys onto Lua's stack: keep each call well
-	// below its limit (8,000).
+	// below its limit (8,000). One call per shard's keys.
 	const chunk = 1000
 	var errs []error
-	for ids := range slices.Chunk(l.IDs, chunk) {
-		keys := make([]string, 1, len(ids)+1)
-		keys[0] = s.freshKey(l.Token)
-		args := make([]any, 4, len(ids)+4)
-		args[0], args[1], args[2], args[3] = l.Token, restore, s.dueKey(), LeasedOffset
-		for _, id := range ids {
-			keys = append(keys, s.leaseKey(id))
-			args = append(args, id)
-		}
-		if err := releaseLease.Run(ctx, s.rdb, keys, args...).Err(); err != nil && err != redis.Nil {
-			errs = append(errs, err)
+	for _, group := range byShard(l.IDs) {
+		shard := ShardOf(group[0])
+		for ids := range slices.Chunk(group, chunk) {
+			keys := make([]string, 2, len(ids)+2)
+			keys[0], keys[1] = s.freshKey(shard, l.Token), s.dueKey(shard)
+			args := make([]any, 3, len(ids)+3)
+			args[0], args[1], args[2] = l.Token, restore, LeasedOffset
+			for _, id := range ids {
+				keys = append(keys, s.leaseKey(id))
+				args = append(args, id)
+			}
+			if err := releaseLease.Run(ctx, s.rdb, keys, args...).Err(); err != nil && err != redis.Nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -277,16 +290,26 @@ return #back / 2
 // RequeueLost puts back in the due range the customers a scheduler leased
 // whose lease ran out without a write-back or a release (their worker died),
 // with their real due time, so the next claim hands them out again. It does
-// the work at most once per every, whichever scheduler calls it, looking at no
-// more than leaseScanMax customers in flight, and returns how many it put
-// back (-1 when it was not its turn).
+// the work at most once per every in each shard, whichever scheduler calls
+// it, looking at no more than leaseScanMax customers in flight per shard, and
+// returns how many it put back (-1 when it was no shard's turn).
 func (s *Store) RequeueLost(ctx context.Context, every time.Duration) (int, error) {
-	n, err := requeueLost.Run(ctx, s.rdb, []string{s.dueKey(), s.prefix + "lock:requeue"},
-		LeasedOffset, s.leaseKey(""), leaseScanMax, max(every.Milliseconds(), 1)).Int()
-	if err != nil {
-		return 0, fmt.Errorf("store: requeue customers of lost leases: %w", err)
+	total, turns := 0, 0
+	for shard := range Shards {
+		n, err := requeueLost.Run(ctx, s.rdb, []string{s.dueKey(shard), s.requeueLockKey(shard)},
+			LeasedOffset, s.sp(shard)+"lease:", leaseScanMax, max(every.Milliseconds(), 1)).Int()
+		if err != nil {
+			return total, fmt.Errorf("store: requeue customers of lost leases: %w", err)
+		}
+		if n >= 0 {
+			total += n
+			turns++
+		}
 	}
-	return n, nil
+	if turns == 0 {
+		return -1, nil
+	}
+	return total, nil
 }
 
 // NextDueAt returns when the earliest email in the due index is due, in
@@ -298,18 +321,21 @@ func (s *Store) NextDueAt(ctx context.Context) (time.Time, error) {
 // oldestDue is the earliest real due time in the due index: the lower of the
 // first entry waiting and the first entry in flight.
 func (s *Store) oldestDue(ctx context.Context, rdb redis.Cmdable) (time.Time, error) {
-	var waiting, leased *redis.ZSliceCmd
+	var firsts []*redis.ZSliceCmd // per shard: the first waiting, the first in flight
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		waiting = p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.dueKey(), ByScore: true, Start: "-inf", Stop: "(" + strconv.Itoa(LeasedOffset), Count: 1})
-		leased = p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.dueKey(), ByScore: true, Start: strconv.Itoa(LeasedOffset), Stop: "+inf", Count: 1})
+		for shard := range Shards {
+			firsts = append(firsts,
+				p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.dueKey(shard), ByScore: true, Start: "-inf", Stop: "(" + strconv.Itoa(LeasedOffset), Count: 1}),
+				p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.dueKey(shard), ByScore: true, Start: strconv.Itoa(LeasedOffset), Stop: "+inf", Count: 1}))
+		}
 		return nil
 	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: next due: %w", err)
 	}
 	var oldest time.Time
-	for _, zs := range [][]redis.Z{waiting.Val(), leased.Val()} {
-		if len(zs) > 0 {
+	for _, first := range firsts {
+		if zs := first.Val(); len(zs) > 0 {
 			if t := dueTime(zs[0].Score); oldest.IsZero() || t.Before(oldest) {
 				oldest = t
 			}

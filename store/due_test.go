@@ -77,8 +77,21 @@ func TestClaimDueLeasesEachCustomerOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if l, _ := b.store.ClaimDue(b.ctx, now, time.Minute, 100); l == nil || len(l.IDs) != 50 {
-		t.Errorf("after the release: claimed %v, want 50", l)
+	var again []string
+	for {
+		l, err := b.store.ClaimDue(b.ctx, now, time.Minute, 100)
+		if err != nil || l == nil {
+			break
+		}
+		for _, id := range l.IDs { // a lease holds one shard's customers
+			if ShardOf(id) != ShardOf(l.IDs[0]) {
+				t.Errorf("lease %v holds customers of shards %d and %d", l.IDs, ShardOf(l.IDs[0]), ShardOf(id))
+			}
+		}
+		again = append(again, l.IDs...)
+	}
+	if len(again) != 50 {
+		t.Errorf("after the release: claimed %d, want 50", len(again))
 	}
 }
 
@@ -142,7 +155,7 @@ func TestALeaseThatRanOutIsTakenAgainOnlyWhenFree(t *testing.T) {
 func TestLeaseEndsAsTheWorkerLeavesIt(t *testing.T) {
 	b := setup(t)
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	b.putDue(t, "c1", now)
+	b.putDue(t, "c19", now)
 	b.putDue(t, "c2", now.Add(-time.Second))
 	l, err := b.store.ClaimDue(b.ctx, now, time.Second, 1)
 	if err != nil || l == nil || len(l.IDs) != 1 || l.IDs[0] != "c2" {
@@ -150,19 +163,19 @@ func TestLeaseEndsAsTheWorkerLeavesIt(t *testing.T) {
 	}
 	// The customer in flight left the range the next claim scans, keeping
 	// its due time in its score.
-	if sc := b.rdb.ZScore(b.ctx, b.prefix+"due", "c2").Val(); sc != float64(now.Add(-time.Second).UnixMilli()+LeasedOffset) {
+	if sc := b.rdb.ZScore(b.ctx, b.store.dueKey(0), "c2").Val(); sc != float64(now.Add(-time.Second).UnixMilli()+LeasedOffset) {
 		t.Errorf("the claimed customer's due score is %v, want its due time + LeasedOffset", sc)
 	}
 	l2, err := b.store.ClaimDue(b.ctx, now, time.Minute, 5)
-	if err != nil || l2 == nil || len(l2.IDs) != 1 || l2.IDs[0] != "c1" {
-		t.Fatalf("second claim: %v %v, want c1", l2, err)
+	if err != nil || l2 == nil || len(l2.IDs) != 1 || l2.IDs[0] != "c19" {
+		t.Fatalf("second claim: %v %v, want c19", l2, err)
 	}
 	// Within half its time to live a lease is taken as it is, not renewed.
 	time.Sleep(300 * time.Millisecond)
 	if got, err := b.store.TakeLease(b.ctx, l); err != nil || got == nil || got.IDs[0] != "c2" {
 		t.Fatalf("take a fresh lease: %v %v", got, err)
 	}
-	if ttl := b.rdb.PTTL(b.ctx, b.prefix+"lease:c2").Val(); ttl > 750*time.Millisecond {
+	if ttl := b.rdb.PTTL(b.ctx, b.store.leaseKey("c2")).Val(); ttl > 750*time.Millisecond {
 		t.Errorf("taking a fresh lease renewed it: %v left, want about 700ms", ttl)
 	}
 	// Past half of it, taking it renews it.
@@ -170,7 +183,7 @@ func TestLeaseEndsAsTheWorkerLeavesIt(t *testing.T) {
 	if got, err := b.store.TakeLease(b.ctx, l); err != nil || got == nil {
 		t.Fatalf("take a stale lease: %v %v", got, err)
 	}
-	if ttl := b.rdb.PTTL(b.ctx, b.prefix+"lease:c2").Val(); ttl < 800*time.Millisecond {
+	if ttl := b.rdb.PTTL(b.ctx, b.store.leaseKey("c2")).Val(); ttl < 800*time.Millisecond {
 		t.Errorf("taking a stale lease left it %v to live, want it renewed to 1s", ttl)
 	}
 
@@ -180,20 +193,20 @@ func TestLeaseEndsAsTheWorkerLeavesIt(t *testing.T) {
 	if err := b.store.EndLease(b.ctx, l); err != nil {
 		t.Fatal(err)
 	}
-	if sc := b.rdb.ZScore(b.ctx, b.prefix+"due", "c2").Val(); sc != float64(next.UnixMilli()) {
+	if sc := b.rdb.ZScore(b.ctx, b.store.dueKey(0), "c2").Val(); sc != float64(next.UnixMilli()) {
 		t.Errorf("after EndLease the due score is %v, want the written %v", sc, next.UnixMilli())
 	}
-	if n := b.rdb.Exists(b.ctx, b.prefix+"lease:c2").Val(); n != 0 {
+	if n := b.rdb.Exists(b.ctx, b.store.leaseKey("c2")).Val(); n != 0 {
 		t.Error("EndLease left the lease key")
 	}
 	// The other worker failed before writing: released, c1 is due again.
 	if err := b.store.ReleaseLease(b.ctx, l2); err != nil {
 		t.Fatal(err)
 	}
-	if sc := b.rdb.ZScore(b.ctx, b.prefix+"due", "c1").Val(); sc != float64(now.UnixMilli()) {
-		t.Errorf("after ReleaseLease the due score is %v, want c1's due time %v", sc, now.UnixMilli())
+	if sc := b.rdb.ZScore(b.ctx, b.store.dueKey(0), "c19").Val(); sc != float64(now.UnixMilli()) {
+		t.Errorf("after ReleaseLease the due score is %v, want c19's due time %v", sc, now.UnixMilli())
 	}
-	if again, _ := b.store.ClaimDue(b.ctx, now, time.Minute, 5); again == nil || again.IDs[0] != "c1" {
-		t.Errorf("after the release: claimed %v, want c1", again)
+	if again, _ := b.store.ClaimDue(b.ctx, now, time.Minute, 5); again == nil || again.IDs[0] != "c19" {
+		t.Errorf("after the release: claimed %v, want c19", again)
 	}
 }

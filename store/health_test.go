@@ -22,7 +22,7 @@ func TestBacklogReadsTheOldestDueTimeAndTheLastTick(t *testing.T) {
 	}
 	// Two customers due, one 36 s ago; nobody ticks.
 	for id, due := range map[string]time.Time{"c1": now.Add(-36 * time.Second), "c2": now.Add(time.Hour)} {
-		if err := b.rdb.ZAdd(b.ctx, b.prefix+"due", redis.Z{Score: float64(due.UnixMilli()), Member: id}).Err(); err != nil {
+		if err := b.rdb.ZAdd(b.ctx, b.store.dueKey(ShardOf(id)), redis.Z{Score: float64(due.UnixMilli()), Member: id}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}

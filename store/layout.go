@@ -11,10 +11,12 @@ import (
 )
 
 // Layout is the version of the key layout this store reads and writes (see
-// doc.go, "Keys"). It is kept in {p}layout, so that a later layout can tell
-// the data it finds and migrate it, and a process of this version refuses
-// data written in a later one instead of corrupting it.
-const Layout = 1
+// doc.go, "Keys"): 2, customers in shards (shard.go); 1 was one Redis's
+// layout, with global indexes (retain migrate moves its data to 2). It is
+// kept in {p}layout, so that a later layout can tell the data it finds and
+// migrate it, and a process of this version refuses data written in another
+// one instead of corrupting it.
+const Layout = 2
 
 func (s *Store) layoutKey() string { return s.prefix + "layout" }
 
@@ -28,6 +30,11 @@ var ErrLayout = errors.New("Redis holds retain's keys in another layout")
 func (s *Store) CheckLayout(ctx context.Context) error {
 	v, err := s.rdb.Get(ctx, s.layoutKey()).Result()
 	if errors.Is(err, redis.Nil) {
+		// Layout 1 recorded no version (before it, there was none to tell):
+		// its global indexes say it is there.
+		if n, err := s.rdb.Exists(ctx, s.prefix+"wake", s.prefix+"due").Result(); err == nil && n > 0 {
+			return fmt.Errorf("%w: layout 1 (%swake or %sdue); this retain reads layout %d: stop every retain process and run retain migrate (see docs/operations.md)", ErrLayout, s.prefix, s.prefix, Layout)
+		}
 		v, err = s.rdb.SetArgs(ctx, s.layoutKey(), Layout, redis.SetArgs{Mode: "NX", Get: true}).Result()
 		if errors.Is(err, redis.Nil) || err != nil && strings.HasPrefix(err.Error(), "NOPERM") {
 			return nil
@@ -43,7 +50,7 @@ func (s *Store) CheckLayout(ctx context.Context) error {
 	case n > Layout:
 		return fmt.Errorf("%w: layout %d, written by a later retain; this retain reads layout %d: run the later version", ErrLayout, n, Layout)
 	case n < Layout:
-		return fmt.Errorf("%w: layout %d; this retain reads layout %d: migrate the data first (see docs/operations.md)", ErrLayout, n, Layout)
+		return fmt.Errorf("%w: layout %d; this retain reads layout %d: stop every retain process and run retain migrate (see docs/operations.md)", ErrLayout, n, Layout)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func TestMemoryUsage(t *testing.T) {
 		c := realisticCustomer(id(n), n)
 		b.put(t, c, t0)
 		raw, _ := encodeCustomer(c)
-		blob[n] = usage("c:" + c.ID)
+		blob[n] = usage(strings.TrimPrefix(b.store.customerKey(c.ID), b.prefix))
 		t.Logf("customer key, %d enrollments: %d bytes (JSON %d bytes)", n, blob[n], len(raw))
 	}
 	t.Logf("per enrollment: %d bytes (0->1), %d bytes (1->3, each)", blob[1]-blob[0], (blob[3]-blob[1])/2)

@@ -66,8 +66,9 @@ func (s *Store) ScanCustomers(ctx context.Context, count, workers int, fn func(w
 		})
 	}
 
-	prefix := s.customerKey("")
-	match := globEscape(prefix) + "*"
+	// Customer keys are {p}{TAG}:c:{id}, in every shard.
+	const mark = "}:c:"
+	match := globEscape(s.prefix) + "{*" + mark + "*"
 	// scan reads the customers of one server, batch by batch.
 	scan := func(ctx context.Context, node redis.UniversalClient) error {
 		iter := node.Scan(ctx, 0, match, int64(count)).Iterator()
@@ -82,7 +83,7 @@ func (s *Store) ScanCustomers(ctx context.Context, count, workers int, fn func(w
 			}
 			ids := make([]string, len(keys))
 			for i, k := range keys {
-				ids[i] = strings.TrimPrefix(k, prefix)
+				_, ids[i], _ = strings.Cut(k[len(s.prefix):], mark)
 			}
 			batches <- raw{ids: ids, vals: vals}
 			keys = make([]string, 0, count)
@@ -118,7 +119,18 @@ func (s *Store) ScanCustomers(ctx context.Context, count, workers int, fn func(w
 // CountCustomers estimates how many customers are stored, for progress: the
 // wake index holds every customer with a time rule ahead. It never scans.
 func (s *Store) CountCustomers(ctx context.Context) (int64, error) {
-	return s.rdb.ZCard(ctx, s.wakeKey()).Result()
+	var cards []*redis.IntCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for shard := range Shards {
+			cards = append(cards, p.ZCard(ctx, s.wakeKey(shard)))
+		}
+		return nil
+	})
+	var n int64
+	for _, c := range cards {
+		n += c.Val()
+	}
+	return n, err
 }
 
 // globEscape escapes the glob characters of a SCAN MATCH pattern.

@@ -12,7 +12,7 @@ import (
 // and apply it: it returns the error and writes nothing.
 func TestUnreadableSeenSetIsAnErrorNotNotSeen(t *testing.T) {
 	b := setup(t)
-	if err := b.rdb.Set(b.ctx, b.prefix+"seen:c1", "not a sorted set", 0).Err(); err != nil {
+	if err := b.rdb.Set(b.ctx, b.store.seenKey("c1"), "not a sorted set", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	called := false
@@ -23,7 +23,7 @@ func TestUnreadableSeenSetIsAnErrorNotNotSeen(t *testing.T) {
 	if err == nil || errors.Is(err, ErrDuplicate) || called {
 		t.Fatalf("Update = %v, fn called %v; want an error and no write", err, called)
 	}
-	if n, _ := b.rdb.Exists(b.ctx, b.prefix+"c:c1").Result(); n != 0 {
+	if n, _ := b.rdb.Exists(b.ctx, b.store.customerKey("c1")).Result(); n != 0 {
 		t.Error("the customer was written although its seen set could not be read")
 	}
 }

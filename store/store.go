@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,6 +42,8 @@ type Store struct {
 	// cluster: rdb is a Redis Cluster client (keys of different slots live on
 	// different nodes).
 	cluster bool
+	// nextShard is where ClaimDue starts looking.
+	nextShard atomic.Int32
 
 	// MaxAttempts bounds how often Update runs its read-modify-write when other
 	// clients keep changing the customer in between. Default 100.
@@ -89,17 +92,24 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 }
 
 // Key names; see the table in doc.go. The customer ID always comes last, so an ID
-// holding ':' cannot collide with another customer's keys.
-func (s *Store) customerKey(id string) string { return s.prefix + "c:" + id }
-func (s *Store) stagesKey(id string) string   { return s.prefix + "stages:" + id }
-func (s *Store) eventsKey(id string) string   { return s.prefix + "events:" + id }
-func (s *Store) seenKey(id string) string     { return s.prefix + "seen:" + id }
-func (s *Store) wakeKey() string              { return s.prefix + "wake" }
-func (s *Store) dueKey() string               { return s.prefix + "due" }
-func (s *Store) leaseKey(id string) string    { return s.prefix + "lease:" + id }
-func (s *Store) freshKey(token string) string { return s.prefix + "lease-fresh:" + token }
-func (s *Store) emailKey(email string) string { return s.prefix + "email:" + email }
-func (s *Store) suppressedKey() string        { return s.prefix + "suppressed" }
+// holding ':' cannot collide with another customer's keys. A customer's keys,
+// and the indexes, leases and locks of its shard, start with its shard's
+// prefix (shard.go).
+func (s *Store) cp(id string) string          { return CustomerPrefix(s.prefix, id) }
+func (s *Store) sp(shard int) string          { return ShardPrefix(s.prefix, shard) }
+func (s *Store) customerKey(id string) string { return s.cp(id) + "c:" + id }
+func (s *Store) stagesKey(id string) string   { return s.cp(id) + "stages:" + id }
+func (s *Store) eventsKey(id string) string   { return s.cp(id) + "events:" + id }
+func (s *Store) seenKey(id string) string     { return s.cp(id) + "seen:" + id }
+func (s *Store) leaseKey(id string) string    { return s.cp(id) + "lease:" + id }
+func (s *Store) wakeKey(shard int) string     { return s.sp(shard) + "wake" }
+func (s *Store) dueKey(shard int) string      { return s.sp(shard) + "due" }
+func (s *Store) freshKey(shard int, token string) string {
+	return s.sp(shard) + "lease-fresh:" + token
+}
+func (s *Store) requeueLockKey(shard int) string { return s.sp(shard) + "lock:requeue" }
+func (s *Store) emailKey(email string) string    { return s.prefix + "email:" + email }
+func (s *Store) suppressedKey() string           { return s.prefix + "suppressed" }
 
 // normEmail is the form of an address in the email and suppression indexes:
 // trimmed and lower-cased, so Ann@Example.com and ann@example.com are one person.
@@ -209,8 +219,8 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 			var del *redis.IntCmd
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				del = p.Del(ctx, key, s.stagesKey(id), s.eventsKey(id), s.seenKey(id))
-				p.ZRem(ctx, s.wakeKey(), id)
-				p.ZRem(ctx, s.dueKey(), id)
+				p.ZRem(ctx, s.wakeKey(ShardOf(id)), id)
+				p.ZRem(ctx, s.dueKey(ShardOf(id)), id)
 				return nil
 			})
 			if err == nil && del.Val() == 0 {

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -16,15 +18,33 @@ import (
 // time is at or before now, the longest due first. It reads only the due part of
 // the wake index: its cost follows the number due, not the number of customers.
 func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key:     s.wakeKey(),
-		Start:   "-inf",
-		Stop:    strconv.FormatInt(now.UnixMilli(), 10),
-		ByScore: true,
-		Count:   int64(max(limit, 0)),
-	}).Result()
+	var ranges []*redis.ZSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for shard := range Shards { // each shard's longest due, then the longest due of all
+			ranges = append(ranges, p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+				Key:     s.wakeKey(shard),
+				Start:   "-inf",
+				Stop:    strconv.FormatInt(now.UnixMilli(), 10),
+				ByScore: true,
+				Count:   int64(max(limit, 0)),
+			}))
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: due customers: %w", err)
+	}
+	var all []redis.Z
+	for _, r := range ranges {
+		all = append(all, r.Val()...)
+	}
+	slices.SortStableFunc(all, func(a, b redis.Z) int { return cmp.Compare(a.Score, b.Score) })
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+	}
+	ids := make([]string, len(all))
+	for i, z := range all {
+		ids[i] = z.Member.(string)
 	}
 	return ids, nil
 }
@@ -53,30 +73,30 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, limit int, fn func(c *
 	batch := max(s.SweepBatch, 1)
 	var done int
 	var errs []error
-	for len(ids) > 0 {
-		n := min(batch, len(ids))
-		k, fallback, err := s.sweepBatch(ctx, ids[:n], nil, due, fn)
-		if errors.Is(err, redis.TxFailedErr) {
-			k, fallback, err = 0, ids[:n], nil
-		}
-		if err != nil {
-			return done, errors.Join(append(errs, fmt.Errorf("store: sweep: %w", err))...)
-		}
-		done += k
-		for _, id := range fallback {
-			ran, err := s.update(ctx, id, "", due, fn)
+	for _, group := range byShard(ids) { // a transaction holds one shard's customers
+		for chunk := range slices.Chunk(group, batch) {
+			k, fallback, err := s.sweepBatch(ctx, chunk, nil, due, fn)
+			if errors.Is(err, redis.TxFailedErr) {
+				k, fallback, err = 0, chunk, nil
+			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("store: sweep customer %s: %w", id, err))
-				if ctx.Err() != nil {
-					return done, errors.Join(errs...)
-				}
-				continue
+				return done, errors.Join(append(errs, fmt.Errorf("store: sweep: %w", err))...)
 			}
-			if ran {
-				done++
+			done += k
+			for _, id := range fallback {
+				ran, err := s.update(ctx, id, "", due, fn)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("store: sweep customer %s: %w", id, err))
+					if ctx.Err() != nil {
+						return done, errors.Join(errs...)
+					}
+					continue
+				}
+				if ran {
+					done++
+				}
 			}
 		}
-		ids = ids[n:]
 	}
 	return done, errors.Join(errs...)
 }
@@ -86,6 +106,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, limit int, fn func(c *
 // those whose fn failed (Update will report it) and those whose email changes.
 // A redis.TxFailedErr means nothing was written.
 func (s *Store) sweepBatch(ctx context.Context, ids []string, rd *Read, due func(current) bool, fn func(*lifecycle.Customer) (*Change, error)) (int, []string, error) {
+	shard := ShardOf(ids[0]) // ids are of one shard
 	keys := make([]string, len(ids))
 	for i, id := range ids {
 		keys[i] = s.customerKey(id)
@@ -99,8 +120,8 @@ func (s *Store) sweepBatch(ctx context.Context, ids []string, rd *Read, due func
 		var wakes, dues *redis.FloatSliceCmd
 		_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 			gets = p.MGet(ctx, keys...)
-			wakes = p.ZMScore(ctx, s.wakeKey(), ids...)
-			dues = p.ZMScore(ctx, s.dueKey(), ids...)
+			wakes = p.ZMScore(ctx, s.wakeKey(shard), ids...)
+			dues = p.ZMScore(ctx, s.dueKey(shard), ids...)
 			return nil
 		})
 		if err != nil {
@@ -143,8 +164,8 @@ func (s *Store) sweepBatch(ctx context.Context, ids []string, rd *Read, due func
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			s.queue(ctx, p, writes...)
 			if len(stale) > 0 {
-				p.ZRem(ctx, s.wakeKey(), anys(stale)...)
-				p.ZRem(ctx, s.dueKey(), anys(stale)...)
+				p.ZRem(ctx, s.wakeKey(shard), anys(stale)...)
+				p.ZRem(ctx, s.dueKey(shard), anys(stale)...)
 			}
 			return nil
 		})

@@ -95,7 +95,7 @@ func TestSweepProcessesEachDueCustomerOnceAndMovesWake(t *testing.T) {
 		if c.Counters["sweeps"] != 1 {
 			t.Errorf("%s swept %d times", id, c.Counters["sweeps"])
 		}
-		wake, err := b.rdb.ZScore(b.ctx, b.prefix+"wake", id).Result()
+		wake, err := b.rdb.ZScore(b.ctx, b.store.wakeKey(ShardOf(id)), id).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +152,7 @@ func TestSweepReportsFailuresAndGoesOn(t *testing.T) {
 
 func TestSweepDropsWakeEntryOfMissingCustomer(t *testing.T) {
 	b := setup(t)
-	b.rdb.ZAdd(b.ctx, b.prefix+"wake", redisZ(t0, "ghost"))
+	b.rdb.ZAdd(b.ctx, b.store.wakeKey(ShardOf("ghost")), redisZ(t0, "ghost"))
 	n, err := b.store.Sweep(b.ctx, t0, 0, func(*lifecycle.Customer) (*Change, error) {
 		t.Error("fn called for a missing customer")
 		return nil, nil

@@ -83,8 +83,8 @@ func (s *Store) update(ctx context.Context, id, eventID string, guard func(curre
 			var wake, due, seen *redis.FloatCmd
 			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 				get = p.Get(ctx, key)
-				wake = p.ZScore(ctx, s.wakeKey(), id)
-				due = p.ZScore(ctx, s.dueKey(), id)
+				wake = p.ZScore(ctx, s.wakeKey(ShardOf(id)), id)
+				due = p.ZScore(ctx, s.dueKey(ShardOf(id)), id)
 				if eventID != "" {
 					seen = p.ZScore(ctx, s.seenKey(id), eventID)
 				}
@@ -404,8 +404,9 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, ws ...*write) {
 			s.Also(ctx, sums, *w.written)
 		}
 	}
-	wake.queue(ctx, p, s.wakeKey())
-	due.queue(ctx, p, s.dueKey())
+	shard := ShardOf(ws[0].id) // a transaction's customers are of one shard
+	wake.queue(ctx, p, s.wakeKey(shard))
+	due.queue(ctx, p, s.dueKey(shard))
 	sums.flush(ctx)
 }
 
