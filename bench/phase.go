@@ -327,7 +327,11 @@ func (h *harness) phaseEnroll(ctx context.Context) error {
 		return err
 	}
 	st := store.New(h.rdb, prefix)
-	due, _ := h.rdb.ZCard(ctx, prefix+"due").Result()
+	var due int64
+	for i := range store.Shards {
+		c, _ := h.rdb.ZCard(ctx, store.ShardPrefix(prefix, i)+"due").Result()
+		due += c
+	}
 	if int(due) != n {
 		h.note("enroll: %d customers in the due index, want %d", due, n)
 	}
@@ -404,14 +408,15 @@ func (h *harness) usedMemory(ctx context.Context) (int64, error) {
 }
 
 // memoryBreakdown adds MEMORY USAGE of one customer's keys and of its share of the
-// due and wake indexes.
+// due and wake indexes (one of each per shard).
 func (h *harness) memoryBreakdown(ctx context.Context, prefix string, n int) error {
 	id := customerID(n / 2)
+	cp := store.CustomerPrefix(prefix, id)
 	keys := []struct{ label, key string }{
-		{"customer JSON", prefix + "c:" + id},
-		{"stage history", prefix + "stages:" + id},
-		{"recent events", prefix + "events:" + id},
-		{"seen event IDs", prefix + "seen:" + id},
+		{"customer JSON", cp + "c:" + id},
+		{"stage history", cp + "stages:" + id},
+		{"recent events", cp + "events:" + id},
+		{"seen event IDs", cp + "seen:" + id},
 		{"email index", prefix + "email:" + customerEmail(n/2)},
 	}
 	var total int64
@@ -425,14 +430,18 @@ func (h *harness) memoryBreakdown(ctx context.Context, prefix string, n int) err
 		parts = append(parts, fmt.Sprintf("%s %d", k.label, u))
 	}
 	for _, idx := range []string{"due", "wake"} {
-		u, _ := h.rdb.MemoryUsage(ctx, prefix+idx, 0).Result()
+		var u int64
+		for i := range store.Shards {
+			s, _ := h.rdb.MemoryUsage(ctx, store.ShardPrefix(prefix, i)+idx, 0).Result()
+			u += s
+		}
 		per := float64(u) / float64(n)
 		total += int64(per)
 		parts = append(parts, fmt.Sprintf("%s index %.0f", idx, per))
 	}
 	h.add("  MEMORY USAGE of one customer + its index entries", fmt.Sprintf("%d B", total), "")
 	h.note("memory of %s, bytes: %s", id, strings.Join(parts, ", "))
-	b, err := h.rdb.Get(ctx, prefix+"c:"+id).Bytes()
+	b, err := h.rdb.Get(ctx, cp+"c:"+id).Bytes()
 	if err == nil {
 		var m map[string]json.RawMessage
 		if json.Unmarshal(b, &m) == nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/mailer"
 	"github.com/retainmail/retain/render"
+	"github.com/retainmail/retain/store"
 )
 
 // TestPlanAgreesWithWhatIsSentAfterABackfill is the property behind retain
@@ -125,9 +126,10 @@ func TestPlanAgreesWithWhatIsSentAfterABackfill(t *testing.T) {
 		}
 		h, _ := b.store.History(b.ctx, id)
 		t.Logf("%s history %+v", id, h)
-		n, _ := b.rdb.ZCard(b.ctx, b.prefix+"due").Result()
-		zs, _ := b.rdb.ZRangeWithScores(b.ctx, b.prefix+"due", 0, 5).Result()
-		t.Logf("due index %d: %v", n, zs)
+		due := store.CustomerPrefix(b.prefix, id) + "due"
+		n, _ := b.rdb.ZCard(b.ctx, due).Result()
+		zs, _ := b.rdb.ZRangeWithScores(b.ctx, due, 0, 5).Result()
+		t.Logf("due index of %s's shard %d: %v", id, n, zs)
 	}
 	got := map[string]time.Time{}
 	what := map[string]string{}

@@ -233,7 +233,7 @@ func TestUnknownCustomerAndBadPayloadAreKeptAndReplayed(t *testing.T) {
 // nothing.
 func TestEventFailingThroughItsLastRetryIsKept(t *testing.T) {
 	b := setup(t)
-	if err := b.rdb.Set(b.ctx, b.prefix+"c:c1", "not a customer", 0).Err(); err != nil {
+	if err := b.rdb.Set(b.ctx, store.CustomerPrefix(b.prefix, "c1")+"c:c1", "not a customer", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	ev := lifecycle.Event{ID: "e1", Name: "logged_in", At: b.clock.Now()}

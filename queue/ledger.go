@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/store"
 )
 
 // Ledger states of one send.
@@ -188,7 +189,7 @@ func (d *Durability) check(c *redis.Cmd) error {
 }
 
 func (l *ledger) key(customer, campaign string, enrollment int, slug string) string {
-	return fmt.Sprintf("%sledger:%s:%s:%d:%s", l.prefix, customer, campaign, enrollment, slug)
+	return fmt.Sprintf("%sledger:%s:%s:%d:%s", store.CustomerPrefix(l.prefix, customer), customer, campaign, enrollment, slug)
 }
 
 // claimValue is the value of a claim taken by owner with token.

@@ -304,15 +304,43 @@ func (w *Worker) Process(ctx context.Context, id string) error {
 }
 
 // ProcessMany leases those of the customers nobody holds (store.LeaseCustomers)
-// and sends what is due to them (ProcessLease). Customers another worker or
-// scheduler batch holds are left to it: it writes them back when done, and
-// what is still due then goes out with a later batch.
+// and sends what is due to them (ProcessLease), one batch per shard (a batch's
+// ledger entries are read at once, which on Redis Cluster needs one hash
+// slot). Customers another worker or scheduler batch holds are left to it: it
+// writes them back when done, and what is still due then goes out with a
+// later batch.
 func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
-	l, err := w.store.LeaseCustomers(ctx, ids, w.cfg.Lease)
-	if err != nil || l == nil {
-		return err
+	var errs []error
+	for _, group := range byShard(ids) {
+		l, err := w.store.LeaseCustomers(ctx, group, w.cfg.Lease)
+		if err == nil && l != nil {
+			err = w.ProcessLease(ctx, l)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return w.ProcessLease(ctx, l)
+	return errors.Join(errs...)
+}
+
+// byShard splits ids by store.ShardOf, in the order each shard first appears.
+func byShard(ids []string) [][]string {
+	if len(ids) <= 1 {
+		return [][]string{ids}
+	}
+	var groups [][]string
+	at := map[int]int{} // shard → index in groups
+	for _, id := range ids {
+		sh := store.ShardOf(id)
+		i, ok := at[sh]
+		if !ok {
+			i = len(groups)
+			at[sh] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], id)
+	}
+	return groups
 }
 
 // job is one email to send in a batch.

@@ -11,21 +11,35 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/store"
 )
 
 // Read builds the report of the counters under prefix (the store's; its default
 // when empty) for the campaigns of set: flows and NPS cover the days and ISO
 // weeks from since to now; campaign funnels, stages, the repeat funnel and the
 // cohorts are everything counted so far. campaignID, when not empty, keeps only
-// that campaign. It reads a fixed set of keys in three round trips — one hash
-// per day and per week of the period, one per campaign and per cohort month —
-// and never scans.
+// that campaign. Every counter is kept per shard (see the package
+// documentation) and summed here over the store.Shards shards. It reads a fixed
+// set of keys in two pipelines — the first of every shard's hashes whose key
+// is known up front (one per day of the period, one per campaign), its NPS
+// hash and time-to-goal sets, the second of the cohort months the shards list
+// — and never scans.
 func Read(ctx context.Context, rdb redis.UniversalClient, prefix string, set *campaign.Set, since time.Time, campaignID string) (*Report, error) {
 	return read(ctx, rdb, prefix, set, since, campaignID, time.Now())
 }
 
+// shardReads are the replies of one shard in Read's first pipeline.
+type shardReads struct {
+	stages, orders *redis.MapStringStringCmd
+	months         *redis.StringSliceCmd
+	camps          []*redis.MapStringStringCmd // by campaign
+	goals          []*redis.ZSliceCmd          // by campaign
+	flows          []*redis.MapStringStringCmd // by day
+	nps            *redis.SliceCmd             // HMGET of npsFields
+}
+
 func read(ctx context.Context, rdb redis.UniversalClient, prefix string, set *campaign.Set, since time.Time, campaignID string, now time.Time) (*Report, error) {
-	k := keys{prefix: cmpPrefix(prefix)}
+	prefix = cmpPrefix(prefix)
 	since, now = since.UTC(), now.UTC()
 	var camps []*campaign.Campaign
 	for _, c := range set.Campaigns {
@@ -38,29 +52,33 @@ func read(ctx context.Context, rdb redis.UniversalClient, prefix string, set *ca
 	}
 	days := periodDays(since, now)
 	weeks := periodWeeks(since, now)
+	var npsFields []string
+	for _, w := range weeks {
+		for _, f := range npsBuckets {
+			npsFields = append(npsFields, npsWeekField(w, f))
+		}
+	}
 
-	// Round trip 1: every hash whose key is known up front.
-	var (
-		stages, orders *redis.MapStringStringCmd
-		months         *redis.StringSliceCmd
-		campCmds       = make([]*redis.MapStringStringCmd, len(camps))
-		goalCards      = make([]*redis.IntCmd, len(camps))
-		flowCmds       = make([]*redis.MapStringStringCmd, len(days))
-		npsCmds        = make([]*redis.MapStringStringCmd, len(weeks))
-	)
+	// Pipeline 1: every key known up front, in every shard. The time-to-goal
+	// sets are read whole: the exact median of their union needs every score
+	// (see median).
+	shards := make([]shardReads, store.Shards)
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		stages = p.HGetAll(ctx, k.stages())
-		orders = p.HGetAll(ctx, k.orders())
-		months = p.SMembers(ctx, k.months())
-		for i, c := range camps {
-			campCmds[i] = p.HGetAll(ctx, k.campaign(c.ID))
-			goalCards[i] = p.ZCard(ctx, k.goal(c.ID))
-		}
-		for i, d := range days {
-			flowCmds[i] = p.HGetAll(ctx, k.flows(d))
-		}
-		for i, w := range weeks {
-			npsCmds[i] = p.HGetAll(ctx, k.nps(w))
+		for i := range shards {
+			k, s := shardKeys(prefix, i), &shards[i]
+			s.stages = p.HGetAll(ctx, k.stages())
+			s.orders = p.HGetAll(ctx, k.orders())
+			s.months = p.SMembers(ctx, k.months())
+			for _, c := range camps {
+				s.camps = append(s.camps, p.HGetAll(ctx, k.campaign(c.ID)))
+				s.goals = append(s.goals, p.ZRangeWithScores(ctx, k.goal(c.ID), 0, -1))
+			}
+			for _, d := range days {
+				s.flows = append(s.flows, p.HGetAll(ctx, k.flows(d)))
+			}
+			if len(npsFields) > 0 {
+				s.nps = p.HMGet(ctx, k.nps(), npsFields...)
+			}
 		}
 		return nil
 	})
@@ -68,38 +86,93 @@ func read(ctx context.Context, rdb redis.UniversalClient, prefix string, set *ca
 		return nil, fmt.Errorf("report: read counters: %w", err)
 	}
 
-	// Round trip 2: the middle of each time-to-goal set, and the cohorts.
-	cohortMonths := months.Val()
-	slices.Sort(cohortMonths)
-	medians := make([][]*redis.ZSliceCmd, len(camps))
-	cohortCmds := make([]*redis.MapStringStringCmd, len(cohortMonths))
-	_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, c := range camps {
-			for _, rank := range middle(goalCards[i].Val()) {
-				medians[i] = append(medians[i], p.ZRangeWithScores(ctx, k.goal(c.ID), rank, rank))
+	// Pipeline 2: the cohorts of every month any shard lists, in every shard.
+	seen := map[string]bool{}
+	var cohortMonths []string
+	for _, s := range shards {
+		for _, m := range s.months.Val() {
+			if !seen[m] {
+				seen[m] = true
+				cohortMonths = append(cohortMonths, m)
 			}
 		}
-		for i, m := range cohortMonths {
-			cohortCmds[i] = p.HGetAll(ctx, k.cohort(m))
+	}
+	slices.Sort(cohortMonths)
+	cohortCmds := make([][]*redis.MapStringStringCmd, len(cohortMonths))
+	if len(cohortMonths) > 0 {
+		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, m := range cohortMonths {
+				for s := range store.Shards {
+					cohortCmds[i] = append(cohortCmds[i], p.HGetAll(ctx, shardKeys(prefix, s).cohort(m)))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("report: read counters: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("report: read counters: %w", err)
 	}
 
 	r := &Report{Since: since, Generated: now, Campaigns: []CampaignReport{}, Stages: []StageCount{}, Flows: []Flow{}, Cohorts: []Cohort{}}
-	for i, c := range camps {
-		r.Campaigns = append(r.Campaigns, campaignReport(c, counts(campCmds[i].Val()), medians[i]))
+	stages, orders, npsCounts := map[string]int{}, map[string]int{}, map[string]int{}
+	var flowCmds []*redis.MapStringStringCmd
+	for _, s := range shards {
+		addCounts(stages, s.stages)
+		addCounts(orders, s.orders)
+		flowCmds = append(flowCmds, s.flows...)
+		if s.nps != nil {
+			for j, v := range s.nps.Val() {
+				if v, ok := v.(string); ok {
+					n, _ := strconv.Atoi(v)
+					npsCounts[npsFields[j]] += n
+				}
+			}
+		}
 	}
-	r.Stages = stageCounts(set, counts(stages.Val()))
+	for i, c := range camps {
+		h := map[string]int{}
+		var scores []float64
+		for _, s := range shards {
+			addCounts(h, s.camps[i])
+			for _, z := range s.goals[i].Val() {
+				scores = append(scores, z.Score)
+			}
+		}
+		r.Campaigns = append(r.Campaigns, campaignReport(c, h, median(scores)))
+	}
+	r.Stages = stageCounts(set, stages)
 	r.Flows, r.WonBack = flows(set, flowCmds)
-	r.NPS = nps(weeks, npsCmds)
-	r.Repeat = repeat(counts(orders.Val()))
+	r.NPS = nps(weeks, npsCounts)
+	r.Repeat = repeat(orders)
 	for i, m := range cohortMonths {
-		r.Cohorts = append(r.Cohorts, cohort(m, counts(cohortCmds[i].Val()), now))
+		h := map[string]int{}
+		for _, cmd := range cohortCmds[i] {
+			addCounts(h, cmd)
+		}
+		r.Cohorts = append(r.Cohorts, cohort(m, h, now))
 	}
 	return r, nil
+}
+
+// npsBuckets are the fields an NPS answer counts in, by week (npsWeekField).
+var npsBuckets = []string{"promoters", "passives", "detractors"}
+
+// median is the median of the times to goal of all shards, exact: the mean of
+// the middle one or two once sorted, as the ranks of one sorted set would give.
+// It holds every score, one float per goal reached (the replies it comes from
+// also hold each member, until the report is built): shards give no rank in
+// their union, and no other way reads it in as few round trips.
+func median(scores []float64) float64 {
+	mid := middle(int64(len(scores)))
+	if len(mid) == 0 {
+		return 0
+	}
+	slices.Sort(scores)
+	var sum float64
+	for _, rank := range mid {
+		sum += scores[rank]
+	}
+	return sum / float64(len(mid))
 }
 
 // middle is the ranks whose mean is the median of n sorted values.
@@ -114,6 +187,14 @@ func middle(n int64) []int64 {
 	}
 }
 
+// addCounts adds the counters of one shard's hash to sum. A field in any
+// shard is in sum, even at 0, as it would be in one hash.
+func addCounts(sum map[string]int, h *redis.MapStringStringCmd) {
+	for f, n := range counts(h.Val()) {
+		sum[f] += n
+	}
+}
+
 func counts(h map[string]string) map[string]int {
 	out := make(map[string]int, len(h))
 	for f, v := range h {
@@ -123,7 +204,9 @@ func counts(h map[string]string) map[string]int {
 	return out
 }
 
-func campaignReport(c *campaign.Campaign, h map[string]int, median []*redis.ZSliceCmd) CampaignReport {
+// campaignReport is the funnel of c from its counters h, summed over the
+// shards, and the median time to goal.
+func campaignReport(c *campaign.Campaign, h map[string]int, median float64) CampaignReport {
 	cr := CampaignReport{ID: c.ID, Name: c.Name, Enrolled: h["enrolled"], GoalReached: h["goal_reached"], EndedByEdit: h["ended_by_edit"], Steps: []StepReport{}}
 	ids := make([]string, 0, len(c.Steps))
 	for _, st := range c.Steps {
@@ -151,15 +234,7 @@ func campaignReport(c *campaign.Campaign, h map[string]int, median []*redis.ZSli
 	if cr.Enrolled > 0 {
 		cr.Conversion = float64(cr.GoalReached) / float64(cr.Enrolled)
 	}
-	var sum float64
-	for _, z := range median {
-		if v := z.Val(); len(v) == 1 {
-			sum += v[0].Score
-		}
-	}
-	if len(median) > 0 {
-		cr.MedianTimeToGoal = sum / float64(len(median))
-	}
+	cr.MedianTimeToGoal = median
 	return cr
 }
 
@@ -197,6 +272,7 @@ func stageCounts(set *campaign.Set, h map[string]int) []StageCount {
 // to churned.
 var wonBackFrom = map[string]bool{"at_risk": true, "churned": true}
 
+// flows sums the flow hashes of every day and shard.
 func flows(set *campaign.Set, cmds []*redis.MapStringStringCmd) ([]Flow, int) {
 	total := map[[2]string]int{}
 	stages := map[string]bool{}
@@ -228,11 +304,12 @@ func flows(set *campaign.Set, cmds []*redis.MapStringStringCmd) ([]Flow, int) {
 	return out, won
 }
 
-func nps(weeks []string, cmds []*redis.MapStringStringCmd) NPS {
+// nps reads the NPS fields of weeks, summed over the shards: h holds
+// npsWeekField(week, bucket) -> people.
+func nps(weeks []string, h map[string]int) NPS {
 	out := NPS{Weeks: []NPSWeek{}}
-	for i, w := range weeks {
-		h := counts(cmds[i].Val())
-		wk := NPSWeek{Week: w, Promoters: h["promoters"], Passives: h["passives"], Detractors: h["detractors"]}
+	for _, w := range weeks {
+		wk := NPSWeek{Week: w, Promoters: h[npsWeekField(w, "promoters")], Passives: h[npsWeekField(w, "passives")], Detractors: h[npsWeekField(w, "detractors")]}
 		wk.Answers = wk.Promoters + wk.Passives + wk.Detractors
 		wk.Score = npsScore(wk.Promoters, wk.Detractors, wk.Answers)
 		out.Weeks = append(out.Weeks, wk)

@@ -28,7 +28,9 @@ const (
 // store.Store.Also: the counters then change in the same MULTI/EXEC as the
 // customer, so a write that is retried or loses its WATCH never counts twice.
 type Recorder struct {
-	keys keys
+	// prefix is the store's key prefix; a write's counters are under its
+	// customer's shard prefix (customerKeys).
+	prefix string
 	// ordersEvent is the event that counts as an order and ordersCounter the
 	// lifecycle counter of it; both empty when the lifecycle counts no orders.
 	ordersEvent, ordersCounter string
@@ -39,7 +41,7 @@ type Recorder struct {
 // the counter named "orders" when lc declares it, else "order_placed" when a
 // counter counts that event; without either the repeat funnel stays empty.
 func NewRecorder(prefix string, lc *campaign.Lifecycle) *Recorder {
-	r := &Recorder{keys: keys{prefix: cmpPrefix(prefix)}}
+	r := &Recorder{prefix: cmpPrefix(prefix)}
 	if ev, ok := lc.Counters["orders"]; ok {
 		r.ordersEvent, r.ordersCounter = ev, "orders"
 		return r
@@ -54,9 +56,11 @@ func NewRecorder(prefix string, lc *campaign.Lifecycle) *Recorder {
 }
 
 // Record queues on p the counter updates of one customer write. It reads
-// nothing: everything it needs is in w.
+// nothing: everything it needs is in w. Every key it writes is in the
+// customer's shard (store.CustomerPrefix), the hash slot of the customer's own
+// keys, so the updates join the customer's MULTI/EXEC on Redis Cluster too.
 func (r *Recorder) Record(ctx context.Context, p redis.Pipeliner, w store.Written) {
-	k := r.keys
+	k := customerKeys(r.prefix, w.ID)
 	before, after, ch := w.Before, w.After, w.Change
 	if after == nil {
 		return
@@ -86,16 +90,16 @@ func (r *Recorder) Record(ctx context.Context, p redis.Pipeliner, w store.Writte
 		}
 	}
 	for _, c := range ch.Changes {
-		r.change(ctx, p, w.ID, after, c)
+		r.change(ctx, p, k, w.ID, after, c)
 	}
 	if ev := ch.Event; ev != nil {
-		r.event(ctx, p, w.ID, after, ev)
+		r.event(ctx, p, k, w.ID, after, ev)
 	}
 }
 
-// change counts one engine decision against its campaign.
-func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, id string, after *lifecycle.Customer, c lifecycle.Change) {
-	k := r.keys
+// change counts one engine decision against its campaign, in the keys k of
+// the customer's shard.
+func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, k keys, id string, after *lifecycle.Customer, c lifecycle.Change) {
 	if !hasSlug(c.Step) {
 		// A change without a step of its own ("campaign/", or none) counts
 		// against no step: the funnel would show a phantom one.
@@ -148,9 +152,8 @@ func isEdit(reason string) bool {
 }
 
 // event counts the events the report follows: clicks, unsubscribes, NPS
-// answers and orders.
-func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, id string, after *lifecycle.Customer, ev *lifecycle.Event) {
-	k := r.keys
+// answers and orders, in the keys k of the customer's shard.
+func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, k keys, id string, after *lifecycle.Customer, ev *lifecycle.Event) {
 	switch ev.Name {
 	case eventLinkClicked:
 		camp, step := str(ev.Data["campaign"]), str(ev.Data["step"])
@@ -163,7 +166,7 @@ func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, id string, afte
 		}
 	case eventNPSSubmitted:
 		if _, ok := ev.Data["comment"]; !ok { // a comment repeats an answer already counted
-			r.npsAnswer(ctx, p, id, after, ev)
+			r.npsAnswer(ctx, p, k, id, after, ev)
 		}
 	}
 	if r.ordersEvent != "" && ev.Name == r.ordersEvent {
@@ -183,14 +186,15 @@ const NPSAnswerTTL = 400 * 24 * time.Hour
 // the writes before it and no other write comes between:
 //
 //	KEYS[1]  the answer key: "at|week|field" of the answer counted now, if any
-//	KEYS[2]  the NPS hash of the answer's week
-//	ARGV     at (unix ms), week, field, the prefix of NPS week hashes, TTL (s)
+//	KEYS[2]  the NPS hash of the customer's shard: "week|field" -> people
+//	ARGV     at (unix ms), week, field, TTL (s)
 //
-// A first answer adds 1 to its field. A later one moves the person: -1 from
-// the stored answer's week and field, +1 to its own. An answer older than the
-// stored one (an event applied late) changes nothing, nor does one equal to it.
-// The old week's key is built here from the stored answer, so this script
-// needs every key on one Redis (as the store's writes do).
+// A first answer adds 1 to its week's field. A later one moves the person: -1
+// from the stored answer's week and field, +1 to its own. An answer older than
+// the stored one (an event applied late) changes nothing, nor does one equal
+// to it. The stored answer's week may be any week, so the weeks are fields of
+// one hash rather than a key each: the script touches only the two keys it
+// declares, both in the customer's shard, as Redis Cluster requires.
 const npsAnswerScript = `
 local answer = ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3]
 local prev = redis.call('GET', KEYS[1])
@@ -201,24 +205,23 @@ if prev then
       return 0
     end
     if week == ARGV[2] and field == ARGV[3] then
-      redis.call('SET', KEYS[1], answer, 'EX', ARGV[5])
+      redis.call('SET', KEYS[1], answer, 'EX', ARGV[4])
       return 0
     end
-    redis.call('HINCRBY', ARGV[4] .. week, field, -1)
+    redis.call('HINCRBY', KEYS[2], week .. '|' .. field, -1)
   end
 end
-redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-redis.call('SET', KEYS[1], answer, 'EX', ARGV[5])
+redis.call('HINCRBY', KEYS[2], ARGV[2] .. '|' .. ARGV[3], 1)
+redis.call('SET', KEYS[1], answer, 'EX', ARGV[4])
 return 1
 `
 
-// npsAnswer counts an NPS answer once per person and survey email: the
-// customer, the campaign of the survey and the enrollment whose email asked
-// (the event's "enrollment", else the customer's latest enrollment in the
-// campaign). An answer without a campaign cannot be told apart from others
-// and counts on its own.
-func (r *Recorder) npsAnswer(ctx context.Context, p redis.Pipeliner, id string, after *lifecycle.Customer, ev *lifecycle.Event) {
-	k := r.keys
+// npsAnswer counts an NPS answer once per person and survey email, in the
+// keys k of the customer's shard: the customer, the campaign of the survey and
+// the enrollment whose email asked (the event's "enrollment", else the
+// customer's latest enrollment in the campaign). An answer without a campaign
+// cannot be told apart from others and counts on its own.
+func (r *Recorder) npsAnswer(ctx context.Context, p redis.Pipeliner, k keys, id string, after *lifecycle.Customer, ev *lifecycle.Event) {
 	f := npsField(ev.Data)
 	if f == "" {
 		return
@@ -226,7 +229,7 @@ func (r *Recorder) npsAnswer(ctx context.Context, p redis.Pipeliner, id string, 
 	week := weekOf(ev.At)
 	camp := str(ev.Data["campaign"])
 	if camp == "" {
-		p.HIncrBy(ctx, k.nps(week), f, 1)
+		p.HIncrBy(ctx, k.nps(), npsWeekField(week, f), 1)
 		return
 	}
 	en, _ := number(ev.Data["enrollment"])
@@ -234,8 +237,8 @@ func (r *Recorder) npsAnswer(ctx context.Context, p redis.Pipeliner, id string, 
 	if e := after.Enrollments[camp]; n <= 0 && e != nil {
 		n = e.Number
 	}
-	p.Eval(ctx, npsAnswerScript, []string{k.npsAnswer(id, camp, n), k.nps(week)},
-		ev.At.UnixMilli(), week, f, k.nps(""), int64(NPSAnswerTTL/time.Second))
+	p.Eval(ctx, npsAnswerScript, []string{k.npsAnswer(id, camp, n), k.nps()},
+		ev.At.UnixMilli(), week, f, int64(NPSAnswerTTL/time.Second))
 }
 
 // lastSentStep is where an unsubscribe is attributed: the last step passed by
@@ -305,14 +308,23 @@ func str(v any) string {
 	return s
 }
 
-// keys names the report's Redis keys; see the package documentation.
+// keys names the report's Redis keys in one shard; see the package
+// documentation. Its prefix is the shard's: store.ShardPrefix of the store's
+// prefix.
 type keys struct{ prefix string }
+
+// customerKeys are the keys the writes of customer id count in: those of its
+// shard, whose hash tag its own keys carry.
+func customerKeys(prefix, id string) keys { return keys{store.CustomerPrefix(prefix, id)} }
+
+// shardKeys are the keys of shard i (0 to store.Shards-1).
+func shardKeys(prefix string, i int) keys { return keys{store.ShardPrefix(prefix, i)} }
 
 func (k keys) stages() string            { return k.prefix + "report:stages" }
 func (k keys) flows(day string) string   { return k.prefix + "report:flows:" + day }
 func (k keys) campaign(id string) string { return k.prefix + "report:campaign:" + id }
 func (k keys) goal(id string) string     { return k.prefix + "report:goal:" + id }
-func (k keys) nps(week string) string    { return k.prefix + "report:nps:" + week }
+func (k keys) nps() string               { return k.prefix + "report:nps" }
 func (k keys) orders() string            { return k.prefix + "report:orders" }
 
 // npsAnswer is the key of a customer's answer to the survey sent by enrollment
@@ -326,6 +338,10 @@ func (k keys) cohort(month string) string {
 	return k.prefix + "report:cohort:" + month
 }
 func (k keys) months() string { return k.prefix + "report:months" }
+
+// npsWeekField is the field of the NPS hash that counts the people whose
+// answer in week ("2026-W09") is in field (promoters, passives, detractors).
+func npsWeekField(week, field string) string { return week + "|" + field }
 
 func cmpPrefix(p string) string {
 	if p == "" {

@@ -3,6 +3,9 @@ package report
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +23,7 @@ import (
 
 type testBundle struct {
 	ctx     context.Context
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	prefix  string
 	set     *campaign.Set
 	store   *store.Store
@@ -33,11 +36,17 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	rdb, prefix := redistest.New(t)
+	return setupOn(t, rdb, prefix)
+}
+
+// setupOn is setup on the Redis rdb (a server, or a Cluster) under prefix.
+func setupOn(t *testing.T, rdb redis.UniversalClient, prefix string) *testBundle {
+	t.Helper()
 	set, err := campaign.Load("testdata/campaigns")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb, prefix := redistest.New(t)
 	st := store.New(rdb, prefix)
 	st.Also = NewRecorder(prefix, set.Lifecycle).Record
 	eng := lifecycle.New(set)
@@ -416,7 +425,7 @@ func TestChangeOnAStepWithoutSlugCountsNoStep(t *testing.T) {
 			lifecycle.Change{Kind: lifecycle.KindSkipped, Campaign: "welcome", Step: "", Outcome: lifecycle.OutcomeRefused})
 		return chs
 	})
-	fields, err := b.rdb.HGetAll(b.ctx, keys{cmpPrefix(b.prefix)}.campaign("welcome")).Result()
+	fields, err := b.rdb.HGetAll(b.ctx, customerKeys(cmpPrefix(b.prefix), "ann").campaign("welcome")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,5 +436,141 @@ func TestChangeOnAStepWithoutSlugCountsNoStep(t *testing.T) {
 		if strings.Contains(f, "|") && !strings.Contains(f, "/") || strings.Contains(f, "/|") {
 			t.Errorf("counted on a step without slug: %s = %s", f, fields[f])
 		}
+	}
+}
+
+// TestCountersArePerShardAndSumToOneReport: every counter a customer's write
+// moves is in the customer's shard (the hash slot of its own keys), and Read
+// sums the shards into the report one set of counters gave. The fixture's
+// customers are in three shards, ann and dan in one.
+func TestCountersArePerShardAndSumToOneReport(t *testing.T) {
+	ids := []string{"ann", "bob", "cat", "dan"}
+	byShard := map[int][]string{}
+	for _, id := range ids {
+		byShard[store.ShardOf(id)] = append(byShard[store.ShardOf(id)], id)
+	}
+	if len(byShard) < 3 || len(byShard) == len(ids) {
+		t.Fatalf("the fixture's customers are in shards %v: want some apart and some together", byShard)
+	}
+	b := setup(t)
+	rec := NewRecorder(b.prefix, b.set.Lifecycle)
+	writes := 0
+	b.store.Also = func(ctx context.Context, p redis.Pipeliner, w store.Written) {
+		// Record it once aside to see its keys, then for real.
+		q := b.rdb.TxPipeline()
+		rec.Record(ctx, q, w)
+		for _, key := range pipedKeys(t, q.Cmds()) {
+			if want := store.CustomerPrefix(b.prefix, w.ID); !strings.HasPrefix(key, want) {
+				t.Errorf("a write of %s counts in %s, outside its shard %s", w.ID, key, want)
+			}
+		}
+		q.Discard()
+		writes++
+		rec.Record(ctx, p, w)
+	}
+	b.fixture(t)
+	if writes == 0 {
+		t.Fatal("no write was recorded")
+	}
+
+	got, err := read(b.ctx, b.rdb, b.prefix, b.set, day(1, 1, 0), "", day(3, 5, 12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(fixtureReport(), got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("report summed over the shards (-want +got):\n%s", diff)
+	}
+
+	// Each shard holds its own customers' counts: all four enrolled in
+	// welcome, and signed up in January (ann, bob) or February (cat, dan).
+	for shard, in := range byShard {
+		sp := store.ShardPrefix(b.prefix, shard)
+		camp, err := b.rdb.HGetAll(b.ctx, sp+"report:campaign:welcome").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strconv.Itoa(len(in)); camp["enrolled"] != want {
+			t.Errorf("%sreport:campaign:welcome enrolled %q, want %s (%v)", sp, camp["enrolled"], want, in)
+		}
+		months, err := b.rdb.SMembers(b.ctx, sp+"report:months").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, id := range in {
+			m := map[string]string{"ann": "2026-01", "bob": "2026-01", "cat": "2026-02", "dan": "2026-02"}[id]
+			if !slices.Contains(want, m) {
+				want = append(want, m)
+			}
+		}
+		if !cmp.Equal(want, months, cmpopts.SortSlices(func(a, b string) bool { return a < b })) {
+			t.Errorf("%sreport:months %v, want %v (%v)", sp, months, want, in)
+		}
+	}
+	ann := store.CustomerPrefix(b.prefix, "ann")
+	if n, err := b.rdb.HGet(b.ctx, ann+"report:nps", "2026-W06|promoters").Int(); err != nil || n != 1 {
+		t.Errorf("ann's NPS answer in %sreport:nps: %d, %v; want 1", ann, n, err)
+	}
+	if n, err := b.rdb.Exists(b.ctx, customerKeys(b.prefix, "ann").npsAnswer("ann", "welcome", 1)).Result(); err != nil || n != 1 {
+		t.Errorf("ann's stored NPS answer: %d, %v; want it in her shard", n, err)
+	}
+	if n, err := b.rdb.ZCard(b.ctx, store.CustomerPrefix(b.prefix, "bob")+"report:goal:welcome").Result(); err != nil || n != 1 {
+		t.Errorf("bob's time to goal: %d entries, %v; want 1 in his shard", n, err)
+	}
+
+	// No report key is outside a shard.
+	all, err := redistest.Keys(b.ctx, b.rdb, b.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range all {
+		if !strings.Contains(key, "report:") {
+			continue
+		}
+		if !slices.ContainsFunc(slices.Collect(maps.Keys(byShard)), func(i int) bool { return strings.HasPrefix(key, store.ShardPrefix(b.prefix, i)) }) {
+			t.Errorf("report key %s is not in the shard of a customer", key)
+		}
+	}
+}
+
+// pipedKeys are the keys of the commands Record queues: HINCRBY, SADD, ZADD
+// name theirs first, EVAL after the script and the number of keys.
+func pipedKeys(t *testing.T, cmds []redis.Cmder) []string {
+	t.Helper()
+	var out []string
+	for _, c := range cmds {
+		args := c.Args()
+		switch name := strings.ToLower(c.Name()); name {
+		case "hincrby", "sadd", "zadd":
+			out = append(out, args[1].(string))
+		case "eval", "evalsha":
+			n, _ := args[2].(int)
+			for _, a := range args[3 : 3+n] {
+				out = append(out, a.(string))
+			}
+		default:
+			t.Errorf("Record queued %s: which of its arguments are keys?", name)
+		}
+	}
+	return out
+}
+
+// TestFixtureOnClusterGivesExactReport runs the fixture on a Redis Cluster of
+// three masters: each customer write, with the counters it moves, is one
+// MULTI/EXEC in one hash slot, and Read sums the shards spread over the
+// masters into the same report.
+func TestFixtureOnClusterGivesExactReport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	c := redistest.StartCluster(t)
+	b := setupOn(t, c.Client(t), "retain:")
+	b.fixture(t)
+	got, err := read(b.ctx, b.rdb, b.prefix, b.set, day(1, 1, 0), "", day(3, 5, 12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(fixtureReport(), got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("report on a Cluster (-want +got):\n%s", diff)
 	}
 }

@@ -21,26 +21,44 @@
 // {p} below). The customer ID always ends the key, so an ID holding ':' cannot
 // reach another customer's keys.
 //
+// This is layout 2 (Layout; {p}layout holds the version). Customers are hashed
+// into Shards (16) virtual shards by ID (ShardOf: FNV-1a mod 16), and every key
+// of a customer, its shard's indexes, leases and locks, its send ledger entries
+// (package queue) and the report counters its writes move (package report)
+// start with {s} = {p}{TAG}:, the shard's prefix, whose Redis Cluster hash tag
+// puts them all in one hash slot (ShardPrefix; "retain:{10}:" for shard 0). So
+// a customer's write is one MULTI/EXEC in one slot, on one Redis or on a
+// Cluster node, and the scheduler claims, sweeps and requeues shard by shard.
+// The tags are chosen so the 16 shards' slots spread evenly over 0..16383 (shard
+// i in the i-th sixteenth), so a Cluster's masters, which hold contiguous slot
+// ranges, get about as many shards each. Keys named by address (email,
+// suppressed) and the process-wide keys stay untagged: every command on them
+// touches that one key. Why 16: enough for a Cluster of up to 16 masters, few
+// enough that a scheduler's batches stay full (a lease holds one shard's
+// customers) and reading every shard (the backlog, the report) stays one
+// pipeline. Layout 1 had no tags and one due and one wake index; retain migrate
+// moves its keys.
+//
 //	key              type        contents                                why
-//	{p}c:{id}        string      the Customer as compact JSON             one blob is the smallest form (a hash
+//	{s}c:{id}        string      the Customer as compact JSON             one blob is the smallest form (a hash
 //	                                                                      loses its listpack encoding once a
 //	                                                                      value passes 64 bytes) and is read and
 //	                                                                      written whole anyway; WATCHed by Update
-//	{p}stages:{id}   list        StageChange JSON, oldest first           full stage history, append-only
-//	{p}events:{id}   list        Event JSON, newest first, at most 50     what the customer did lately
-//	{p}seen:{id}     sorted set  applied event IDs, scored by event       idempotency: an ID in it is not applied
+//	{s}stages:{id}   list        StageChange JSON, oldest first           full stage history, append-only
+//	{s}events:{id}   list        Event JSON, newest first, at most 50     what the customer did lately
+//	{s}seen:{id}     sorted set  applied event IDs, scored by event       idempotency: an ID in it is not applied
 //	                             time (unix ms)                           again; a zset stays a compact listpack
 //	                                                                      up to 128 IDs, where a set of strings is
 //	                                                                      a hash table from the first (Redis 7.0)
-//	{p}wake          sorted set  customer ID scored by the unix ms when   Due reads only the due range: a sweep
+//	{s}wake          sorted set  customer ID of the shard, scored by the unix ms when   Due reads only the due range: a sweep
 //	                             its next time rule can fire              costs what is due, not every customer
-//	{p}due           sorted set  customer ID scored by the unix ms when   ClaimDue reads only the due range; a
+//	{s}due           sorted set  customer ID of the shard, scored by the unix ms when   ClaimDue reads only the due range; a
 //	                             its next email is due, plus LeasedOffset customer in flight leaves it, and its
 //	                             (2^44) while a scheduler's lease holds   score still tells its real due time
-//	{p}lease:{id}    string      the token of the Lease that holds the    a lease lives in a key of its own: no
+//	{s}lease:{id}    string      the token of the Lease that holds the    a lease lives in a key of its own: no
 //	                             customer (a scheduler's batch, or an     write of the customer can end it, and only
 //	                             event handler); PX: its time to live    its token renews or releases it
-//	{p}lease-fresh:{token}                                                TakeLease: a worker starting on a fresh
+//	{s}lease-fresh:{token}                                                TakeLease: a worker starting on a fresh
 //	                 string      "1", for half a claimed lease's time     lease need not renew it (one EXISTS per
 //	                             to live                                  batch instead of a script per customer)
 //	{p}email:{addr}  string      customer ID of the lower-cased address   CustomerByEmail; one address per customer;
@@ -54,7 +72,7 @@
 //	                                                                      or renamed; about 140 B per step,
 //	                                                                      written once per process start
 //	{p}scheduler:tick                                                     RecordTick, one SET per tick; Backlog
-//	                 string      unix ms of the last scheduler tick       reads it with the lowest {p}due score for
+//	                 string      unix ms of the last scheduler tick       reads it with the lowest {s}due score for
 //	                                                                      /healthz and /metrics: emails overdue
 //	                                                                      and no scheduler ticking
 //	{p}failed-events list        FailedEvent JSON, newest first, at       the dead letters: events the workers
@@ -64,7 +82,10 @@
 //	{p}stats:conditions                                                   package queue (ConditionErrors): counted
 //	                 hash        campaign (or lifecycle.yaml) -> number   by workers and schedulers, exported by
 //	                             of conditions that failed while running  retain web as retain_condition_errors_total
-//
+////	{s}lock:requeue  string      "1" while RequeueLost's turn in the      once per lease time per shard, whichever
+//	                             shard holds                              scheduler comes first
+//	{p}layout        string      the layout version, "2"                  CheckLayout: a process refuses another
+
 // # Memory
 //
 // Measured with MEMORY USAGE on Redis 7.0 (TestMemoryUsage logs them), for a
@@ -144,8 +165,6 @@
 // # Limits
 //
 // The seen set grows with every event that carries an ID; nothing trims it.
-// Update's transactions span a customer's keys, the global wake and due
-// indexes and the report counters, so on Redis Cluster they would cross hash
-// slots: the store needs one Redis (or Sentinel) until those are sharded by
-// customer. (The email index already stays out of the transaction.)
+// A shard's due and wake indexes hold a sixteenth of the customers each; one
+// shard is one node's, so a Cluster spreads customers over at most 16 masters.
 package store

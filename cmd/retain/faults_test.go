@@ -541,6 +541,20 @@ func (r *faultRun) killWorkers(t *testing.T, which ...int) {
 	}
 }
 
+// welcomeLedgerKey is the ledger key of customer's welcome email (campaign
+// welcome, enrollment 1, step hello), in the customer's shard.
+func welcomeLedgerKey(prefix, customer string) string {
+	return store.CustomerPrefix(prefix, customer) + "ledger:" + customer + ":welcome:1:hello"
+}
+
+// ledgerCustomer is the customer of ledger key, prefix+"{tag}:ledger:" +
+// customer + ":" + campaign + …
+func ledgerCustomer(key string) string {
+	_, rest, _ := strings.Cut(key, "}:ledger:")
+	customer, _, _ := strings.Cut(rest, ":")
+	return customer
+}
+
 // ledger reads every ledger entry: key → value.
 func (r *faultRun) ledger(t *testing.T) map[string]string {
 	t.Helper()
@@ -553,7 +567,7 @@ func (r *faultRun) ledger(t *testing.T) map[string]string {
 
 func (r *faultRun) readLedger() (map[string]string, error) {
 	ctx := context.Background()
-	keys, err := r.rdb.Keys(ctx, r.b.prefix+"ledger:*").Result()
+	keys, err := r.rdb.Keys(ctx, ledgerPattern(r.b.prefix)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -726,7 +740,7 @@ func (r *faultRun) check(t *testing.T) *faultResult {
 	for i := range r.n {
 		to := fmt.Sprintf("c%04d@example.org", i)
 		if byRecipient[to] == nil {
-			key := fmt.Sprintf("%sledger:c%04d:welcome:1:hello", r.b.prefix, i)
+			key := welcomeLedgerKey(r.b.prefix, fmt.Sprintf("c%04d", i))
 			t.Errorf("lost: nothing reached %s; the ledger holds %q", to, ledger[key])
 		}
 	}
@@ -745,7 +759,7 @@ func (r *faultRun) check(t *testing.T) *faultResult {
 		}
 		res.duplicates += len(at) - 1
 		customer := strings.TrimSuffix(s.to, "@example.org")
-		key := fmt.Sprintf("%sledger:%s:welcome:1:hello", r.b.prefix, customer)
+		key := welcomeLedgerKey(r.b.prefix, customer)
 		first := at[0]
 		in := false
 		switch r.f.allow {
@@ -779,7 +793,7 @@ func (r *faultRun) check(t *testing.T) *faultResult {
 		st := stragglers{worker: k.worker, held: len(k.claims)}
 		var waits []time.Duration
 		for key := range k.claims {
-			customer := strings.Split(strings.TrimPrefix(key, r.b.prefix+"ledger:"), ":")[0]
+			customer := ledgerCustomer(key)
 			at := arrivals[customer+"@example.org"]
 			if len(at) == 0 {
 				continue

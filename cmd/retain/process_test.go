@@ -64,10 +64,15 @@ type processBundle struct {
 	prefix string
 }
 
+// ledgerPattern matches, in KEYS or SCAN, every ledger entry under prefix:
+// each is in its customer's shard, prefix+"{tag}:ledger:…" (the braces are
+// literal in a pattern).
+func ledgerPattern(prefix string) string { return prefix + "{*}:ledger:*" }
+
 // ledgerSent counts the sends the ledger records as sent.
 func (b *processBundle) ledgerSent(t *testing.T) int {
 	t.Helper()
-	keys, err := b.rdb.Keys(t.Context(), b.prefix+"ledger:*").Result()
+	keys, err := b.rdb.Keys(t.Context(), ledgerPattern(b.prefix)).Result()
 	if err != nil || len(keys) == 0 {
 		return 0
 	}
@@ -106,7 +111,7 @@ func (b *processBundle) waitSettled(t *testing.T, sent int, timeout time.Duratio
 // unsettled says what the processes still have to do, or "".
 func (b *processBundle) unsettled(t *testing.T, ins *asynq.Inspector, sent int) string {
 	t.Helper()
-	keys, err := b.rdb.Keys(t.Context(), b.prefix+"ledger:*").Result()
+	keys, err := b.rdb.Keys(t.Context(), ledgerPattern(b.prefix)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}

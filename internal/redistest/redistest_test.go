@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
+
+	"github.com/retainmail/retain/store"
 )
 
 // fakeRedis points REDIS_URL at an in-memory Redis for the test, so these tests
@@ -86,7 +88,7 @@ func TestDBTakesAnEmptyDatabaseAndDeletesOnlyItsOwnKeys(t *testing.T) {
 			t.Errorf("url = %q, want %q", url, want)
 		}
 		rdb.Set(t.Context(), "asynq:{sends}:t:1", "a task", 0)
-		rdb.Set(t.Context(), Prefix()+"c:1", "a customer", 0)
+		rdb.Set(t.Context(), store.CustomerPrefix(Prefix(), "1")+"c:1", "a customer", 0)
 		if !m.DB(CmdDB).Exists(lockKey) {
 			t.Error("the test does not hold the database's lock")
 		}
@@ -97,7 +99,7 @@ func TestDBTakesAnEmptyDatabaseAndDeletesOnlyItsOwnKeys(t *testing.T) {
 	// A killed run leaves its keys: the next test takes the database (it
 	// holds the mark) and finds it clear.
 	m.DB(CmdDB).Set("asynq:{sends}:t:2", "a killed run's task")
-	m.DB(CmdDB).Set(Prefix()+"c:2", "a killed run's customer")
+	m.DB(CmdDB).Set(store.CustomerPrefix(Prefix(), "2")+"c:2", "a killed run's customer")
 	t.Run("second", func(t *testing.T) {
 		DB(t, CmdDB)
 		if got := m.DB(CmdDB).Keys(); !slices.Equal(got, []string{lockKey, ownerKey}) {
