@@ -16,11 +16,27 @@
 //
 // # Keys
 //
-// Under the store's prefix ({p}); days, ISO weeks and months are UTC.
+// Every counter is kept once per shard of the store (store.Shards of them;
+// see store.ShardOf). A customer write moves the counters of the customer's
+// own shard: its keys start with store.CustomerPrefix(p, id), p being the
+// store's prefix, as the customer's own keys do, so they share the customer's
+// hash slot and the updates stay in the customer's MULTI/EXEC on Redis Cluster
+// as on one Redis. Read sums the shards: it reads each key once per shard,
+// under store.ShardPrefix(p, i) for every shard i, in the same pipelines (so
+// in as many round trips) as one set of counters would take; unions the
+// shards' cohort months; and merges their times to goal for the median.
+// Sums of per-shard counts are the counts one set of keys would hold, so the
+// report is the same. (Layout 1, before store.Layout 2, kept one set of these
+// keys under p itself, and the NPS counts as a hash a week,
+// {p}report:nps:YYYY-Www: promoters, passives, detractors -> people.)
 //
-//	{p}report:stages              hash  stage -> customers in it now: +1 on creation, -1/+1 on a stage change
-//	{p}report:flows:YYYY-MM-DD    hash  "from>to" -> stage changes that day; a period reads one hash a day
-//	{p}report:campaign:{id}       hash  enrolled, goal_reached, and per step identity ("onboarding/welcome"):
+// Written {s} below: a shard's prefix, "retain:{10}:" for shard 0 of the
+// default prefix (the braces there are the shard's hash tag; in {id} and the
+// like below they mark a placeholder). Days, ISO weeks and months are UTC.
+//
+//	{s}report:stages              hash  stage -> customers in it now: +1 on creation, -1/+1 on a stage change
+//	{s}report:flows:YYYY-MM-DD    hash  "from>to" -> stage changes that day; a period reads one hash a day
+//	{s}report:campaign:{id}       hash  enrolled, goal_reached, and per step identity ("onboarding/welcome"):
 //	                                    "step|sent"          sent (or maybe sent: connection lost after DATA)
 //	                                    "step|failed"        skipped with the outcome refused or unrenderable
 //	                                                         (lifecycle.Outcome; not conditions: only_if, skip_if)
@@ -32,16 +48,19 @@
 //	                                                         the customer's place lost)
 //	                                    "step|clicked"       link_clicked events (one per customer, step and URL)
 //	                                    "step|unsubscribed"  unsubscribed events, see below
-//	{p}report:goal:{id}           zset  "customer:enrollment" scored by seconds from enrollment to goal,
-//	                                    for an exact median by rank
-//	{p}report:nps:YYYY-Www        hash  promoters, passives, detractors: people, by the week of their
-//	                                    answer; see below
-//	{p}report:nps-answer:{hash}   string "unixms|week|field" of a customer's answer to one survey email,
+//	{s}report:goal:{id}           zset  "customer:enrollment" scored by seconds from enrollment to goal;
+//	                                    the median of the shards' union is exact: Read reads every
+//	                                    shard's scores, one float per goal reached
+//	{s}report:nps                 hash  "YYYY-Www|promoters", "|passives", "|detractors": people, by the
+//	                                    week of their answer; see below. One hash for every week, not a
+//	                                    key a week, so that moving a person from an earlier week's
+//	                                    answer names no key the script does not declare
+//	{s}report:nps-answer:{hash}   string "unixms|week|field" of a customer's answer to one survey email,
 //	                                    named by a hash of customer, campaign and enrollment; expires
 //	                                    after NPSAnswerTTL
-//	{p}report:orders              hash  n -> customers who reached n orders
-//	{p}report:cohort:YYYY-MM      hash  signups, and "active:YYYY-MM" -> of them, customers active that month
-//	{p}report:months              set   the cohort months, so reading them needs no SCAN
+//	{s}report:orders              hash  n -> customers who reached n orders
+//	{s}report:cohort:YYYY-MM      hash  signups, and "active:YYYY-MM" -> of them, customers active that month
+//	{s}report:months              set   the shard's cohort months, so reading them needs no SCAN
 //
 // Rules worth knowing:
 //   - Won back is the moves from at_risk or churned to any stage except churned.
@@ -63,10 +82,9 @@
 //     one's, in the same MULTI/EXEC as the customer write (a script reads the
 //     stored answer there); an answer older than the one counted, or equal to
 //     it, changes nothing. An event with a "comment" repeats its answer and is
-//     not counted; one without a "campaign" counts on its own. The answer keys
-//     are read by a script inside the customer's MULTI/EXEC, which builds the
-//     earlier week's key itself: like the store's writes, this needs one Redis
-//     (or Sentinel), not a Cluster.
+//     not counted; one without a "campaign" counts on its own. The script
+//     touches only the two keys it is given, the answer key and the NPS hash
+//     of the customer's shard, so it runs on Redis Cluster too.
 //   - Customers deleted from the store stay in the counters.
 package report
 

@@ -82,10 +82,10 @@
 //	{p}stats:conditions                                                   package queue (ConditionErrors): counted
 //	                 hash        campaign (or lifecycle.yaml) -> number   by workers and schedulers, exported by
 //	                             of conditions that failed while running  retain web as retain_condition_errors_total
-////	{s}lock:requeue  string      "1" while RequeueLost's turn in the      once per lease time per shard, whichever
+//	{s}lock:requeue  string      "1" while RequeueLost's turn in the      once per lease time per shard, whichever
 //	                             shard holds                              scheduler comes first
 //	{p}layout        string      the layout version, "2"                  CheckLayout: a process refuses another
-
+//
 // # Memory
 //
 // Measured with MEMORY USAGE on Redis 7.0 (TestMemoryUsage logs them), for a
