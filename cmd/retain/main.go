@@ -37,7 +37,7 @@ type env struct {
 	getenv         func(string) string
 }
 
-var commands = []*command{lintCmd, previewCmd, planCmd, impactCmd, eventCmd, importCmd, customerCmd, workerCmd, schedulerCmd, webCmd, devCmd, reportCmd}
+var commands = []*command{lintCmd, previewCmd, planCmd, impactCmd, eventCmd, importCmd, customerCmd, workerCmd, schedulerCmd, webCmd, devCmd, reportCmd, migrateCmd}
 
 func main() {
 	os.Exit(run(os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}))
