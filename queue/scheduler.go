@@ -251,9 +251,8 @@ func (s *Scheduler) fill(ctx context.Context, now time.Time) (enqueued int, err 
 		}
 		enqueued += len(l.IDs)
 		n++
-		if len(l.IDs) < s.cfg.Batch {
-			return enqueued, nil
-		}
+		// A lease holds the customers of one shard: a short one says only
+		// that its shard has no more due; ClaimDue's nil says none has.
 	}
 	s.more = true
 	return enqueued, nil

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,28 +194,42 @@ func TestTwoSchedulersHandOutEachCustomerOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for _, s := range []*Scheduler{b.scheduler, other} {
-		wg.Go(func() {
-			if _, _, err := s.Tick(b.ctx); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	// A tick hands out a few tasks (each of one shard's customers) until
+	// the workers have enough waiting: both schedulers tick at once, the
+	// tasks are taken from the queue, until a round hands out nothing.
 	insp := asynq.NewInspectorFromRedisClient(b.rdb)
-	tasks, err := insp.ListPendingTasks(QueueSends, asynq.PageSize(1000))
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]int{}
-	for _, task := range tasks {
-		var p SendPayload
-		if err := json.Unmarshal(task.Payload, &p); err != nil {
+	for round := 0; ; round++ {
+		var wg sync.WaitGroup
+		var enqueued atomic.Int64
+		for _, s := range []*Scheduler{b.scheduler, other} {
+			wg.Go(func() {
+				_, n, err := s.Tick(b.ctx)
+				if err != nil {
+					t.Error(err)
+				}
+				enqueued.Add(int64(n))
+			})
+		}
+		wg.Wait()
+		if enqueued.Load() == 0 || round == 20 {
+			break
+		}
+		tasks, err := insp.ListPendingTasks(QueueSends, asynq.PageSize(1000))
+		if err != nil {
 			t.Fatal(err)
 		}
-		for _, id := range p.Customers {
-			seen[id]++
+		for _, task := range tasks {
+			var p SendPayload
+			if err := json.Unmarshal(task.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range p.Customers {
+				seen[id]++
+			}
+		}
+		if _, err := insp.DeleteAllPendingTasks(QueueSends); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if len(seen) != 120 {

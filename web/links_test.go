@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,8 +36,19 @@ func TestOneClickPostUnsubscribesAndTheNextDecideStops(t *testing.T) {
 	if d := b.engine.Decide(c, "onboarding", b.now); d.Action != lifecycle.Stop || d.Reason != "unsubscribed" {
 		t.Errorf("after: Decide = %v %q, want stop unsubscribed", d.Action, d.Reason)
 	}
-	if due, err := b.store.ClaimDue(b.ctx, b.now, time.Minute, 10); err != nil || due == nil || len(due.IDs) != 2 {
-		t.Errorf("due customers = %v, %v: the unsubscribe must keep c1 due so the worker ends its enrollment", due, err)
+	var due []string // a lease holds the customers of one shard: claim until none is due
+	for {
+		l, err := b.store.ClaimDue(b.ctx, b.now, time.Minute, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l == nil {
+			break
+		}
+		due = append(due, l.IDs...)
+	}
+	if slices.Sort(due); !slices.Equal(due, []string{"c1", "c2"}) {
+		t.Errorf("due customers = %v: the unsubscribe must keep c1 due so the worker ends its enrollment", due)
 	}
 	evs, err := b.store.Events(b.ctx, "c1", 1)
 	if err != nil || len(evs) != 1 || evs[0].Name != "unsubscribed" || !evs[0].At.Equal(b.now) {

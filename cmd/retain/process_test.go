@@ -60,7 +60,7 @@ type processBundle struct {
 	env    []string
 	smtp   *smtptest.Server
 	st     *store.Store
-	rdb    *redis.Client
+	rdb    redis.UniversalClient // on Redis Cluster, a ClusterClient
 	prefix string
 }
 
@@ -69,19 +69,38 @@ type processBundle struct {
 // literal in a pattern).
 func ledgerPattern(prefix string) string { return prefix + "{*}:ledger:*" }
 
-// ledgerSent counts the sends the ledger records as sent.
-func (b *processBundle) ledgerSent(t *testing.T) int {
+// ledger reads every ledger entry, key → value: KEYS on every master (on
+// Redis Cluster), a GET per key in one pipeline (the keys are in many slots).
+func (b *processBundle) ledger(t *testing.T) map[string]string {
 	t.Helper()
-	keys, err := b.rdb.Keys(t.Context(), ledgerPattern(b.prefix)).Result()
-	if err != nil || len(keys) == 0 {
-		return 0
-	}
-	vals, err := b.rdb.MGet(t.Context(), keys...).Result()
+	keys, err := redistest.Keys(t.Context(), b.rdb, strings.TrimSuffix(ledgerPattern(b.prefix), "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err = b.rdb.Pipelined(t.Context(), func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(t.Context(), k)
+		}
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]string, len(keys))
+	for i, k := range keys {
+		if v, err := cmds[i].Result(); err == nil {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// ledgerSent counts the sends the ledger records as sent.
+func (b *processBundle) ledgerSent(t *testing.T) int {
+	t.Helper()
 	n := 0
-	for _, v := range vals {
+	for _, v := range b.ledger(t) {
 		if v == "sent" {
 			n++
 		}
@@ -111,12 +130,14 @@ func (b *processBundle) waitSettled(t *testing.T, sent int, timeout time.Duratio
 // unsettled says what the processes still have to do, or "".
 func (b *processBundle) unsettled(t *testing.T, ins *asynq.Inspector, sent int) string {
 	t.Helper()
-	keys, err := b.rdb.Keys(t.Context(), ledgerPattern(b.prefix)).Result()
-	if err != nil {
-		t.Fatal(err)
+	entries, n := b.ledger(t), 0
+	for _, v := range entries {
+		if v == "sent" {
+			n++
+		}
 	}
-	if n := b.ledgerSent(t); n != sent || len(keys) != sent {
-		return fmt.Sprintf("the ledger holds %d entries, %d of them sent; want %d sent", len(keys), n, sent)
+	if n != sent || len(entries) != sent {
+		return fmt.Sprintf("the ledger holds %d entries, %d of them sent; want %d sent", len(entries), n, sent)
 	}
 	next, err := b.st.NextDueAt(t.Context())
 	if err != nil {

@@ -26,13 +26,9 @@ func openStore(ctx context.Context, e *env) (*store.Store, redis.UniversalClient
 		return nil, nil, err
 	}
 	logRedisTo(slog.New(slog.NewTextHandler(e.stderr, nil)))
-	rdb, topo, err := store.Connect(ctx, raw, 5*time.Second)
+	rdb, _, err := store.Connect(ctx, raw, 5*time.Second)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%v (start redis-server or set REDIS_URL)", err)
-	}
-	if topo == store.Cluster {
-		rdb.Close()
-		return nil, nil, fmt.Errorf("REDIS_URL %s is a Redis Cluster, which retain does not support yet: a customer's write spans its own keys and the shared due, wake and email indexes, which a Cluster keeps in different hash slots. Use one Redis, or Sentinel for failover (docs/operations.md#redis)", store.RedactURL(raw))
 	}
 	st := store.New(rdb, prefix)
 	if err := st.CheckLayout(ctx); err != nil {

@@ -21,26 +21,50 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
-// TestSentinelEndToEnd runs retain as the Procfile does — import, scheduler,
-// worker, web — with REDIS_URL naming a Sentinel deployment (a master, a
-// replica, three sentinels): the imported customers' signed_up events are
-// applied by the worker, each welcome email arrives once, a one-click
-// unsubscribe through retain web lands in Redis, and retain report counts the
-// sends. The worker finds the replica and waits for it before each send.
+// TestSentinelEndToEnd runs retain as the Procfile does on a Sentinel
+// deployment (a master, a replica, three sentinels): see endToEnd. The worker
+// finds the replica and waits for it before each send.
 func TestSentinelEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes and a Sentinel deployment")
 	}
-	bin := retainBinary(t)
 	s := redistest.StartSentinel(t)
 	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.MasterName, SentinelAddrs: s.Addrs()})
 	t.Cleanup(func() { rdb.Close() })
+	workerLog := endToEnd(t, s.URL(0), rdb)
+	if !strings.Contains(workerLog, "waits for one of them") {
+		t.Errorf("the worker did not say it waits for the replica:\n%s", workerLog)
+	}
+}
+
+// TestClusterEndToEnd is endToEnd on a Redis Cluster of three masters with a
+// replica each: the customers' keys spread over every master.
+func TestClusterEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes and a Redis Cluster")
+	}
+	c := redistest.StartCluster(t)
+	workerLog := endToEnd(t, c.URL(), c.Client(t))
+	if !strings.Contains(workerLog, "waits for one of them") {
+		t.Errorf("the worker did not say it waits for the replicas:\n%s", workerLog)
+	}
+}
+
+// endToEnd runs retain as the Procfile does — import, scheduler, worker, web —
+// with REDIS_URL redisURL (rdb is a client of the same Redis, for the test's
+// own reads): the imported customers' signed_up events are applied by the
+// worker, each welcome email arrives once, a one-click unsubscribe through
+// retain web lands in Redis, and retain report counts the sends. It returns
+// the worker's log.
+func endToEnd(t *testing.T, redisURL string, rdb redis.UniversalClient) string {
+	t.Helper()
+	bin := retainBinary(t)
 	const prefix, customers = "retain:", 30
 	relay := smtptest.Start(t)
 	webAddr := freeAddr(t)
 	b := &processBundle{bin: bin, smtp: relay, st: store.New(rdb, prefix), rdb: rdb, prefix: prefix,
 		env: append(os.Environ(),
-			"REDIS_URL="+s.URL(0), "RETAIN_REDIS_PREFIX="+prefix, "SMTP_URL="+relay.URL(),
+			"REDIS_URL="+redisURL, "RETAIN_REDIS_PREFIX="+prefix, "SMTP_URL="+relay.URL(),
 			"RETAIN_FROM=Acme <hello@acme.example>", "RETAIN_BASE_URL=https://retain.acme.example", "RETAIN_SECRET=0123456789abcdef0123456789abcdef",
 			"RETAIN_API_TOKEN=token-for-the-test", "PORT="+strings.TrimPrefix(webAddr, "127.0.0.1:"),
 			"RETAIN_CAMPAIGNS=testdata/e2e/campaigns", "RETAIN_TEMPLATES=../../templates")}
@@ -72,9 +96,6 @@ func TestSentinelEndToEnd(t *testing.T) {
 		if n > 1 {
 			t.Errorf("%s arrived %d times", id, n)
 		}
-	}
-	if !strings.Contains(workerLog.String(), "waits for one of them") {
-		t.Errorf("the worker did not say it waits for the replica:\n%s", workerLog.String())
 	}
 
 	// One-click unsubscribe (RFC 8058) from the first email's header,
@@ -113,6 +134,7 @@ func TestSentinelEndToEnd(t *testing.T) {
 		rep.Campaigns[0].Steps[0].Sent != customers || rep.Campaigns[0].Steps[0].Unsubscribed != 1 {
 		t.Errorf("report: %+v, want %d enrolled and sent, 1 unsubscribed", rep.Campaigns, customers)
 	}
+	return workerLog.String()
 }
 
 // run runs `retain args...` to its end and returns its standard output,
