@@ -88,10 +88,11 @@ type fault struct {
 	// claimTTL, when set, is the workers' --claim-ttl.
 	claimTTL string
 	// sentinel runs the processes on a Sentinel deployment (a master, a
-	// replica, three sentinels) instead of one redis-server.
-	sentinel bool
-	allow    window
-	inject   func(t *testing.T, r *faultRun)
+	// replica, three sentinels) instead of one redis-server; cluster, on a
+	// Redis Cluster (three masters with a replica each).
+	sentinel, cluster bool
+	allow             window
+	inject            func(t *testing.T, r *faultRun)
 }
 
 // faults are the suite's runs, in the order of the table.
@@ -156,6 +157,8 @@ func faults(rng *rand.Rand) []fault {
 			}},
 		{name: "sentinel-failover", label: "Sentinel: SIGKILL the master, replica promoted, old master back as a replica", at: 0.3, sentinel: true,
 			inject: func(t *testing.T, r *faultRun) { r.failover(t) }},
+		{name: "cluster-failover", label: "Cluster: SIGKILL a master, its replica promoted, the old master back as a replica", at: 0.3, cluster: true,
+			inject: func(t *testing.T, r *faultRun) { r.clusterFailover(t) }},
 		{name: "client-kill", label: "CLIENT KILL TYPE normal, 3 times 1 s apart", at: 0.3,
 			inject: func(t *testing.T, r *faultRun) {
 				for i := range 3 {
@@ -205,10 +208,12 @@ type faultRun struct {
 	n     int // emails to send
 	b     *processBundle
 	redis *redistest.Server
-	// sentinel is the deployment of a Sentinel run (redis is its first master).
+	// sentinel is the deployment of a Sentinel run, cluster of a Cluster run
+	// (redis is its first master).
 	sentinel *redistest.Sentinel
+	cluster  *redistest.Cluster
 	smtp     *smtptest.Server
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	host     string
 
 	workerArgs []string
@@ -331,21 +336,26 @@ func startFaultRun(t *testing.T, bin string, f fault, n int) *faultRun {
 	var (
 		srv      *redistest.Server
 		sentinel *redistest.Sentinel
-		rdb      *redis.Client
+		cluster  *redistest.Cluster
+		rdb      redis.UniversalClient
 		redisURL string
 	)
-	if f.sentinel {
+	switch {
+	case f.cluster:
+		cluster = redistest.StartCluster(t)
+		srv, redisURL, rdb = cluster.Masters[0], cluster.URL(), cluster.Client(t)
+	case f.sentinel:
 		sentinel = redistest.StartSentinel(t)
 		srv, redisURL = sentinel.Master, sentinel.URL(0)
 		rdb = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: sentinel.MasterName, SentinelAddrs: sentinel.Addrs(),
 			MaxRetries: 10, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
-	} else {
+	default:
 		srv = redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "everysec")
 		redisURL = "redis://" + srv.Addr + "/0"
 		rdb = redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: 10, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
 	}
 	t.Cleanup(func() { rdb.Close() })
-	r := &faultRun{f: f, n: n, redis: srv, sentinel: sentinel, rdb: rdb}
+	r := &faultRun{f: f, n: n, redis: srv, sentinel: sentinel, cluster: cluster, rdb: rdb}
 	r.followAOF(t) // from before the customers are written
 	relay := smtptest.Start(t)
 	relay.Quiet() // every killed worker's connections end in a reset
@@ -484,6 +494,59 @@ func (r *faultRun) failover(t *testing.T) {
 		from, to, since(promoted), since(restarted), since(synced), since(resumed))
 }
 
+// clusterFailover SIGKILLs the Cluster master that holds customer c0000's
+// shard, waits until the Cluster promotes its replica, and starts the killed
+// node again, as a supervisor would: it rejoins as a replica of the new
+// master. It notes how long each step took and when the relay took the first
+// email after the promotion of a customer whose shard the killed master held.
+func (r *faultRun) clusterFailover(t *testing.T) {
+	t.Helper()
+	ctx := t.Context()
+	c := r.cluster
+	victim, err := c.MasterOf(ctx, store.ShardPrefix(r.b.prefix, store.ShardOf("c0000"))+"due")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shards []int // the shards the victim holds
+	for i := range store.Shards {
+		if m, err := c.MasterOf(ctx, store.ShardPrefix(r.b.prefix, i)+"due"); err == nil && m == victim {
+			shards = append(shards, i)
+		}
+	}
+	killed := time.Now()
+	victim.Kill()
+	var promoted time.Time
+	waitFor(t, 30*time.Second, "the Cluster to promote the killed master's replica", func() bool {
+		m, err := c.MasterOf(ctx, store.ShardPrefix(r.b.prefix, shards[0])+"due")
+		if err == nil && m != victim {
+			promoted = time.Now()
+			return true
+		}
+		return false
+	})
+	if err := victim.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the old master to sync as a replica", func() bool {
+		info, err := victim.Client(t).Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up")
+	})
+	synced := time.Now()
+	var resumed time.Time
+	waitFor(t, time.Minute, "an email to a customer of the killed master after the promotion", func() bool {
+		for _, m := range r.smtp.Messages() {
+			id := strings.TrimSuffix(m.To[0], "@example.org")
+			if m.Accepted.After(promoted) && slices.Contains(shards, store.ShardOf(id)) && (resumed.IsZero() || m.Accepted.Before(resumed)) {
+				resumed = m.Accepted
+			}
+		}
+		return !resumed.IsZero()
+	})
+	since := func(at time.Time) float64 { return at.Sub(killed).Seconds() }
+	r.note("cluster failover: master %s (shards %v of %d) killed; its replica promoted after %.1f s; the old master a synced replica at %.1f s; its customers' sending resumed %.1f s after the kill",
+		victim.Addr, shards, store.Shards, since(promoted), since(synced), since(resumed))
+}
+
 // busyWorker picks one of the workers holding sends in the ledger now, at
 // random (a restarted worker may have none yet).
 func (r *faultRun) busyWorker(t *testing.T, rng *rand.Rand) int {
@@ -566,24 +629,7 @@ func (r *faultRun) ledger(t *testing.T) map[string]string {
 }
 
 func (r *faultRun) readLedger() (map[string]string, error) {
-	ctx := context.Background()
-	keys, err := r.rdb.Keys(ctx, ledgerPattern(r.b.prefix)).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(keys))
-	for chunk := range slices.Chunk(keys, 500) {
-		vals, err := r.rdb.MGet(ctx, chunk...).Result()
-		if err != nil {
-			return nil, err
-		}
-		for i, v := range vals {
-			if s, ok := v.(string); ok {
-				out[chunk[i]] = s
-			}
-		}
-	}
-	return out, nil
+	return readLedger(context.Background(), r.rdb, r.b.prefix)
 }
 
 // followAOF samples, every 20 ms until the test ends, the size of the AOF

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -69,23 +70,33 @@ type processBundle struct {
 // literal in a pattern).
 func ledgerPattern(prefix string) string { return prefix + "{*}:ledger:*" }
 
-// ledger reads every ledger entry, key → value: KEYS on every master (on
-// Redis Cluster), a GET per key in one pipeline (the keys are in many slots).
+// ledger reads every ledger entry, key → value (readLedger).
 func (b *processBundle) ledger(t *testing.T) map[string]string {
 	t.Helper()
-	keys, err := redistest.Keys(t.Context(), b.rdb, strings.TrimSuffix(ledgerPattern(b.prefix), "*"))
+	out, err := readLedger(t.Context(), b.rdb, b.prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out
+}
+
+// readLedger reads every ledger entry under prefix, key → value: KEYS on every
+// master (on Redis Cluster), a GET per key in one pipeline (the keys are in
+// many slots).
+func readLedger(ctx context.Context, rdb redis.UniversalClient, prefix string) (map[string]string, error) {
+	keys, err := redistest.Keys(ctx, rdb, strings.TrimSuffix(ledgerPattern(prefix), "*"))
+	if err != nil {
+		return nil, err
+	}
 	cmds := make([]*redis.StringCmd, len(keys))
-	_, err = b.rdb.Pipelined(t.Context(), func(p redis.Pipeliner) error {
+	_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
-			cmds[i] = p.Get(t.Context(), k)
+			cmds[i] = p.Get(ctx, k)
 		}
 		return nil
 	})
 	if err != nil && err != redis.Nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	out := make(map[string]string, len(keys))
 	for i, k := range keys {
@@ -93,7 +104,7 @@ func (b *processBundle) ledger(t *testing.T) map[string]string {
 			out[k] = v
 		}
 	}
-	return out
+	return out, nil
 }
 
 // ledgerSent counts the sends the ledger records as sent.
