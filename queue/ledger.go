@@ -23,7 +23,9 @@ const (
 	ledgerFailed  = "failed"  // refused for good by the relay
 )
 
-// ledger records each send once: {p}ledger:{customer}:{campaign}:{enrollment}:{step}.
+// ledger records each send once: {s}ledger:{customer}:{campaign}:{enrollment}:{step},
+// where {s} is the customer's shard prefix (store.CustomerPrefix), so the entry
+// is in the hash slot of the customer's other keys.
 //
 // A claim is fenced: its value, "claimed:<owner>:<token>", carries a random
 // token, and every use compares it. A worker reads its batch's entries at once
