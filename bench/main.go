@@ -16,7 +16,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/retainmail/retain/internal/redistest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/internal/redistest"
 	"github.com/retainmail/retain/render"
 )
 
@@ -58,7 +58,7 @@ func main() {
 	flag.IntVar(&cfg.kLatency, "latency", 2000, "events in the latency run")
 	flag.IntVar(&cfg.latencyRate, "latency-rate", 200, "events per second in the latency run")
 	flag.BoolVar(&cfg.cpuProfile, "cpuprofile", false, "take a CPU profile of the worker during the CPU-bound run (bench/out/worker-cpu.pprof, top in worker-cpu.txt)")
-	flag.StringVar(&cfg.phases, "phases", "bare,relay,cpu,latency,enroll", "comma-separated phases to run")
+	flag.StringVar(&cfg.phases, "phases", "bare,relay,cpu,cluster,latency,enroll", "comma-separated phases to run")
 	flag.StringVar(&cfg.workerArgs, "worker-args", "", "more flags for retain worker, space-separated (such as \"--wait-replicas 0\")")
 	flag.DurationVar(&cfg.timeoutPhase, "timeout", 3*time.Minute, "longest wait for one phase's messages")
 	flag.Parse()
@@ -76,9 +76,9 @@ type harness struct {
 	cfg        config
 	root, out  string
 	retainBin  string
-	rdb        *redis.Client
-	redisPID   int
-	run        string // random run ID in every prefix
+	rdb        *redis.Client // the single Redis of -redis
+	single     *backend      // the same, for the pipeline
+	run        string        // random run ID in every prefix
 	set        *campaign.Set
 	renderer   *render.Renderer
 	slow, fast *sinkProc // 2 ms relay, immediate relay
@@ -86,6 +86,7 @@ type harness struct {
 	notes      []string
 
 	bareRelay, bareFast float64 // emails/s of the bare loop, for the ratios
+	cpuRate             float64 // emails/s of phase cpu, for the cluster's ratio
 }
 
 // row is one line of the results table.
@@ -139,9 +140,12 @@ func run(ctx context.Context, cfg config) error {
 	if err := h.checkDB(ctx); err != nil {
 		return err
 	}
+	h.single = &backend{url: cfg.redisURL, rdb: h.rdb, masters: []*redis.Client{h.rdb}, scope: "server-wide"}
 	info, err := h.rdb.InfoMap(ctx, "server").Result()
 	if err == nil {
-		fmt.Sscan(info["Server"]["process_id"], &h.redisPID)
+		var pid int
+		fmt.Sscan(info["Server"]["process_id"], &pid)
+		h.single.pids = []int{pid}
 	}
 	defer h.cleanAsynq(context.WithoutCancel(ctx))
 
@@ -163,6 +167,7 @@ func run(ctx context.Context, cfg config) error {
 		{"bare", h.phaseBare},
 		{"relay", h.phaseRelay},
 		{"cpu", h.phaseCPU},
+		{"cluster", h.phaseCluster},
 		{"latency", h.phaseLatency},
 		{"enroll", h.phaseEnroll},
 	}
@@ -231,14 +236,19 @@ func (h *harness) checkDB(ctx context.Context) error {
 
 // cleanAsynq deletes Asynq's keys in the harness's DB: queued tasks of a phase
 // must not reach the next phase's worker.
-func (h *harness) cleanAsynq(ctx context.Context) error {
-	return redistest.Delete(ctx, h.rdb, "asynq:")
+func (h *harness) cleanAsynq(ctx context.Context) error { return cleanAsynq(ctx, h.rdb) }
+
+// cleanAsynq deletes Asynq's keys (asynq:{sends}:… and the others) on rdb, a
+// single Redis or a cluster (every master).
+func cleanAsynq(ctx context.Context, rdb redis.UniversalClient) error {
+	return redistest.Delete(ctx, rdb, "asynq:")
 }
 
 func (h *harness) prefix(phase string) string { return "retain-bench:" + h.run + ":" + phase + ":" }
 
-// env is the environment of retain processes working on prefix and sending to s.
-func (h *harness) env(prefix string, s *sinkProc) []string {
+// env is the environment of retain processes on the Redis of redisURL, working
+// on prefix and sending to s.
+func (h *harness) env(redisURL, prefix string, s *sinkProc) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "RETAIN_") && !strings.HasPrefix(kv, "REDIS_URL=") && !strings.HasPrefix(kv, "SMTP_URL=") {
@@ -246,7 +256,7 @@ func (h *harness) env(prefix string, s *sinkProc) []string {
 		}
 	}
 	return append(env,
-		"REDIS_URL="+h.cfg.redisURL,
+		"REDIS_URL="+redisURL,
 		"RETAIN_REDIS_PREFIX="+prefix,
 		fmt.Sprintf("SMTP_URL=smtp://%s?tls=none&pool=%d", s.smtpAddr, h.cfg.conns),
 		"RETAIN_FROM="+benchFrom.String(),

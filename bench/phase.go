@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/retainmail/retain/internal/redistest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/retainmail/retain/internal/redistest"
 	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/queue"
 	"github.com/retainmail/retain/store"
@@ -64,29 +64,33 @@ type pipelineRun struct {
 	st          sinkStats
 	startToLast time.Duration // scheduler start → last message at the sink
 	cpu         map[string]time.Duration
-	redisCmds   int64            // commands Redis processed meanwhile (server-wide)
+	redisCmds   int64            // commands Redis processed meanwhile (server-wide; a cluster's masters summed)
 	redisReads  int64            // reads of client requests meanwhile: about the round trips
 	cmdCalls    map[string]int64 // of those, per command (INFO commandstats, scripts' calls included)
 }
 
 // pipeline seeds n customers whose first step is due at one moment in the past,
 // then starts the worker, waits until it is up, starts the scheduler, and waits
-// for n messages at the sink. The worker and scheduler are the real processes.
-func (h *harness) pipeline(ctx context.Context, phase string, s *sinkProc, n int, profile string) (pipelineRun, error) {
+// for n messages at the sink. The worker and scheduler are the real processes,
+// on b. afterSeed, when set, looks at the seeded keys before the worker starts.
+func (h *harness) pipeline(ctx context.Context, b *backend, phase string, s *sinkProc, n int, profile string, afterSeed func(context.Context, string)) (pipelineRun, error) {
 	var pr pipelineRun
 	prefix := h.prefix(phase)
-	defer redistest.Delete(context.WithoutCancel(ctx), h.rdb, prefix)
-	defer h.cleanAsynq(context.WithoutCancel(ctx))
+	defer redistest.Delete(context.WithoutCancel(ctx), b.rdb, prefix)
+	defer cleanAsynq(context.WithoutCancel(ctx), b.rdb)
 
 	t := time.Now()
-	if err := seed(ctx, h.rdb, prefix, h.set, n, t.Add(-time.Minute)); err != nil {
+	if err := seed(ctx, b.rdb, prefix, h.set, n, t.Add(-time.Minute)); err != nil {
 		return pr, err
 	}
 	fmt.Printf("  seeded %d customers due at one moment in %s\n", n, time.Since(t).Round(time.Millisecond))
+	if afterSeed != nil {
+		afterSeed(ctx, prefix)
+	}
 	if err := s.reset(); err != nil {
 		return pr, err
 	}
-	env := h.env(prefix, s)
+	env := h.env(b.url, prefix, s)
 	if profile != "" {
 		env = append(env, "RETAIN_BENCH_CPUPROFILE="+profile)
 	}
@@ -102,9 +106,9 @@ func (h *harness) pipeline(ctx context.Context, phase string, s *sinkProc, n int
 	if profile != "" {
 		worker.cmd.Process.Signal(syscall.SIGUSR1)
 	}
-	before := map[string]time.Duration{"worker": worker.cpu(), "redis": pidCPU(h.redisPID), "sink": s.cpu(), "harness": selfCPU()}
-	cmds0, reads0 := h.redisCommands(ctx)
-	stats0 := h.commandStats(ctx)
+	before := map[string]time.Duration{"worker": worker.cpu(), "redis": b.cpu(), "sink": s.cpu(), "harness": selfCPU()}
+	cmds0, reads0 := redisCommands(ctx, b)
+	stats0 := commandStats(ctx, b)
 	begin := time.Now()
 	sched, err := start("scheduler", filepath.Join(logs, phase+"-scheduler.log"), env, h.retainBin, "scheduler")
 	if err != nil {
@@ -116,13 +120,13 @@ func (h *harness) pipeline(ctx context.Context, phase string, s *sinkProc, n int
 		return pr, err
 	}
 	pr.startToLast = time.Unix(0, pr.st.Last).Sub(begin)
-	pr.cpu = map[string]time.Duration{"worker": worker.cpu(), "scheduler": sched.cpu(), "redis": pidCPU(h.redisPID), "sink": s.cpu(), "harness": selfCPU()}
+	pr.cpu = map[string]time.Duration{"worker": worker.cpu(), "scheduler": sched.cpu(), "redis": b.cpu(), "sink": s.cpu(), "harness": selfCPU()}
 	for k, v := range before {
 		pr.cpu[k] -= v
 	}
-	cmds1, reads1 := h.redisCommands(ctx)
+	cmds1, reads1 := redisCommands(ctx, b)
 	pr.redisCmds, pr.redisReads = cmds1-cmds0, reads1-reads0
-	pr.cmdCalls = h.commandStats(ctx)
+	pr.cmdCalls = commandStats(ctx, b)
 	for k, v := range stats0 {
 		pr.cmdCalls[k] -= v
 	}
@@ -183,11 +187,11 @@ func commandsLine(pr pipelineRun) string {
 }
 
 // pipelineRows adds the per-email figures of a pipeline run to the table.
-func (h *harness) pipelineRows(phase string, pr pipelineRun) {
+func (h *harness) pipelineRows(phase string, b *backend, pr pipelineRun) {
 	h.add("  CPU ms per email: "+perEmailLine(pr), "", "")
 	h.add("  worker CPU per email", fmt.Sprintf("%.3f ms", pr.cpuPerEmail("worker")), "≤ 0.20 ms")
-	h.add("  Redis commands per email (server-wide)", fmt.Sprintf("%.1f", float64(pr.redisCmds)/float64(max(pr.st.Count, 1))), "≤ 5")
-	h.add("  Redis round trips per email (reads of requests, server-wide)", fmt.Sprintf("%.1f", float64(pr.redisReads)/float64(max(pr.st.Count, 1))), "")
+	h.add("  Redis commands per email ("+b.scope+")", fmt.Sprintf("%.1f", float64(pr.redisCmds)/float64(max(pr.st.Count, 1))), "≤ 5")
+	h.add("  Redis round trips per email (reads of requests, "+b.scope+")", fmt.Sprintf("%.1f", float64(pr.redisReads)/float64(max(pr.st.Count, 1))), "")
 	h.add("  Redis CPU per email", fmt.Sprintf("%.3f ms", pr.cpuPerEmail("redis")), "")
 	h.add("  bytes per email at the sink", fmt.Sprintf("%d B", pr.st.perEmail()), "")
 	h.note("%s: %s", phase, cpuLine(pr))
@@ -195,7 +199,7 @@ func (h *harness) pipelineRows(phase string, pr pipelineRun) {
 }
 
 func (h *harness) phaseRelay(ctx context.Context) error {
-	pr, err := h.pipeline(ctx, "relay", h.slow, h.cfg.nRelay, "")
+	pr, err := h.pipeline(ctx, h.single, "relay", h.slow, h.cfg.nRelay, "", nil)
 	if err != nil {
 		return err
 	}
@@ -204,7 +208,7 @@ func (h *harness) phaseRelay(ctx context.Context) error {
 		h.add("  ratio to the bare loop, 2 ms relay", fmt.Sprintf("%.2f", pr.st.rate()/h.bareRelay), "≥ 0.95")
 	}
 	h.add("  scheduler start → last message", perSec(float64(pr.st.Count)/pr.startToLast.Seconds()), "")
-	h.pipelineRows("relay", pr)
+	h.pipelineRows("relay", h.single, pr)
 	return nil
 }
 
@@ -213,16 +217,17 @@ func (h *harness) phaseCPU(ctx context.Context) error {
 	if h.cfg.cpuProfile {
 		profile = filepath.Join(h.out, "worker-cpu.pprof")
 	}
-	pr, err := h.pipeline(ctx, "cpu", h.fast, h.cfg.nCPU, profile)
+	pr, err := h.pipeline(ctx, h.single, "cpu", h.fast, h.cfg.nCPU, profile, nil)
 	if err != nil {
 		return err
 	}
+	h.cpuRate = pr.st.rate()
 	h.add(fmt.Sprintf("retain, immediate relay (%d customers due at once)", h.cfg.nCPU), perSec(pr.st.rate()), "listmonk 3,282/s on this machine (median, HTML only, no click tracking; issue 14)")
 	h.add("  scheduler start → last message", perSec(float64(pr.st.Count)/pr.startToLast.Seconds()), "")
 	if h.bareFast > 0 {
 		h.add("  ratio to the bare loop, immediate relay", fmt.Sprintf("%.2f", pr.st.rate()/h.bareFast), "")
 	}
-	h.pipelineRows("cpu", pr)
+	h.pipelineRows("cpu", h.single, pr)
 	if profile != "" {
 		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=40", h.retainBin, profile).CombinedOutput()
 		txt := filepath.Join(h.out, "worker-cpu.txt")
@@ -247,7 +252,7 @@ func (h *harness) phaseLatency(ctx context.Context) error {
 		return err
 	}
 	s := h.slow
-	env := h.env(prefix, s)
+	env := h.env(h.cfg.redisURL, prefix, s)
 	logs := filepath.Join(h.out, "logs")
 	worker, err := start("worker", filepath.Join(logs, "latency-worker.log"), env, h.retainBin, h.workerArgs()...)
 	if err != nil {
@@ -366,21 +371,24 @@ func (h *harness) phaseEnroll(ctx context.Context) error {
 	return nil
 }
 
-// commandStats is the calls of each command, from INFO commandstats.
-func (h *harness) commandStats(ctx context.Context) map[string]int64 {
+// commandStats is the calls of each command, from INFO commandstats (of a
+// cluster, summed over its masters).
+func commandStats(ctx context.Context, b *backend) map[string]int64 {
 	out := map[string]int64{}
-	info, err := h.rdb.Info(ctx, "commandstats").Result()
-	if err != nil {
-		return out
-	}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
+	for _, m := range b.masters {
+		info, err := m.Info(ctx, "commandstats").Result()
+		if err != nil {
 			continue
 		}
-		calls, _, _ := strings.Cut(rest, ",")
-		n, _ := strconv.ParseInt(calls, 10, 64)
-		out[strings.TrimPrefix(name, "cmdstat_")] = n
+		for _, line := range strings.Split(info, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+			if !ok {
+				continue
+			}
+			calls, _, _ := strings.Cut(rest, ",")
+			n, _ := strconv.ParseInt(calls, 10, 64)
+			out[strings.TrimPrefix(name, "cmdstat_")] += n
+		}
 	}
 	return out
 }
@@ -388,14 +396,18 @@ func (h *harness) commandStats(ctx context.Context) map[string]int64 {
 // redisCommands is INFO stats total_commands_processed and
 // total_reads_processed: commands, and the reads of requests from clients
 // that carried them, about one per round trip (a pipeline's commands arrive
-// in one read, unless they are too many for one).
-func (h *harness) redisCommands(ctx context.Context) (cmds, reads int64) {
-	info, err := h.rdb.InfoMap(ctx, "stats").Result()
-	if err != nil {
-		return 0, 0
+// in one read, unless they are too many for one). Of a cluster, they are
+// summed over its masters.
+func redisCommands(ctx context.Context, b *backend) (cmds, reads int64) {
+	for _, m := range b.masters {
+		info, err := m.InfoMap(ctx, "stats").Result()
+		if err != nil {
+			continue
+		}
+		c, _ := strconv.ParseInt(info["Stats"]["total_commands_processed"], 10, 64)
+		r, _ := strconv.ParseInt(info["Stats"]["total_reads_processed"], 10, 64)
+		cmds, reads = cmds+c, reads+r
 	}
-	cmds, _ = strconv.ParseInt(info["Stats"]["total_commands_processed"], 10, 64)
-	reads, _ = strconv.ParseInt(info["Stats"]["total_reads_processed"], 10, 64)
 	return cmds, reads
 }
 

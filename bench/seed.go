@@ -42,7 +42,7 @@ func record(set *campaign.Set, i int, signedUp time.Time) (*ingest.Record, error
 
 // seed creates customers [0, n) under prefix through ingest.Applier.Record, the
 // path retain import takes, from seedWorkers goroutines.
-func seed(ctx context.Context, rdb *redis.Client, prefix string, set *campaign.Set, n int, signedUp time.Time) error {
+func seed(ctx context.Context, rdb redis.UniversalClient, prefix string, set *campaign.Set, n int, signedUp time.Time) error {
 	a := &ingest.Applier{Store: store.New(rdb, prefix), Engine: lifecycle.New(set)}
 	var next atomic.Int64
 	var wg sync.WaitGroup
