@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -70,27 +71,50 @@ func (s *Store) customers(ctx context.Context, ids []string, keep bool) ([]*life
 // read keys of different slots, a pipeline of GETs, which the cluster client
 // sends to the master of each key.
 func (s *Store) getMany(ctx context.Context, keys []string) ([]any, error) {
-	if _, ok := s.rdb.(*redis.ClusterClient); !ok {
+	if !s.cluster {
 		return s.rdb.MGet(ctx, keys...).Result()
 	}
-	p := s.rdb.Pipeline()
-	gets := make([]*redis.StringCmd, len(keys))
+	// One MGET per hash tag (a shard's keys share a slot; a batch is
+	// usually one shard's), in one pipeline that go-redis splits by node.
+	groups := map[string][]int{}
+	var tags []string
 	for i, k := range keys {
-		gets[i] = p.Get(ctx, k)
+		tag := hashTag(k)
+		if _, ok := groups[tag]; !ok {
+			tags = append(tags, tag)
+		}
+		groups[tag] = append(groups[tag], i)
 	}
-	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	p := s.rdb.Pipeline()
+	mgets := make([]*redis.SliceCmd, len(tags))
+	for g, tag := range tags {
+		ks := make([]string, len(groups[tag]))
+		for n, i := range groups[tag] {
+			ks[n] = keys[i]
+		}
+		mgets[g] = p.MGet(ctx, ks...)
+	}
+	if _, err := p.Exec(ctx); err != nil {
 		return nil, err
 	}
 	vals := make([]any, len(keys))
-	for i, g := range gets {
-		switch v, err := g.Result(); {
-		case err == nil:
-			vals[i] = v
-		case !errors.Is(err, redis.Nil):
-			return nil, fmt.Errorf("GET %s: %w", keys[i], err)
+	for g, tag := range tags {
+		for n, v := range mgets[g].Val() {
+			vals[groups[tag][n]] = v
 		}
 	}
 	return vals, nil
+}
+
+// hashTag is the part of key Redis Cluster hashes: the text between its first
+// '{' and the next '}', when not empty; else the whole key.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
 }
 
 // known is the customer id as rd read it, when raw is still what it read.
