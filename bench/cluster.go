@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/retainmail/retain/internal/redistest"
 	"github.com/retainmail/retain/store"
 )
 
@@ -110,7 +109,7 @@ func startCluster(ctx context.Context, dir, logs string) (c *cluster, err error)
 func (c *cluster) startNode(server string, i int, logs string) (*proc, error) {
 	var errs []error
 	for range 3 {
-		port, err := freeClusterPort()
+		port, err := redistest.FreeClusterPort()
 		if err != nil {
 			return nil, err
 		}
@@ -194,38 +193,6 @@ func (c *cluster) stop() {
 		p.stop()
 	}
 	os.RemoveAll(c.dir)
-}
-
-// freeClusterPort returns a port of 127.0.0.1 below the kernel's ephemeral
-// range that is free, and whose cluster bus port is free too.
-func freeClusterPort() (int, error) {
-	lo, hi := 10000, 32768-clusterBusOffset
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				hi = n - clusterBusOffset
-			}
-		}
-	}
-	if hi-lo < 1000 {
-		lo, hi = 1024, 65535-clusterBusOffset
-	}
-	for range 200 {
-		p := lo + rand.IntN(hi-lo)
-		if portFree(p) && portFree(p+clusterBusOffset) {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("no free port in [%d, %d) whose port+%d is free too", lo, hi, clusterBusOffset)
-}
-
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
 }
 
 // spread is max/min of counts, and the counts.

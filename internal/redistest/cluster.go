@@ -107,7 +107,7 @@ func startClusterNode(tb testing.TB) *Server {
 	defer clusterPortMu.Unlock()
 	var errs []error
 	for range 3 {
-		port, err := freeClusterPort()
+		port, err := FreeClusterPort()
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -141,12 +141,12 @@ func checkOwnProcess(s *Server) error {
 	return nil
 }
 
-// freeClusterPort returns a port of 127.0.0.1 that is free and whose cluster
-// bus port (port+10000) is free too. It chooses both below the ephemeral port
+// FreeClusterPort returns a port of 127.0.0.1 that is free and whose cluster
+// bus port (port+10000) is free too (the bench starts its Cluster with it). It chooses both below the ephemeral port
 // range, where the kernel gives no port to other listeners on port 0 (such as
 // StartServer's) or to outgoing connections; where that leaves too little
 // room it chooses among every port whose bus port exists.
-func freeClusterPort() (int, error) {
+func FreeClusterPort() (int, error) {
 	lo, hi := 10000, ephemeralPortsStart()-clusterBusOffset
 	if hi-lo < 1000 {
 		lo, hi = 1024, 65535-clusterBusOffset
