@@ -35,6 +35,28 @@ type Message struct {
 	Unsubscribe string
 	// UnsubscribeMailto is an optional mailto: alternative for List-Unsubscribe.
 	UnsubscribeMailto string
+	// Headers are more header fields, written as given (Feedback-ID, the
+	// campaign's topic).
+	Headers []Header
+}
+
+// Header is one header field of a Message beyond those it has fields for.
+type Header struct{ Name, Value string }
+
+// FeedbackID returns the Feedback-ID header of one step's emails, the form
+// Gmail's feedback loop reports complaint rates by (Postmaster Tools): up to
+// four fields separated by colons, the last the sender's ID. Here: the step,
+// its campaign, the campaign's topic ("-" without one) and sender. A colon in
+// a field would split it, so it becomes '-'.
+func FeedbackID(step, campaign, topic, sender string) Header {
+	if topic == "" {
+		topic = "-"
+	}
+	fields := []string{step, campaign, topic, sender}
+	for i, f := range fields {
+		fields[i] = strings.ReplaceAll(f, ":", "-")
+	}
+	return Header{Name: "Feedback-ID", Value: strings.Join(fields, ":")}
 }
 
 // MessageID returns the deterministic Message-ID (without angle brackets) of the
@@ -97,6 +119,11 @@ func (m *Message) build() (*gomail.Msg, error) {
 			return nil, fmt.Errorf("%s: %w", name, ErrHeaderInjection)
 		}
 	}
+	for _, h := range m.Headers {
+		if h.Name == "" || strings.ContainsFunc(h.Name, func(r rune) bool { return r <= ' ' || r == ':' || r > '~' }) || strings.ContainsAny(h.Value, "\r\n") {
+			return nil, fmt.Errorf("header %q: %w", h.Name, ErrHeaderInjection)
+		}
+	}
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	if err := checkFrom(m.From.Address); err != nil {
 		return nil, fmt.Errorf("from %q: %w", m.From.Address, err)
@@ -117,6 +144,9 @@ func (m *Message) build() (*gomail.Msg, error) {
 	}
 	if err := m.setUnsubscribe(msg); err != nil {
 		return nil, err
+	}
+	for _, h := range m.Headers {
+		msg.SetGenHeader(gomail.Header(h.Name), h.Value)
 	}
 	msg.SetBodyWriter(gomail.TypeTextPlain, writeString(m.Text))
 	msg.AddAlternativeWriter(gomail.TypeTextHTML, writeString(m.HTML))

@@ -130,11 +130,28 @@ func TestHTTPUnsubscribeHasNoOneClickHeader(t *testing.T) {
 	}
 }
 
+func TestFeedbackIDAndTopicHeaders(t *testing.T) {
+	m := message()
+	m.Headers = []Header{FeedbackID("shop/second-order", "shop", "", "acme.example"), FeedbackID("a:b", "c", "t", "s"), {Name: "X-Retain-Topic", Value: "product news"}}
+	msg, _ := parse(t, m)
+	if got := msg.Header["Feedback-Id"]; len(got) != 1 || got[0] != "a-b:c:t:s" {
+		t.Errorf("Feedback-ID = %q, want the last one set, its colon replaced", got)
+	}
+	if got := FeedbackID("shop/second-order", "shop", "", "acme.example").Value; got != "shop/second-order:shop:-:acme.example" {
+		t.Errorf("FeedbackID without a topic = %q", got)
+	}
+	if got := msg.Header.Get("X-Retain-Topic"); got != "product news" {
+		t.Errorf("X-Retain-Topic = %q", got)
+	}
+}
+
 func TestBuildRefusesLineBreaksInHeaders(t *testing.T) {
 	for name, mutate := range map[string]func(*Message){
-		"subject":     func(m *Message) { m.Subject = "Hi\r\nBcc: victim@example.org" },
-		"to name":     func(m *Message) { m.To.Name = "Eve\nBcc: x@example.org" },
-		"unsubscribe": func(m *Message) { m.Unsubscribe = "https://x.example/u\r\nX: y" },
+		"subject":      func(m *Message) { m.Subject = "Hi\r\nBcc: victim@example.org" },
+		"to name":      func(m *Message) { m.To.Name = "Eve\nBcc: x@example.org" },
+		"unsubscribe":  func(m *Message) { m.Unsubscribe = "https://x.example/u\r\nX: y" },
+		"header value": func(m *Message) { m.Headers = []Header{{Name: "X-Retain-Topic", Value: "news\r\nBcc: x@example.org"}} },
+		"header name":  func(m *Message) { m.Headers = []Header{{Name: "Bcc: x@example.org\r\nX", Value: "y"}} },
 	} {
 		m := message()
 		mutate(m)

@@ -112,7 +112,19 @@ func referenceMessage(t *testing.T, s *link.Signer, eng *lifecycle.Engine, r *re
 		Subject: email.Subject, Text: email.Text, HTML: email.HTML,
 		MessageID: mailer.MessageID(st.ID, c.ID, n, "acme.example"), Date: now, Unsubscribe: s.UnsubscribeURL(c.ID, ""),
 		UnsubscribeMailto: "mailto:unsubscribe@acme.example",
+		Headers:           referenceHeaders(st),
 	}
+}
+
+// referenceHeaders are the Feedback-ID and topic header fields of st's emails
+// from hello@acme.example.
+func referenceHeaders(st *campaign.Step) []mailer.Header {
+	topic := cmpOr(st.Campaign.Topic, "-")
+	hs := []mailer.Header{{Name: "Feedback-ID", Value: st.ID + ":" + st.Campaign.ID + ":" + topic + ":acme.example"}}
+	if st.Campaign.Topic != "" {
+		hs = append(hs, mailer.Header{Name: "X-Retain-Topic", Value: st.Campaign.Topic})
+	}
+	return hs
 }
 
 // messageCustomers are the customers the message tests build every step for.

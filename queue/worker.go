@@ -765,7 +765,21 @@ func Message(cfg *WorkerConfig, eng *lifecycle.Engine, r *render.Renderer, c *li
 		Date:              now(),
 		Unsubscribe:       links.URL(render.LinkUnsubscribe),
 		UnsubscribeMailto: cfg.UnsubscribeMailto,
+		Headers:           stepHeaders(st, domainOf(from.Address)),
 	}, nil
+}
+
+// stepHeaders are the header fields that tell receivers which campaign and
+// step an email is, so their complaint and bounce reports line up with
+// retain's counts: Feedback-ID (Gmail's feedback loop, by step, campaign and
+// topic; the sender ID is the From domain) and, for a campaign with a topic,
+// X-Retain-Topic.
+func stepHeaders(st *campaign.Step, sender string) []mailer.Header {
+	hs := []mailer.Header{mailer.FeedbackID(st.ID, st.Campaign.ID, st.Campaign.Topic, sender)}
+	if st.Campaign.Topic != "" {
+		hs = append(hs, mailer.Header{Name: "X-Retain-Topic", Value: st.Campaign.Topic})
+	}
+	return hs
 }
 
 func domainOf(addr string) string {

@@ -66,6 +66,8 @@ func TestOnboardingEmailsArriveInOrderWithTheirSpacing(t *testing.T) {
 		"Message-ID":            {m.Header.Get("Message-ID"), "<" + mailer.MessageID("onboarding/welcome", "c1", 1, "acme.example") + ">"},
 		"List-Unsubscribe":      {m.Header.Get("List-Unsubscribe"), "<https://retain.acme.example/u/c1>, <mailto:unsubscribe@acme.example>"},
 		"List-Unsubscribe-Post": {m.Header.Get("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click"},
+		"Feedback-ID":           {m.Header.Get("Feedback-ID"), "onboarding/welcome:onboarding:onboarding:acme.example"},
+		"X-Retain-Topic":        {m.Header.Get("X-Retain-Topic"), "onboarding"},
 	}
 	for name, c := range checks {
 		if c[0] != c[1] {
