@@ -15,7 +15,7 @@ var lifecycleDocKeys = []string{
 	// lifecycle.yaml
 	"timezone", "locale", "sender", "links", "attributes", "counters", "activity", "stages", "transitions",
 	// sender
-	"name", "address",
+	"name", "address", "domains",
 	// a stage
 	"description",
 	// a transition

@@ -20,6 +20,8 @@ const ActivityEvent = "activity"
 var (
 	nameRE     = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	linkNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+	// domainRE is a domain name: two or more labels of letters, digits and '-'.
+	domainRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
 )
 
 var attrTypes = []string{string(AttrString), string(AttrInt), string(AttrFloat), string(AttrBool), string(AttrTime)}
@@ -54,12 +56,21 @@ func parseLifecycle(path, src string, probs *Problems) *Lifecycle {
 		}
 	}
 	if n := f["sender"]; n != nil {
-		sf := d.fields(n, "sender", "name", "address")
+		sf := d.fields(n, "sender", "name", "address", "domains")
 		if v := sf["name"]; v != nil {
 			l.Sender.Name, _ = d.str(v, "sender.name")
 		}
 		if v := sf["address"]; v != nil {
 			l.Sender.Address, _ = d.str(v, "sender.address")
+		}
+		if v := sf["domains"]; v != nil {
+			for i, dom := range d.strs(v, "sender.domains") {
+				if !domainRE.MatchString(dom) {
+					d.errorf(v.Content[i], "sender.domains: %q is not a domain name such as acme.example", dom)
+					continue
+				}
+				l.Sender.Domains = append(l.Sender.Domains, strings.ToLower(dom))
+			}
 		}
 	}
 	if n := f["links"]; n != nil {

@@ -28,7 +28,7 @@ var (
 )
 
 var (
-	campaignKeys = []string{"name", "trigger", "audience", "exit", "goal", "reentry", "send_window", "topic"}
+	campaignKeys = []string{"name", "trigger", "audience", "exit", "goal", "reentry", "send_window", "topic", "from", "reply_to"}
 	stepKeys     = []string{"id", "subject", "preheader", "delay", "at", "only_if", "skip_if", "layout"}
 	variantKeys  = []string{"subject", "preheader", "layout"}
 )
@@ -236,6 +236,22 @@ func (d *doc) campaign(root *yaml.Node, c *Campaign, l *Lifecycle, env envs) {
 	}
 	if v := f["audience"]; v != nil {
 		c.Audience = d.expr(v, "audience", env[scopeCustomer])
+	}
+	if v := f["from"]; v != nil {
+		if c.From = d.address(v, "from"); c.From != nil {
+			dom := strings.ToLower(c.From.Address[strings.LastIndexByte(c.From.Address, '@')+1:])
+			switch {
+			case len(l.Sender.Domains) == 0:
+				d.errorf(v, "from: declare the domains retain sends from in %s, as in sender: {domains: [%s]}, so that a typo cannot send from a domain without SPF, DKIM and DMARC", LifecycleFile, dom)
+				c.From = nil
+			case !slices.Contains(l.Sender.Domains, dom):
+				d.errorf(v, "from: %s is not a sending domain declared in %s (sender.domains: %s)", dom, LifecycleFile, strings.Join(l.Sender.Domains, ", "))
+				c.From = nil
+			}
+		}
+	}
+	if v := f["reply_to"]; v != nil {
+		c.ReplyTo = d.address(v, "reply_to")
 	}
 	if v := f["exit"]; v != nil {
 		ef := d.fields(v, "exit", "events", "stage_left")

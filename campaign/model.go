@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"net/mail"
 	"slices"
 	"time"
 
@@ -127,6 +128,9 @@ type Sender struct {
 	Name string
 	// Address is the postal address every email carries (CAN-SPAM).
 	Address string
+	// Domains are the domains emails may be sent from: a campaign's from:
+	// must be an address of one of them (lower case).
+	Domains []string
 }
 
 // Campaign is one folder under campaigns/: campaign.md and its steps.
@@ -148,6 +152,9 @@ type Campaign struct {
 	SendWindow *Window
 	// Topic is the subscription topic customers can opt out of on the preference page.
 	Topic string
+	// From and ReplyTo, when set (from:, reply_to:), are its emails' From and
+	// Reply-To; else the worker's RETAIN_FROM, and no Reply-To.
+	From, ReplyTo *mail.Address
 	// Steps in file-name order.
 	Steps []*Step
 }

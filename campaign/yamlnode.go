@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"net/mail"
 	"regexp"
 	"slices"
 	"strconv"
@@ -155,6 +156,20 @@ func (d *doc) str(n *yaml.Node, key string) (string, bool) {
 }
 
 // strs accepts one string or a list of strings.
+// address reads an email address with an optional name ("Sanne <sanne@acme.example>").
+func (d *doc) address(n *yaml.Node, key string) *mail.Address {
+	s, ok := d.str(n, key)
+	if !ok {
+		return nil
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		d.errorf(n, "%s: %q is not an email address such as \"Sanne from Acme <sanne@acme.example>\"", key, s)
+		return nil
+	}
+	return a
+}
+
 func (d *doc) strs(n *yaml.Node, key string) []string {
 	if n.Kind == yaml.ScalarNode {
 		if s, ok := d.str(n, key); ok {

@@ -3,6 +3,7 @@ package queue
 import (
 	"net/mail"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -226,6 +227,52 @@ func BenchmarkWorkerMessage(b *testing.B) {
 	for b.Loop() {
 		if _, err := w.message(c, st, 1); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestMessageUsesTheCampaignsSender: a campaign's from: and reply_to: are its
+// emails' From and Reply-To, and the From domain names the Message-ID and the
+// Feedback-ID's sender; other campaigns keep RETAIN_FROM.
+func TestMessageUsesTheCampaignsSender(t *testing.T) {
+	set, err := campaign.Load("testdata/campaigns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := render.Compile(set, filepath.Join("..", "templates"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := link.NewSigner("0123456789abcdef0123456789abcdef", "https://retain.acme.example")
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var nps atomic.Int64
+	cfg := &WorkerConfig{From: mail.Address{Address: "hello@acme.example"}, Links: signedLinks(signer, set.Lifecycle.Links, func() time.Time { return now }, &nps),
+		Now: func() time.Time { return now }}
+	eng := lifecycle.New(set)
+	onb := set.Campaigns[slices.IndexFunc(set.Campaigns, func(c *campaign.Campaign) bool { return c.ID == "onboarding" })]
+	onb.From = &mail.Address{Name: "Sanne from Acme", Address: "sanne@team.acme.example"}
+	onb.ReplyTo = &mail.Address{Address: "sanne@help.acme.example"}
+	c := messageCustomers(set, onb.ID)[0]
+	m, err := Message(cfg, eng, r, c, onb.Steps[0], 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.From != *onb.From || m.ReplyTo == nil || *m.ReplyTo != *onb.ReplyTo {
+		t.Errorf("From %v, Reply-To %v; want the campaign's", m.From, m.ReplyTo)
+	}
+	if !strings.HasSuffix(m.MessageID, "@team.acme.example") || !strings.HasSuffix(m.Headers[0].Value, ":team.acme.example") {
+		t.Errorf("Message-ID %s, %s: %s; want the campaign's From domain", m.MessageID, m.Headers[0].Name, m.Headers[0].Value)
+	}
+	for _, camp := range set.Campaigns {
+		if camp == onb {
+			continue
+		}
+		m, err := Message(cfg, eng, r, messageCustomers(set, camp.ID)[0], camp.Steps[0], 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.From.Address != "hello@acme.example" || m.ReplyTo != nil {
+			t.Errorf("%s: From %v, Reply-To %v; want RETAIN_FROM and none", camp.ID, m.From, m.ReplyTo)
 		}
 	}
 }

@@ -747,10 +747,7 @@ func Message(cfg *WorkerConfig, eng *lifecycle.Engine, r *render.Renderer, c *li
 	if err != nil {
 		return nil, err
 	}
-	from := cfg.From
-	if from.Name == "" {
-		from.Name = eng.Set().Lifecycle.Sender.Name
-	}
+	from, replyTo := StepSender(cfg.From, st, eng.Set().Lifecycle.Sender.Name)
 	now := time.Now
 	if cfg.Now != nil {
 		now = cfg.Now
@@ -765,16 +762,30 @@ func Message(cfg *WorkerConfig, eng *lifecycle.Engine, r *render.Renderer, c *li
 		Date:              now(),
 		Unsubscribe:       links.URL(render.LinkUnsubscribe),
 		UnsubscribeMailto: cfg.UnsubscribeMailto,
-		Headers:           stepHeaders(st, domainOf(from.Address)),
+		ReplyTo:           replyTo,
+		Headers:           StepHeaders(st, domainOf(from.Address)),
 	}, nil
 }
 
-// stepHeaders are the header fields that tell receivers which campaign and
+// StepSender returns the From and Reply-To of st's emails: its campaign's
+// from: and reply_to: when set, else from (RETAIN_FROM) and none; a From
+// without a name is named senderName (lifecycle.yaml's sender.name).
+func StepSender(from mail.Address, st *campaign.Step, senderName string) (mail.Address, *mail.Address) {
+	if st.Campaign.From != nil {
+		from = *st.Campaign.From
+	}
+	if from.Name == "" {
+		from.Name = senderName
+	}
+	return from, st.Campaign.ReplyTo
+}
+
+// StepHeaders are the header fields that tell receivers which campaign and
 // step an email is, so their complaint and bounce reports line up with
 // retain's counts: Feedback-ID (Gmail's feedback loop, by step, campaign and
 // topic; the sender ID is the From domain) and, for a campaign with a topic,
 // X-Retain-Topic.
-func stepHeaders(st *campaign.Step, sender string) []mailer.Header {
+func StepHeaders(st *campaign.Step, sender string) []mailer.Header {
 	hs := []mailer.Header{mailer.FeedbackID(st.ID, st.Campaign.ID, st.Campaign.Topic, sender)}
 	if st.Campaign.Topic != "" {
 		hs = append(hs, mailer.Header{Name: "X-Retain-Topic", Value: st.Campaign.Topic})

@@ -248,16 +248,19 @@ func (p *previewer) data(st *campaign.Step, locale string) *render.Data {
 // (queue.Worker.message) for a first enrollment, with its links as written.
 func (p *previewer) message(st *campaign.Step, d *render.Data, email *render.Email) *mailer.Message {
 	unsub, _ := d.Links[render.LinkUnsubscribe].(string)
+	from, replyTo := queue.StepSender(*p.from, st, "")
 	return &mailer.Message{
-		From:              *p.from,
+		From:              from,
+		ReplyTo:           replyTo,
 		To:                mail.Address{Name: cmpOr(d.Customer.Name, d.Customer.FirstName), Address: d.Customer.Email},
 		Subject:           email.Subject,
 		Text:              email.Text,
 		HTML:              email.HTML,
-		MessageID:         mailer.MessageID(st.ID, d.Customer.ID, 1, domainOf(p.from.Address)),
+		MessageID:         mailer.MessageID(st.ID, d.Customer.ID, 1, domainOf(from.Address)),
 		Date:              p.now,
 		Unsubscribe:       unsub,
 		UnsubscribeMailto: p.mailto,
+		Headers:           queue.StepHeaders(st, domainOf(from.Address)),
 	}
 }
 
