@@ -82,6 +82,14 @@ type Config struct {
 	IdleTimeout time.Duration
 	// HELO is the name sent in EHLO. Default: this machine's host name.
 	HELO string
+	// DKIM lists the keys the pool signs each message with (cmd/retain reads them
+	// from RETAIN_DKIM_KEYS; ParseURL leaves it empty). A message is signed by every
+	// key of its From address's domain, or, when that domain has none, of its
+	// nearest parent domain that has some (a From at news.acme.example is signed by
+	// acme.example: DMARC's relaxed alignment); two keys of one domain, RSA and
+	// Ed25519, sign it twice. A message whose From matches no key goes unsigned.
+	// Default: none, so nothing is signed and the relay signs, as most do.
+	DKIM []DKIMKey
 }
 
 // ParseURL reads an SMTP_URL such as
@@ -330,6 +338,7 @@ func (c Config) Validate() error {
 	if c.IdleTimeout < 0 {
 		bad("idle_timeout %s: want > 0", c.IdleTimeout)
 	}
+	problems = append(problems, validateDKIM(c.DKIM)...)
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}

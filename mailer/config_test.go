@@ -95,7 +95,7 @@ func TestConfigNeverPrintsThePassword(t *testing.T) {
 		t.Errorf("Redacted() = %s, want %s", got, want)
 	}
 	back, err := ParseURL(strings.Replace(want, "xxxxx", "Hunter2secret", 1))
-	if err != nil || back != cfg {
+	if err != nil || !cmp.Equal(back, cfg) {
 		t.Errorf("Redacted() does not round-trip: %v %v", back, err)
 	}
 }

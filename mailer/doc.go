@@ -29,6 +29,13 @@
 // does, so that clients can add extensions, and keeps no state on it between
 // commands.
 //
+// With keys in Config.DKIM the pool signs each message with DKIM (go-msgauth,
+// relaxed/relaxed, the From domain's keys or its nearest parent's; see DKIMKey):
+// the message as go-mail wrote it is signed, and the DKIM-Signature fields go ahead
+// of it in DATA, before the dot encoding, which the relay undoes. Without keys (the
+// default) nothing is signed and the relay signs. DKIMKey.CheckRecord compares a
+// key with its published DNS record.
+//
 // To a relay that announces PIPELINING (RFC 2920) the pool writes MAIL FROM, RCPT TO
 // and DATA at once, byte for byte the commands go-mail's Mail and Rcpt send, then
 // reads the three replies: two round trips per message instead of four, and one

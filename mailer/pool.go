@@ -24,6 +24,7 @@ type Pool struct {
 	cfg     Config
 	cfgErr  error
 	tlsConf *tls.Config
+	dkim    *dkimSigner // nil: messages go unsigned
 	now     func() time.Time
 
 	tokens chan struct{} // one per connection a Send may hold
@@ -43,6 +44,7 @@ func NewPool(cfg Config) *Pool {
 	p := &Pool{
 		cfg:    cfg,
 		cfgErr: cfg.Validate(),
+		dkim:   newDKIMSigner(cfg.DKIM),
 		now:    time.Now,
 		tokens: make(chan struct{}, max(cfg.PoolSize, 1)),
 		done:   make(chan struct{}),
@@ -88,6 +90,7 @@ func (p *Pool) send(ctx context.Context, m *Message, fence func(context.Context)
 	if err != nil {
 		return &SendError{Class: Permanent, Stage: StageBuild, Msg: err.Error(), Err: err}
 	}
+	o.dkim = p.dkim.keysFor(m.From.Address)
 
 	p.mu.Lock()
 	if p.closed {

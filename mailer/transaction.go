@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/emersion/go-msgauth/dkim"
 	gomail "github.com/wneessen/go-mail"
 )
 
@@ -21,6 +22,8 @@ type outgoing struct {
 	from  string
 	rcpts []string
 	plain [2]bool // text, HTML: see isPlain
+	// dkim are the keys that sign the message (Pool.send sets them); none: unsigned.
+	dkim []dkim.SignOptions
 }
 
 // prepare builds what Pool.Send needs before it takes a connection; its errors
@@ -62,12 +65,23 @@ func putDataBuf(b *dataBuf) {
 }
 
 // write fills b with o's message for a relay that announced 8BITMIME or not.
+// With keys in o.dkim, the message as go-mail wrote it is signed, and the
+// DKIM-Signature fields go first in DATA, ahead of the dot-encoded message: they
+// are CRLF lines that never start with ".", so the encoding leaves them as they
+// are, and a receiver that undoes it has the signed bytes.
 func (o *outgoing) write(b *dataBuf, eightBitMIME bool) error {
 	setEncodings(o.msg, o.plain, eightBitMIME)
 	if _, err := o.msg.WriteTo(&b.mime); err != nil {
 		return err
 	}
-	b.data = appendDotStuffed(b.data[:0], b.mime.Bytes())
+	b.data = b.data[:0]
+	if len(o.dkim) > 0 {
+		var err error
+		if b.data, err = appendDKIMSignatures(b.data, b.mime.Bytes(), o.dkim); err != nil {
+			return err
+		}
+	}
+	b.data = appendDotStuffed(b.data, b.mime.Bytes())
 	return nil
 }
 

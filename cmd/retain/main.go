@@ -37,7 +37,18 @@ type env struct {
 	getenv         func(string) string
 }
 
-var commands = []*command{lintCmd, previewCmd, planCmd, impactCmd, eventCmd, importCmd, customerCmd, workerCmd, schedulerCmd, webCmd, devCmd, reportCmd, migrateCmd}
+// with returns e with the variable name set to value.
+func (e *env) with(name, value string) *env {
+	get := e.getenv
+	return &env{stdout: e.stdout, stderr: e.stderr, getenv: func(k string) string {
+		if k == name {
+			return value
+		}
+		return get(k)
+	}}
+}
+
+var commands = []*command{lintCmd, previewCmd, sendTestCmd, planCmd, impactCmd, eventCmd, importCmd, customerCmd, workerCmd, schedulerCmd, webCmd, devCmd, reportCmd, migrateCmd, dkimCmd}
 
 func main() {
 	os.Exit(run(os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}))

@@ -104,42 +104,12 @@ func runPreview(c *command, e *env, args []string) int {
 	default:
 		return c.usageError(e, "unknown format %q: use html, text or eml", *format)
 	}
+	p, step, content, code := loadStepPreview(c, e, pos[0], *customerArg, *templates, false)
+	if p == nil {
+		return code
+	}
+	l := p.l
 	stepPath := filepath.Clean(pos[0])
-	if filepath.Base(stepPath) == campaign.CampaignFile || !strings.HasSuffix(stepPath, ".md") {
-		return c.usageError(e, "%s is not a step file: give one like campaigns/onboarding/01-welcome.md", stepPath)
-	}
-	campaignsDir := filepath.Dir(filepath.Dir(stepPath))
-	d, err := resolveDirs(campaignsDir, cmpOr(*templates, e.getenv("RETAIN_TEMPLATES")))
-	if err != nil {
-		return c.usageError(e, "%v", err)
-	}
-	l, probs, err := loadCampaigns(d)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "retain preview: %v\n", err)
-		return exitProblems
-	}
-	step, content := findContent(l.set, stepPath)
-	if len(probs) > 0 {
-		for _, p := range probs {
-			fmt.Fprintln(e.stderr, p)
-		}
-		fmt.Fprintf(e.stderr, "retain preview: %s must be fixed first (retain lint %s lists them)\n", plural(len(probs), "problem"), d.campaigns)
-		return exitProblems
-	}
-	if content == nil {
-		fmt.Fprintf(e.stderr, "retain preview: %s is not a step of the campaigns in %s\n", stepPath, d.campaigns)
-		return exitProblems
-	}
-	cust, err := previewCustomer(context.Background(), e, *customerArg, l.set.Lifecycle)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "retain preview: %v\n", err)
-		return exitProblems
-	}
-	p, err := newPreviewer(e, l, cust, time.Now())
-	if err != nil {
-		fmt.Fprintf(e.stderr, "retain preview: %v\n", err)
-		return exitUsage
-	}
 	data := p.data(step, content.Locale)
 	email, err := l.renderer.Render(step.ID, data)
 	if err != nil {
@@ -158,6 +128,55 @@ func runPreview(c *command, e *env, args []string) int {
 		}
 	}
 	return exitOK
+}
+
+// loadStepPreview loads the campaigns around the step file arg and the
+// customer --customer names, for retain preview and retain send-test (test:
+// its links are signed with previewSecret whatever RETAIN_SECRET is, so that
+// a click in a test email changes no one). On failure it reports and returns
+// a nil previewer with the exit code.
+func loadStepPreview(c *command, e *env, arg, customerArg, templates string, test bool) (*previewer, *campaign.Step, *campaign.Content, int) {
+	stepPath := filepath.Clean(arg)
+	if filepath.Base(stepPath) == campaign.CampaignFile || !strings.HasSuffix(stepPath, ".md") {
+		return nil, nil, nil, c.usageError(e, "%s is not a step file: give one like campaigns/onboarding/01-welcome.md", stepPath)
+	}
+	campaignsDir := filepath.Dir(filepath.Dir(stepPath))
+	d, err := resolveDirs(campaignsDir, cmpOr(templates, e.getenv("RETAIN_TEMPLATES")))
+	if err != nil {
+		return nil, nil, nil, c.usageError(e, "%v", err)
+	}
+	l, probs, err := loadCampaigns(d)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain %s: %v\n", c.name, err)
+		return nil, nil, nil, exitProblems
+	}
+	step, content := findContent(l.set, stepPath)
+	if len(probs) > 0 {
+		for _, p := range probs {
+			fmt.Fprintln(e.stderr, p)
+		}
+		fmt.Fprintf(e.stderr, "retain %s: %s must be fixed first (retain lint %s lists them)\n", c.name, plural(len(probs), "problem"), d.campaigns)
+		return nil, nil, nil, exitProblems
+	}
+	if content == nil {
+		fmt.Fprintf(e.stderr, "retain %s: %s is not a step of the campaigns in %s\n", c.name, stepPath, d.campaigns)
+		return nil, nil, nil, exitProblems
+	}
+	cust, err := previewCustomer(context.Background(), e, customerArg, l.set.Lifecycle)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain %s: %v\n", c.name, err)
+		return nil, nil, nil, exitProblems
+	}
+	pe := e
+	if test {
+		pe = e.with("RETAIN_SECRET", "")
+	}
+	p, err := newPreviewer(pe, l, cust, time.Now())
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain %s: %v\n", c.name, err)
+		return nil, nil, nil, exitUsage
+	}
+	return p, step, content, exitOK
 }
 
 // previewCustomer returns the customer --customer names: a customer file, or

@@ -36,6 +36,10 @@ Environment (required unless a default is shown):
   RETAIN_BASE_URL      where retain web answers, for unsubscribe and preference links
   RETAIN_SECRET        at least 32 bytes; signs those links (openssl rand -hex 32)
   RETAIN_UNSUBSCRIBE_MAILTO  optional mailto: offered in List-Unsubscribe too
+  RETAIN_DKIM_KEYS     optional: sign each email with DKIM, e.g.
+                       acme.example:s2026:/etc/retain/dkim.pem[,DOMAIN:SELECTOR:KEYFILE...]
+                       (PEM RSA or Ed25519; default: unsigned, the relay signs;
+                       retain dkim check compares the keys with DNS)
   REDIS_URL            default redis://127.0.0.1:6379/0
   RETAIN_REDIS_PREFIX  default "retain:"
   RETAIN_CAMPAIGNS     default: the current directory`,
@@ -95,6 +99,12 @@ func runWorker(c *command, e *env, args []string) int {
 	mailto := e.getenv("RETAIN_UNSUBSCRIBE_MAILTO")
 	if mailto != "" && !strings.HasPrefix(mailto, "mailto:") {
 		problems = append(problems, fmt.Sprintf("RETAIN_UNSUBSCRIBE_MAILTO %q must be a mailto: URL such as mailto:unsubscribe@acme.example", mailto))
+	}
+	var dkimWarnings []string
+	if spec := e.getenv(dkimEnv); spec != "" {
+		keys, warnings, dkimProblems := dkimKeys(spec)
+		smtpCfg.DKIM, dkimWarnings = keys, warnings
+		problems = append(problems, dkimProblems...)
 	}
 	if *concurrency < 1 {
 		problems = append(problems, "--concurrency must be at least 1")
@@ -159,6 +169,13 @@ func runWorker(c *command, e *env, args []string) int {
 		log.Warn(warning)
 	}
 	recordDeploy(ctx, log, ws.store, ws.loaded.set)
+	froms := []string{from.Address}
+	for _, camp := range ws.engine.Set().Campaigns {
+		if camp.From != nil {
+			froms = append(froms, camp.From.Address)
+		}
+	}
+	logDKIM(log, smtpCfg.DKIM, dkimWarnings, froms)
 	pool := mailer.NewPool(smtpCfg)
 	defer pool.Close()
 	w, err := queue.NewWorker(queue.WorkerConfig{
@@ -191,6 +208,35 @@ func runWorker(c *command, e *env, args []string) int {
 	w.Close()
 	log.Info("worker stopped")
 	return exitOK
+}
+
+// logDKIM says which keys sign, by domain, selector and algorithm only, and warns
+// for each From address (RETAIN_FROM, then the campaigns' from:) that gets no
+// signature.
+func logDKIM(log *slog.Logger, keys []mailer.DKIMKey, warnings []string, froms []string) {
+	if len(keys) == 0 {
+		return
+	}
+	for _, k := range keys {
+		log.Info("DKIM key loaded", "domain", k.Domain, "selector", k.Selector, "algorithm", keyAlgorithm(k))
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	seen := map[string]bool{}
+	for i, from := range froms {
+		if seen[from] {
+			continue
+		}
+		seen[from] = true
+		if len(mailer.DKIMKeysFor(keys, from)) == 0 {
+			what := "RETAIN_FROM"
+			if i > 0 {
+				what = "a campaign's from:"
+			}
+			log.Warn("no DKIM key for the domain of "+what+" (nor a parent domain): its emails go unsigned", "from", from)
+		}
+	}
 }
 
 // parseOptionalDuration parses a campaign-style duration (20h, 2d) where 0 means none.
