@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"hash/fnv"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +127,20 @@ func TestStoreOnCluster(t *testing.T) {
 	c1, err := st.CustomerByEmail(ctx, ids[1]+"@example.com")
 	if err != nil || c1.Stage != "active" {
 		t.Errorf("customer 1 by email: %+v, %v; want active", c1, err)
+	}
+}
+
+// TestShardOfIsFNV1a: ShardOf is hash/fnv's 32-bit FNV-1a modulo Shards; the
+// shard of every stored customer depends on it never changing.
+func TestShardOfIsFNV1a(t *testing.T) {
+	for _, id := range []string{"", "c1", "cus_42", "cus:1", "ünïcode", strings.Repeat("x", 300)} {
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		if got, want := ShardOf(id), int(h.Sum32()%Shards); got != want {
+			t.Errorf("ShardOf(%q) = %d, want %d", id, got, want)
+		}
+	}
+	if ShardOf("c2") != 0 || ShardOf("c1") != 9 {
+		t.Errorf("ShardOf(c2), ShardOf(c1) = %d, %d; want 0, 9 as in layout 2's first data", ShardOf("c2"), ShardOf("c1"))
 	}
 }

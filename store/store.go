@@ -44,6 +44,8 @@ type Store struct {
 	cluster bool
 	// nextShard is where ClaimDue starts looking.
 	nextShard atomic.Int32
+	// shardPrefixes are ShardPrefix(prefix, i), built once.
+	shardPrefixes [Shards]string
 
 	// MaxAttempts bounds how often Update runs its read-modify-write when other
 	// clients keep changing the customer in between. Default 100.
@@ -88,7 +90,11 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 		prefix = DefaultPrefix
 	}
 	_, cluster := rdb.(*redis.ClusterClient)
-	return &Store{rdb: rdb, prefix: prefix, cluster: cluster, MaxAttempts: 100, SweepBatch: 100}
+	s := &Store{rdb: rdb, prefix: prefix, cluster: cluster, MaxAttempts: 100, SweepBatch: 100}
+	for i := range Shards {
+		s.shardPrefixes[i] = ShardPrefix(prefix, i)
+	}
+	return s
 }
 
 // Key names; see the table in doc.go. The customer ID always comes last, so an ID
