@@ -311,7 +311,7 @@ func (w *Worker) Process(ctx context.Context, id string) error {
 // later batch.
 func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
 	var errs []error
-	for _, group := range byShard(ids) {
+	for _, group := range store.ByShard(ids) {
 		l, err := w.store.LeaseCustomers(ctx, group, w.cfg.Lease)
 		if err == nil && l != nil {
 			err = w.ProcessLease(ctx, l)
@@ -321,26 +321,6 @@ func (w *Worker) ProcessMany(ctx context.Context, ids []string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// byShard splits ids by store.ShardOf, in the order each shard first appears.
-func byShard(ids []string) [][]string {
-	if len(ids) <= 1 {
-		return [][]string{ids}
-	}
-	var groups [][]string
-	at := map[int]int{} // shard → index in groups
-	for _, id := range ids {
-		sh := store.ShardOf(id)
-		i, ok := at[sh]
-		if !ok {
-			i = len(groups)
-			at[sh] = i
-			groups = append(groups, nil)
-		}
-		groups[i] = append(groups[i], id)
-	}
-	return groups
 }
 
 // job is one email to send in a batch.

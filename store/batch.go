@@ -148,7 +148,7 @@ func (s *Store) UpdateMany(ctx context.Context, ids []string, fn func(c *lifecyc
 func (s *Store) UpdateManyRead(ctx context.Context, ids []string, rd *Read, fn func(c *lifecycle.Customer) (*Change, error)) error {
 	exists := func(cur current) bool { return cur.raw != nil }
 	var errs []error
-	for _, group := range byShard(ids) { // one transaction per shard
+	for _, group := range ByShard(ids) { // one transaction per shard
 		_, fallback, err := s.sweepBatch(ctx, group, rd, exists, fn)
 		if errors.Is(err, redis.TxFailedErr) {
 			fallback, err = group, nil

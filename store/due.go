@@ -205,7 +205,7 @@ func (s *Store) HoldLease(ctx context.Context, l *Lease) (*Lease, error) {
 		return nil, fmt.Errorf("store: hold lease: no time to live")
 	}
 	out := &Lease{Token: l.Token, TTL: l.TTL}
-	for _, ids := range byShard(l.IDs) { // one script per shard's keys
+	for _, ids := range ByShard(l.IDs) { // one script per shard's keys
 		keys := make([]string, len(ids))
 		for i, id := range ids {
 			keys[i] = s.leaseKey(id)
@@ -248,7 +248,7 @@ func (s *Store) releaseLease(ctx context.Context, l *Lease, restore string) erro
 	// below its limit (8,000). One call per shard's keys.
 	const chunk = 1000
 	var errs []error
-	for _, group := range byShard(l.IDs) {
+	for _, group := range ByShard(l.IDs) {
 		shard := ShardOf(group[0])
 		for ids := range slices.Chunk(group, chunk) {
 			keys := make([]string, 2, len(ids)+2)

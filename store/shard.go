@@ -35,9 +35,10 @@ func ShardPrefix(prefix string, shard int) string { return prefix + "{" + shardT
 // CustomerPrefix is ShardPrefix of customer id's shard.
 func CustomerPrefix(prefix, id string) string { return ShardPrefix(prefix, ShardOf(id)) }
 
-// byShard groups ids by shard, keeping their order within each shard; the
-// groups come in shard order.
-func byShard(ids []string) [][]string {
+// ByShard groups ids by shard, keeping their order within each shard; the
+// groups come in shard order. A transaction, a script or an MGET may only
+// take one group's keys (Redis Cluster).
+func ByShard(ids []string) [][]string {
 	if len(ids) == 0 {
 		return nil
 	}

@@ -73,7 +73,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, limit int, fn func(c *
 	batch := max(s.SweepBatch, 1)
 	var done int
 	var errs []error
-	for _, group := range byShard(ids) { // a transaction holds one shard's customers
+	for _, group := range ByShard(ids) { // a transaction holds one shard's customers
 		for chunk := range slices.Chunk(group, batch) {
 			k, fallback, err := s.sweepBatch(ctx, chunk, nil, due, fn)
 			if errors.Is(err, redis.TxFailedErr) {
