@@ -254,7 +254,10 @@ func (l *ledger) peekAll(ctx context.Context, jobs []*job) ([]found, error) {
 		return nil, fmt.Errorf("ledger read: %w", err)
 	}
 	for k, i := range claimed {
-		out[i].ttl = max(ttls[k].Val(), 0)
+		// A claim lives claimTTL at most. A longer time to live is an outcome's
+		// (kept for l.keep, 30 days), written between the MGET and the PTTL:
+		// look again within a claim's time, not in a month.
+		out[i].ttl = min(max(ttls[k].Val(), 0), l.claimTTL)
 	}
 	return out, nil
 }

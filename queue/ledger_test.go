@@ -104,3 +104,25 @@ func TestOutcomeOfAClaimThatRanOut(t *testing.T) {
 		t.Errorf("after the record the ledger holds %q, want sent", got)
 	}
 }
+
+// TestPeekWaitsAClaimAtMost: a send read as claimed whose key then lives longer
+// than a claim can (its outcome, kept for a month, was written between the
+// read of the values and the read of their times to live) is looked at again
+// within a claim's time, not postponed for a month.
+func TestPeekWaitsAClaimAtMost(t *testing.T) {
+	b := setup(t)
+	l := newLedger(b.rdb, b.prefix, 5*time.Second, 30*24*time.Hour, nil)
+	j := &job{ledgerKey: l.key("c1", "onboarding", 1, "welcome")}
+	// What the PTTL sees after the race, made at once: a claim's value with
+	// an outcome's time to live.
+	if err := b.rdb.Set(b.ctx, j.ledgerKey, claimValue("worker-a", store.NewToken()), 30*24*time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.peekAll(b.ctx, []*job{j})
+	if err != nil || f[0].state != ledgerClaimed || f[0].ttl <= 0 || f[0].ttl > 5*time.Second {
+		t.Errorf("peek: %+v %v; want claimed, to look again within the 5s claim time", f, err)
+	}
+	if o := foundOutcome(f[0], time.Now()); o.wait > 5*time.Second {
+		t.Errorf("the send waits %v, want at most the claim time", o.wait)
+	}
+}
