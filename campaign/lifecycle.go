@@ -2,9 +2,11 @@ package campaign
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,16 +32,17 @@ var attrTypes = []string{string(AttrString), string(AttrInt), string(AttrFloat),
 // problems were found, so campaigns can still be checked against it.
 func parseLifecycle(path, src string, probs *Problems) *Lifecycle {
 	l := &Lifecycle{Path: path, Timezone: time.UTC, Locale: "en", Attributes: map[string]AttrType{}, Counters: map[string]string{}, Links: map[string]string{},
-		BackfillGrace: DefaultBackfillGrace}
+		BackfillGrace: DefaultBackfillGrace, Deliverability: DefaultDeliverability}
 	d := &doc{path: path, probs: probs}
 	root := d.parse(src)
 	if root == nil {
 		return l
 	}
-	f := d.fields(root, path, "timezone", "locale", "sender", "links", "attributes", "counters", "activity", "stages", "transitions", "backfill_grace")
+	f := d.fields(root, path, "timezone", "locale", "sender", "links", "attributes", "counters", "activity", "stages", "transitions", "backfill_grace", "deliverability")
 	if n := f["backfill_grace"]; n != nil {
 		l.BackfillGrace = d.duration(n, "backfill_grace")
 	}
+	l.Deliverability = d.deliverability(f["deliverability"])
 	if n := f["timezone"]; n != nil {
 		if s, ok := d.str(n, "timezone"); ok {
 			loc, err := loadLocation(s)
@@ -292,4 +295,71 @@ func (l *Lifecycle) AttributeNames() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// deliverability reads the deliverability: section of lifecycle.yaml; a nil
+// node is the defaults.
+func (d *doc) deliverability(n *yaml.Node) Deliverability {
+	dl := DefaultDeliverability
+	if n == nil {
+		return dl
+	}
+	f := d.fields(n, "deliverability", "soft_bounces", "soft_bounce_window", "pause_window", "pause_complaint_rate", "pause_bounce_rate")
+	count := func(key string, min int, into *int) {
+		if v := f[key]; v != nil {
+			var i int
+			if v.Kind != yaml.ScalarNode || v.Decode(&i) != nil || i < min {
+				d.errorf(v, "deliverability.%s must be a whole number of at least %d, found %q", key, min, v.Value)
+				return
+			}
+			*into = i
+		}
+	}
+	count("soft_bounces", 1, &dl.SoftBounces)
+	count("pause_window", 1, &dl.PauseWindow)
+	if v := f["soft_bounce_window"]; v != nil {
+		if w := d.duration(v, "deliverability.soft_bounce_window"); w > 0 {
+			dl.SoftBounceWindow = w
+		}
+	}
+	rate := func(key string, into *float64) {
+		v := f[key]
+		if v == nil {
+			return
+		}
+		s, ok := d.str(v, "deliverability."+key)
+		if !ok {
+			return
+		}
+		r, err := parseRate(s)
+		if err != nil {
+			d.errorf(v, "deliverability.%s: %v", key, err)
+			return
+		}
+		*into = r
+	}
+	rate("pause_complaint_rate", &dl.PauseComplaintRate)
+	rate("pause_bounce_rate", &dl.PauseBounceRate)
+	return dl
+}
+
+// parseRate reads a rate as a percentage ("0.3%") or a fraction ("0.003");
+// "off" or 0 turns the check off.
+func parseRate(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	if s == "off" {
+		return 0, nil
+	}
+	pct := strings.HasSuffix(s, "%")
+	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(s, "%")), 64)
+	if err != nil || v < 0 || math.IsNaN(v) {
+		return 0, fmt.Errorf("%q is not a rate: write a percentage such as 0.3%%, or off", s)
+	}
+	if pct {
+		v /= 100
+	}
+	if v > 1 {
+		return 0, fmt.Errorf("%q is more than 100%%", s)
+	}
+	return v, nil
 }

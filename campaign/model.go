@@ -70,7 +70,32 @@ type Lifecycle struct {
 	// that schedules it is applied (a backfill) and still be sent; one due
 	// earlier is skipped as stale. Default DefaultBackfillGrace.
 	BackfillGrace time.Duration
+	// Deliverability is what retain does with bounces and complaints
+	// (deliverability: in lifecycle.yaml).
+	Deliverability Deliverability
 }
+
+// Deliverability is the bounce and complaint policy of lifecycle.yaml.
+type Deliverability struct {
+	// SoftBounces temporary failures of an address within SoftBounceWindow
+	// suppress it.
+	SoftBounces      int
+	SoftBounceWindow time.Duration
+	// A campaign whose complaint rate passes PauseComplaintRate, or whose bounce
+	// rate passes PauseBounceRate, over its last PauseWindow sends (at least
+	// that many, fewer than twice as many) stops sending until resumed. A rate
+	// of 0 is no limit.
+	PauseWindow        int
+	PauseComplaintRate float64
+	PauseBounceRate    float64
+}
+
+// DefaultDeliverability is the policy of a lifecycle.yaml without
+// deliverability: three temporary failures in 30 days suppress an address;
+// a campaign pauses over 0.3% complaints (the most Gmail and Yahoo allow) or
+// 5% bounces in its last 1,000 sends.
+var DefaultDeliverability = Deliverability{SoftBounces: 3, SoftBounceWindow: 30 * 24 * time.Hour,
+	PauseWindow: 1000, PauseComplaintRate: 0.003, PauseBounceRate: 0.05}
 
 // DefaultBackfillGrace is the backfill grace of a lifecycle.yaml that sets none.
 const DefaultBackfillGrace = 24 * time.Hour

@@ -38,6 +38,9 @@ type Message struct {
 	// Headers are more header fields, written as given (Feedback-ID, the
 	// campaign's topic).
 	Headers []Header
+	// ReturnPath is the envelope sender (MAIL FROM), where receivers send
+	// bounces: a VERP address of the bounce domain. Empty: the From address.
+	ReturnPath string
 }
 
 // Header is one header field of a Message beyond those it has fields for.
@@ -113,7 +116,7 @@ func checkFrom(addr string) error {
 func (m *Message) build() (*gomail.Msg, error) {
 	for name, v := range map[string]string{
 		"From": m.From.Name + m.From.Address, "To": m.To.Name + m.To.Address, "Subject": m.Subject, "Message-ID": m.MessageID,
-		"List-Unsubscribe": m.Unsubscribe + m.UnsubscribeMailto,
+		"List-Unsubscribe": m.Unsubscribe + m.UnsubscribeMailto, "Return-Path": m.ReturnPath,
 	} {
 		if strings.ContainsAny(v, "\r\n") {
 			return nil, fmt.Errorf("%s: %w", name, ErrHeaderInjection)

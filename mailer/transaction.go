@@ -37,6 +37,15 @@ func (m *Message) prepare() (*outgoing, error) {
 	if o.from, err = msg.GetSender(false); err != nil {
 		return nil, err
 	}
+	if m.ReturnPath != "" {
+		// Not checkFrom: its cache keeps every address it saw, and each
+		// email has a Return-Path of its own. retain makes them; a space or
+		// angle bracket would still break MAIL FROM.
+		if strings.Count(m.ReturnPath, "@") != 1 || strings.ContainsFunc(m.ReturnPath, func(r rune) bool { return r <= ' ' || r == '<' || r == '>' || r > '~' }) {
+			return nil, errors.New("return path " + strconv.Quote(m.ReturnPath) + " is not an address")
+		}
+		o.from = m.ReturnPath
+	}
 	if o.rcpts, err = msg.GetRecipients(); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/retainmail/retain/bounce"
 	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/lifecycle"
@@ -64,6 +65,14 @@ type WorkerConfig struct {
 	// UnsubscribeMailto, when set (mailto:unsubscribe@acme.example), is offered in
 	// List-Unsubscribe beside the https link.
 	UnsubscribeMailto string
+	// Tokens, when set, sign each email's Message-ID (bounce.Tokens.MessageID),
+	// so the reports of receivers and providers that quote it name the send;
+	// default nil: a hash of the send (mailer.MessageID).
+	Tokens *bounce.Tokens
+	// BounceDomain, when set with Tokens, gives each email a Return-Path of its
+	// own, bounces+<token>@BounceDomain (VERP), whose bounces retain inbound
+	// receives (RETAIN_BOUNCE_DOMAIN); default empty: the From address.
+	BounceDomain string
 	// Rate is the global send rate in emails per second across all workers;
 	// 0 is unlimited.
 	Rate int
@@ -158,6 +167,7 @@ type Worker struct {
 	rate     *rateLimiter
 	owner    string
 	stopping atomic.Bool
+	paused   pausedCache
 }
 
 // ErrStopping is returned for the customers of a task left unprocessed when the
@@ -398,7 +408,12 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 	}
 	now := w.cfg.Now()
 	token := store.NewToken()
+	paused, err := w.paused.get(ctx, w.store, now)
+	if err != nil {
+		return err
+	}
 	var jobs []*job
+	outcomes := make(map[stepKey]*outcome)
 	for _, c := range custs {
 		if c == nil {
 			continue
@@ -409,11 +424,18 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 		w.engine.CatchUp(c, now)
 		for _, campID := range w.engine.Due(c, now) {
 			d := w.engine.Decide(c, campID, now)
-			if d.Action == lifecycle.Send {
-				jobs = append(jobs, &job{c: c, step: d.Step, key: stepKey{c.ID, campID, d.Enrollment.Number, d.Enrollment.Next},
-					claim: claimValue(w.owner, token)})
-				break // one email per customer per batch
+			if d.Action != lifecycle.Send {
+				continue
 			}
+			key := stepKey{c.ID, campID, d.Enrollment.Number, d.Enrollment.Next}
+			if _, ok := paused[campID]; ok {
+				// Auto-pause (or retain campaign pause): the step waits,
+				// and is looked at again after PausedWait.
+				outcomes[key] = &outcome{at: now, found: true, wait: PausedWait}
+				continue
+			}
+			jobs = append(jobs, &job{c: c, step: d.Step, key: key, claim: claimValue(w.owner, token)})
+			break // one email per customer per batch
 		}
 	}
 	if err := w.prepare(ctx, jobs, now); err != nil {
@@ -423,7 +445,6 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 	w.send(ctx, jobs)
 	stopBeat()
 	w.countSends(ctx, jobs) // stats.go: /metrics of retain web
-	outcomes := make(map[stepKey]*outcome, len(jobs))
 	var finish []*job
 	for _, j := range jobs {
 		if j.out != nil {
@@ -449,6 +470,9 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 		return &store.Change{Customer: cur, History: history, Changes: chs, Wake: w.engine.NextWake(cur), Due: w.engine.NextDue(cur)}, nil
 	})
 	written = err == nil
+	if written {
+		w.checkPauses(ctx, jobs, now)
+	}
 	return err
 }
 
@@ -738,13 +762,32 @@ func Message(cfg *WorkerConfig, eng *lifecycle.Engine, r *render.Renderer, c *li
 		Subject:           email.Subject,
 		Text:              email.Text,
 		HTML:              email.HTML,
-		MessageID:         mailer.MessageID(st.ID, c.ID, n, domainOf(from.Address)),
+		MessageID:         messageID(cfg.Tokens, st.ID, c.ID, n, domainOf(from.Address)),
+		ReturnPath:        returnPath(cfg, st.ID, c.ID, n),
 		Date:              now(),
 		Unsubscribe:       links.URL(render.LinkUnsubscribe),
 		UnsubscribeMailto: cfg.UnsubscribeMailto,
 		ReplyTo:           replyTo,
 		Headers:           StepHeaders(st, domainOf(from.Address)),
 	}, nil
+}
+
+// messageID is the Message-ID of step for customer in round n: signed by
+// tokens when set, else mailer.MessageID.
+func messageID(tokens *bounce.Tokens, step, customer string, n int, domain string) string {
+	if tokens == nil {
+		return mailer.MessageID(step, customer, n, domain)
+	}
+	return tokens.MessageID(bounce.Send{Customer: customer, Step: step, Enrollment: n}, domain)
+}
+
+// returnPath is the VERP Return-Path of step for customer in round n, empty
+// without a bounce domain.
+func returnPath(cfg *WorkerConfig, step, customer string, n int) string {
+	if cfg.Tokens == nil || cfg.BounceDomain == "" {
+		return ""
+	}
+	return cfg.Tokens.ReturnPath(bounce.Send{Customer: customer, Step: step, Enrollment: n}, cfg.BounceDomain)
 }
 
 // StepSender returns the From and Reply-To of st's emails: its campaign's

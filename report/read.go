@@ -63,7 +63,9 @@ func read(ctx context.Context, rdb redis.UniversalClient, prefix string, set *ca
 	// sets are read whole: the exact median of their union needs every score
 	// (see median).
 	shards := make([]shardReads, store.Shards)
+	var paused *redis.MapStringStringCmd
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		paused = p.HGetAll(ctx, store.PausedKey(prefix))
 		for i := range shards {
 			k, s := shardKeys(prefix, i), &shards[i]
 			s.stages = p.HGetAll(ctx, k.stages())
@@ -138,7 +140,9 @@ func read(ctx context.Context, rdb redis.UniversalClient, prefix string, set *ca
 				scores = append(scores, z.Score)
 			}
 		}
-		r.Campaigns = append(r.Campaigns, campaignReport(c, h, median(scores)))
+		cr := campaignReport(c, h, median(scores))
+		cr.Paused = store.PauseReason(paused.Val()[c.ID])
+		r.Campaigns = append(r.Campaigns, cr)
 	}
 	r.Stages = stageCounts(set, stages)
 	r.Flows, r.WonBack = flows(set, flowCmds)
@@ -222,10 +226,13 @@ func campaignReport(c *campaign.Campaign, h map[string]int, median float64) Camp
 	slices.Sort(gone)
 	for _, id := range append(ids, gone...) {
 		s := StepReport{ID: id, Sent: h[id+"|sent"], Failed: h[id+"|failed"], Bounced: h[id+"|bounced"],
+			SoftBounced: h[id+"|soft_bounced"], Complained: h[id+"|complained"],
 			Unsubscribed: h[id+"|unsubscribed"], Clicked: h[id+"|clicked"], EditSkipped: h[id+"|edited"]}
 		cr.Sent += s.Sent
 		cr.Failed += s.Failed
 		cr.Bounced += s.Bounced
+		cr.SoftBounced += s.SoftBounced
+		cr.Complained += s.Complained
 		cr.Unsubscribed += s.Unsubscribed
 		cr.Clicked += s.Clicked
 		cr.EditSkipped += s.EditSkipped
@@ -233,6 +240,10 @@ func campaignReport(c *campaign.Campaign, h map[string]int, median float64) Camp
 	}
 	if cr.Enrolled > 0 {
 		cr.Conversion = float64(cr.GoalReached) / float64(cr.Enrolled)
+	}
+	if cr.Sent > 0 {
+		cr.BounceRate = float64(cr.Bounced) / float64(cr.Sent)
+		cr.ComplaintRate = float64(cr.Complained) / float64(cr.Sent)
 	}
 	cr.MedianTimeToGoal = median
 	return cr

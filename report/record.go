@@ -22,6 +22,11 @@ const (
 	eventUnsubscribed = "unsubscribed"
 	eventNPSSubmitted = "nps_submitted"
 	eventLinkClicked  = "link_clicked"
+	// bounce.Applier's events: a bounce or complaint reported after the relay
+	// took the email, with the campaign and step it was about.
+	eventBounced     = "email_bounced"
+	eventSoftBounced = "email_soft_bounced"
+	eventComplained  = "complained"
 )
 
 // Recorder turns customer writes into counter updates. Set its Record as
@@ -160,6 +165,11 @@ func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, k keys, id stri
 		if camp != "" && step != "" {
 			p.HIncrBy(ctx, k.campaign(camp), step+"|clicked", 1)
 		}
+	case eventBounced, eventSoftBounced, eventComplained:
+		camp, step := str(ev.Data["campaign"]), str(ev.Data["step"])
+		if camp != "" && hasSlug(step) {
+			p.HIncrBy(ctx, k.campaign(camp), step+"|"+deliverabilityField[ev.Name], 1)
+		}
 	case eventUnsubscribed:
 		if camp, step := lastSentStep(after); step != "" {
 			p.HIncrBy(ctx, k.campaign(camp), step+"|unsubscribed", 1)
@@ -175,6 +185,9 @@ func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, k keys, id stri
 		}
 	}
 }
+
+// deliverabilityField is the step counter of each bounce.Applier event.
+var deliverabilityField = map[string]string{eventBounced: "bounced", eventSoftBounced: "soft_bounced", eventComplained: "complained"}
 
 // NPSAnswerTTL is how long the report remembers a customer's answer to a
 // survey email, so that a changed answer replaces it: longer than an NPS link

@@ -108,16 +108,35 @@ type Report struct {
 	Cohorts []Cohort `json:"cohorts"`
 }
 
+// The complaint rates Gmail and Yahoo ask bulk senders for (2024 sender
+// guidelines): stay under ComplaintLimit, aim for ComplaintTarget.
+const (
+	ComplaintTarget = 0.001
+	ComplaintLimit  = 0.003
+)
+
 // CampaignReport is one campaign's funnel, with its steps.
 type CampaignReport struct {
-	ID           string `json:"id"`
-	Name         string `json:"name"`
-	Enrolled     int    `json:"enrolled"`
-	Sent         int    `json:"sent"`
-	Failed       int    `json:"failed"`
-	Bounced      int    `json:"bounced"`
-	Unsubscribed int    `json:"unsubscribed"`
-	Clicked      int    `json:"clicked"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Enrolled int    `json:"enrolled"`
+	Sent     int    `json:"sent"`
+	Failed   int    `json:"failed"`
+	Bounced  int    `json:"bounced"`
+	// SoftBounced counts temporary failures reported after the relay took an
+	// email, Complained the people who marked one as spam.
+	SoftBounced  int `json:"soft_bounced"`
+	Complained   int `json:"complained"`
+	Unsubscribed int `json:"unsubscribed"`
+	Clicked      int `json:"clicked"`
+	// BounceRate is Bounced / Sent and ComplaintRate Complained / Sent (0
+	// before the first send). Mailbox providers ask senders to keep
+	// complaints under ComplaintLimit and aim for ComplaintTarget.
+	BounceRate    float64 `json:"bounce_rate"`
+	ComplaintRate float64 `json:"complaint_rate"`
+	// Paused says why the campaign stopped sending (auto-pause), empty when it
+	// sends.
+	Paused string `json:"paused,omitempty"`
 	// EditSkipped counts steps skipped because the campaign was edited, and
 	// EndedByEdit the enrollments an edit ended (see lifecycle.Locate).
 	EditSkipped int `json:"edit_skipped"`
@@ -136,6 +155,8 @@ type StepReport struct {
 	Sent         int    `json:"sent"`
 	Failed       int    `json:"failed"`
 	Bounced      int    `json:"bounced"`
+	SoftBounced  int    `json:"soft_bounced"`
+	Complained   int    `json:"complained"`
 	Unsubscribed int    `json:"unsubscribed"`
 	Clicked      int    `json:"clicked"`
 	// EditSkipped counts customers who skipped the step because the campaign

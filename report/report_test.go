@@ -212,7 +212,7 @@ func fixtureReport() *Report {
 		Generated: day(3, 5, 12),
 		Campaigns: []CampaignReport{{
 			ID: "welcome", Name: "Welcome",
-			Enrolled: 4, Sent: 3, Failed: 1, Bounced: 1, Unsubscribed: 1, Clicked: 2, GoalReached: 3,
+			Enrolled: 4, Sent: 3, Failed: 1, Bounced: 1, Unsubscribed: 1, Clicked: 2, GoalReached: 3, BounceRate: 1.0 / 3,
 			Conversion: 0.75, MedianTimeToGoal: 2 * 24 * 3600,
 			Steps: []StepReport{
 				{ID: "welcome/hello", Sent: 3, Failed: 1, Unsubscribed: 1, Clicked: 2},

@@ -11,7 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/retainmail/retain/bounce"
 	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/mailer"
 	"github.com/retainmail/retain/queue"
@@ -36,6 +38,11 @@ Environment (required unless a default is shown):
   RETAIN_BASE_URL      where retain web answers, for unsubscribe and preference links
   RETAIN_SECRET        at least 32 bytes; signs those links (openssl rand -hex 32)
   RETAIN_UNSUBSCRIBE_MAILTO  optional mailto: offered in List-Unsubscribe too
+  RETAIN_BOUNCE_DOMAIN optional: give each email the Return-Path
+                       bounces+<token>@DOMAIN, whose MX is retain inbound, so
+                       bounces and complaints map back to customer, campaign
+                       and step (default: the From address; the relay's
+                       bounces then reach retain only through its webhook)
   RETAIN_DKIM_KEYS     optional: sign each email with DKIM, e.g.
                        acme.example:s2026:/etc/retain/dkim.pem[,DOMAIN:SELECTOR:KEYFILE...]
                        (PEM RSA or Ed25519; default: unsigned, the relay signs;
@@ -105,6 +112,10 @@ func runWorker(c *command, e *env, args []string) int {
 		keys, warnings, dkimProblems := dkimKeys(spec)
 		smtpCfg.DKIM, dkimWarnings = keys, warnings
 		problems = append(problems, dkimProblems...)
+	}
+	bounceDomain := strings.ToLower(strings.TrimSpace(e.getenv("RETAIN_BOUNCE_DOMAIN")))
+	if bounceDomain != "" && !validDomain(bounceDomain) {
+		problems = append(problems, fmt.Sprintf("RETAIN_BOUNCE_DOMAIN %q is not a domain name: give the domain whose MX is retain inbound, e.g. bounces.acme.example", bounceDomain))
 	}
 	if *concurrency < 1 {
 		problems = append(problems, "--concurrency must be at least 1")
@@ -186,6 +197,8 @@ func runWorker(c *command, e *env, args []string) int {
 		Links:             queue.SignedLinks(signer, ws.engine.Set().Lifecycle.Links, time.Now),
 		UnsubscribeMailto: mailto,
 		Click:             clickTracking(signer, *trackClicks),
+		Tokens:            bounce.NewTokens([]byte(e.getenv("RETAIN_SECRET"))),
+		BounceDomain:      bounceDomain,
 		Rate:              *rate,
 		ClaimTTL:          *claimTTL,
 		Durable:           durable,
@@ -202,7 +215,7 @@ func runWorker(c *command, e *env, args []string) int {
 	if strings.HasPrefix(e.getenv("RETAIN_BASE_URL"), "http://") {
 		log.Warn("RETAIN_BASE_URL is http: emails go out without RFC 8058 one-click unsubscribe (List-Unsubscribe-Post needs https); use https in production")
 	}
-	log.Info("worker started", "concurrency", *concurrency, "smtp", smtpCfg.Redacted(), "redis", store.RedactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)), "campaigns", len(ws.engine.Set().Campaigns))
+	log.Info("worker started", "bounce_domain", cmpOr(bounceDomain, "(none: Return-Path is the From address)"), "concurrency", *concurrency, "smtp", smtpCfg.Redacted(), "redis", store.RedactURL(cmpOr(e.getenv("REDIS_URL"), defaultRedisURL)), "campaigns", len(ws.engine.Set().Campaigns))
 	<-ctx.Done()
 	log.Info("worker stopping: finishing in-flight sends")
 	w.Close()
@@ -257,4 +270,10 @@ func clickTracking(s *link.Signer, on bool) func(customer, campaign, step, url s
 		return nil
 	}
 	return s.ClickURL
+}
+
+// validDomain reports whether d is a host name an address can have, with a dot
+// (RETAIN_BOUNCE_DOMAIN).
+func validDomain(d string) bool {
+	return strings.Contains(d, ".") && ingest.CheckEmail("bounces@"+d) == nil
 }

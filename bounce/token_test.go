@@ -1,0 +1,79 @@
+package bounce
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestTokensRoundTrip(t *testing.T) {
+	tk := NewTokens([]byte(strings.Repeat("k", 32)))
+	steps := []string{"onboarding/01-welcome", "onboarding/02-first-project", "nps/01-ask"}
+	for _, s := range []Send{
+		{Customer: "cus_42", Step: "onboarding/02-first-project", Enrollment: 1},
+		{Customer: "8d0d5b0e-5bb4-4b8a-9d2c-3f1c2a0e9b71", Step: "nps/01-ask", Enrollment: 300},
+		{Customer: "ü-ñ", Step: "onboarding/01-welcome", Enrollment: 2},
+	} {
+		rp := tk.ReturnPath(s, "bounces.acme.example")
+		local, _, _ := strings.Cut(rp, "@")
+		if len(local) > 64 {
+			t.Errorf("%v: Return-Path local part is %d octets: %s", s, len(local), rp)
+		}
+		for name, addr := range map[string]string{"as sent": rp, "upper case": strings.ToUpper(rp)} {
+			ref, err := tk.ParseReturnPath(addr, "Bounces.Acme.Example")
+			if err != nil {
+				t.Fatalf("%v %s: %v", s, name, err)
+			}
+			if !ref.MatchesCustomer(s.Customer) || ref.MatchesCustomer(s.Customer+"x") || ref.Enrollment != s.Enrollment || ref.StepOf(steps) != s.Step {
+				t.Errorf("%v %s: read back %+v", s, name, ref)
+			}
+		}
+		id := tk.MessageID(s, "acme.example")
+		ref, err := tk.ParseMessageID("<" + id + ">")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref.Customer != s.Customer || ref.Enrollment != s.Enrollment || ref.StepOf(steps) != s.Step {
+			t.Errorf("Message-ID %s read back %+v", id, ref)
+		}
+		if tk.MessageID(s, "acme.example") != id {
+			t.Error("the Message-ID of a send changes: a retry must carry the same one")
+		}
+	}
+	// A short ID goes in full, a long one as a hash.
+	if ref, _ := tk.Parse(strings.TrimPrefix(strings.Split(tk.ReturnPath(Send{Customer: "cus_42", Step: "a/b", Enrollment: 1}, "b.example"), "@")[0], ReturnPathPrefix)); ref.Customer != "cus_42" {
+		t.Errorf("a short customer ID is not carried in full: %+v", ref)
+	}
+}
+
+func TestTokensRefuseForgeries(t *testing.T) {
+	tk := NewTokens([]byte(strings.Repeat("k", 32)))
+	other := NewTokens([]byte(strings.Repeat("o", 32)))
+	s := Send{Customer: "cus_42", Step: "onboarding/01-welcome", Enrollment: 1}
+	tok := tk.Token(s)
+	flipped := []byte(tok)
+	flipped[5] = map[bool]byte{true: 'b', false: 'a'}[flipped[5] == 'a']
+	for name, bad := range map[string]string{
+		"another secret": other.Token(s),
+		"one character":  string(flipped),
+		"truncated":      tok[:len(tok)-2],
+		"not base32":     "bounce-me-1",
+		"empty":          "",
+	} {
+		if _, err := tk.Parse(bad); !errors.Is(err, ErrToken) {
+			t.Errorf("%s: Parse(%q) = %v, want ErrToken", name, bad, err)
+		}
+	}
+	for _, addr := range []string{
+		tk.ReturnPath(s, "other.example"),
+		"postmaster@bounces.acme.example",
+		strings.Replace(tk.ReturnPath(s, "bounces.acme.example"), "bounces+", "b+", 1),
+	} {
+		if _, err := tk.ParseReturnPath(addr, "bounces.acme.example"); !errors.Is(err, ErrToken) {
+			t.Errorf("ParseReturnPath(%q) = %v, want ErrToken", addr, err)
+		}
+	}
+	if _, err := tk.ParseMessageID("<CAF=abc@mail.gmail.com>"); !errors.Is(err, ErrToken) {
+		t.Errorf("a Message-ID retain did not make: %v", err)
+	}
+}
