@@ -15,7 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/queue"
+	"github.com/retainmail/retain/report"
+	"github.com/retainmail/retain/store"
 )
 
 // opsRoutes registers the operators' endpoints: /healthz for monitoring (open:
@@ -39,6 +42,9 @@ func (s *Server) opsRoutes() {
 			inspector: asynq.NewInspectorFromRedisClient(s.rdb),
 		})
 		reg.MustRegister(&healthCollector{st: s.d.Store, rdb: s.rdb, prefix: s.prefix, now: s.cfg.Now})
+		if s.d.Store != nil {
+			reg.MustRegister(&deliverabilityCollector{st: s.d.Store, set: s.set})
+		}
 	}
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		// A Redis outage must not hide the process metrics: the failed
@@ -159,6 +165,65 @@ func (c *sendCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descQueueSize, prometheus.GaugeValue, float64(info.Size), q)
 		ch <- prometheus.MustNewConstMetric(descQueuePending, prometheus.GaugeValue, float64(info.Pending), q)
 		ch <- prometheus.MustNewConstMetric(descQueueLatency, prometheus.GaugeValue, info.Latency.Seconds(), q)
+	}
+}
+
+// Deliverability metrics: per campaign, from the report counters and the
+// paused campaigns.
+var (
+	descPaused = prometheus.NewDesc("retain_campaign_paused",
+		"1 while the campaign is paused (auto-pause on its complaint or bounce rate, or retain campaign pause), else 0.",
+		[]string{"campaign"}, nil)
+	descBounced = prometheus.NewDesc("retain_campaign_bounced_total",
+		"Hard bounces of the campaign's emails: refused by the relay or reported later (DSN, provider webhook).",
+		[]string{"campaign"}, nil)
+	descComplained = prometheus.NewDesc("retain_campaign_complaints_total",
+		"Complaints (marked as spam) about the campaign's emails.",
+		[]string{"campaign"}, nil)
+	descCampaignSent = prometheus.NewDesc("retain_campaign_sent_total",
+		"Emails of the campaign the relay accepted: the denominator of its bounce and complaint rates.",
+		[]string{"campaign"}, nil)
+)
+
+// deliverabilityCollector reports each loaded campaign's pause state and its
+// bounce and complaint counts at each scrape.
+type deliverabilityCollector struct {
+	st  *store.Store
+	set func() *campaign.Set
+}
+
+func (c *deliverabilityCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPaused, descBounced, descComplained, descCampaignSent} {
+		ch <- d
+	}
+}
+
+func (c *deliverabilityCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	paused, err := c.st.Paused(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descPaused, err)
+		return
+	}
+	set := c.set()
+	if set == nil {
+		return
+	}
+	for _, camp := range set.Campaigns {
+		v := 0.0
+		if _, ok := paused[camp.ID]; ok {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descPaused, prometheus.GaugeValue, v, camp.ID)
+		t, err := report.Totals(ctx, c.st.Redis(), c.st.Prefix(), camp.ID)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(descBounced, err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(descBounced, prometheus.CounterValue, float64(t.Bounced), camp.ID)
+		ch <- prometheus.MustNewConstMetric(descComplained, prometheus.CounterValue, float64(t.Complained), camp.ID)
+		ch <- prometheus.MustNewConstMetric(descCampaignSent, prometheus.CounterValue, float64(t.Sent), camp.ID)
 	}
 }
 

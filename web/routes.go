@@ -7,4 +7,9 @@ func (s *Server) routes() {
 	s.uiRoutes()     // ui.go: campaign preview pages
 	s.reportRoutes() // reports.go: /reports
 	s.opsRoutes()    // ops.go: /healthz, /metrics, /monitor/
+	if s.d.Webhooks != nil {
+		// bounce/webhook: relay providers' bounce and complaint events, each
+		// verified by its provider's signature or secret.
+		s.mux.Handle("/webhooks/", s.d.Webhooks)
+	}
 }

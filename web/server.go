@@ -87,6 +87,9 @@ type Deps struct {
 	// now, narrowed to one campaign's funnel when campaignID is not empty. When
 	// nil, the page says reports are not available.
 	Reports func(ctx context.Context, since time.Time, campaignID string) (*report.Report, error)
+	// Webhooks, when set, serves /webhooks/{provider}: the relay providers'
+	// bounce and complaint events (bounce/webhook.Handler).
+	Webhooks http.Handler
 }
 
 // Server is retain web. It is an http.Handler; Run serves it on Config.Addr.

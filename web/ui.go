@@ -197,7 +197,18 @@ func (s *Server) campaignsPage(w http.ResponseWriter, r *http.Request) {
 	data := struct {
 		page
 		Set *campaign.Set
+		// Paused are the campaigns paused (auto-pause, retain campaign
+		// pause) by ID; PausedError says why they could not be read.
+		Paused      map[string]store.Pause
+		PausedError string
 	}{page: page{Title: "Campaigns", Problems: s.d.Problems, Note: s.d.ProblemsNote}, Set: s.set()}
+	if s.d.Store != nil {
+		var err error
+		if data.Paused, err = s.d.Store.Paused(r.Context()); err != nil {
+			s.cfg.Log.Warn("campaigns page: paused campaigns not read", "error", err)
+			data.PausedError = "Which campaigns are paused could not be read from Redis."
+		}
+	}
 	s.render(w, http.StatusOK, "campaigns.html", data)
 }
 

@@ -3,20 +3,23 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/retainmail/retain/campaign"
-	"github.com/retainmail/retain/link"
-	"github.com/retainmail/retain/report"
-	"github.com/retainmail/retain/store"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/retainmail/retain/bounce"
+	"github.com/retainmail/retain/bounce/webhook"
+	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/lifecycle"
+	"github.com/retainmail/retain/link"
 	"github.com/retainmail/retain/queue"
+	"github.com/retainmail/retain/report"
+	"github.com/retainmail/retain/store"
 	"github.com/retainmail/retain/web"
 )
 
@@ -31,6 +34,9 @@ var webCmd = &command{
   /campaigns                                     campaign preview (HTTP Basic auth, password $RETAIN_API_TOKEN)
   /monitor/                                      the Asynq monitor (same auth)
   /monitor/failed-events                         events the workers could not apply (same auth)
+  /webhooks/{ses,sendgrid,postmark,mailgun}     relay providers' bounce and complaint events, each
+                                                 verified by its provider (docs/webhooks.md); on
+                                                 for the providers configured below
   /metrics /healthz /readyz                      Prometheus metrics; the deployment's health
                                                  (Redis, overdue emails, scheduler ticks); Redis
                                                  only, for load balancers
@@ -44,6 +50,11 @@ Environment (required unless a default is shown):
   RETAIN_SECRET        the secret the worker signs links with (at least 32 bytes)
   RETAIN_BASE_URL      the public address of this server, as in the links
   PORT                 default 8080
+  RETAIN_WEBHOOK_SES_TOPICS     SNS topic ARNs (comma-separated, or *) to take SES
+                                bounces and complaints from; unset: off
+  RETAIN_WEBHOOK_SENDGRID_KEY   SendGrid's signed event webhook verification key
+  RETAIN_WEBHOOK_POSTMARK_AUTH  user:password of the Postmark webhook's Basic auth
+  RETAIN_WEBHOOK_MAILGUN_KEY    Mailgun's HTTP webhook signing key
   REDIS_URL            default redis://127.0.0.1:6379/0
   RETAIN_REDIS_PREFIX  default "retain:"
   RETAIN_CAMPAIGNS     default: the current directory`,
@@ -71,6 +82,10 @@ func runWeb(c *command, e *env, args []string) int {
 		problems = append(problems, "RETAIN_API_TOKEN must be set to at least 16 characters (openssl rand -hex 24)")
 	}
 	signer, err := linkSigner(e, false)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	hooks, err := webhook.FromEnv(e.getenv)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
@@ -107,7 +122,18 @@ func runWeb(c *command, e *env, args []string) int {
 		log.Warn("campaigns have lint problems: the API answers 503, the preview pages list them", "problems", len(lintProblems))
 	}
 	addr := net.JoinHostPort("", port)
-	srv, err := web.New(web.Config{APIToken: token, HealthMaxOverdue: maxOverdue, Log: log, Addr: addr}, webDeps(st, signer, l, lintProblems, nil))
+	deps := webDeps(st, signer, l, lintProblems, nil)
+	if on := hooks.Enabled(); len(on) > 0 {
+		if len(lintProblems) > 0 {
+			log.Warn("bounce webhooks are off while the campaigns have lint problems", "providers", strings.Join(on, ","))
+		} else {
+			hooks.Log = log
+			ap := &bounce.Applier{Store: st, Engine: lifecycle.New(l.set), Tokens: bounce.NewTokens([]byte(e.getenv("RETAIN_SECRET"))), Log: log}
+			deps.Webhooks = webhook.Handler(hooks, ap.Apply)
+			log.Info("bounce webhooks on", "providers", strings.Join(on, ","), "path", "/webhooks/{provider}")
+		}
+	}
+	srv, err := web.New(web.Config{APIToken: token, HealthMaxOverdue: maxOverdue, Log: log, Addr: addr}, deps)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain web: %v\n", err)
 		return exitUsage
