@@ -12,6 +12,8 @@ import (
 // step with it by hand: a key added there and not here escapes this check.
 var lifecycleDocKeys = []string{
 	"backfill_grace",
+	// deliverability
+	"deliverability", "soft_bounces", "soft_bounce_window", "pause_window", "pause_complaint_rate", "pause_bounce_rate",
 	// lifecycle.yaml
 	"timezone", "locale", "sender", "links", "attributes", "counters", "activity", "stages", "transitions",
 	// sender

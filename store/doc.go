@@ -1,7 +1,7 @@
 // Package store is retain's memory of customers, kept in Redis through go-redis:
-// each customer's state, stage history, recent events and applied event IDs, the
-// wake index that lets time rules touch only the customers due, the email index,
-// the suppression list and a record of the campaigns deployed.
+// each customer's state, stage history, recent events, consent log and applied
+// event IDs, the wake index that lets time rules touch only the customers due,
+// the email index, the suppression list and a record of the campaigns deployed.
 //
 // It only persists. Deciding what a customer's state becomes is the lifecycle
 // engine's job (package lifecycle), which Update and Sweep call back into;
@@ -46,6 +46,9 @@
 //	                                                                      written whole anyway; WATCHed by Update
 //	{s}stages:{id}   list        StageChange JSON, oldest first           full stage history, append-only
 //	{s}events:{id}   list        Event JSON, newest first, at most 50     what the customer did lately
+//	{s}consent:{id}  list        the consent events' JSON (IsConsent:     the full record of subscription changes
+//	                             unsubscribed, preferences_changed, ...)  (GDPR: who, when, how): never trimmed,
+//	                             oldest first                             written with the change (consent.go)
 //	{s}seen:{id}     sorted set  applied event IDs, scored by event       idempotency: an ID in it is not applied
 //	                             time (unix ms)                           again; a zset stays a compact listpack
 //	                                                                      up to 128 IDs, where a set of strings is
@@ -65,7 +68,8 @@
 //	                             ("ID\nUNIXMS" while a write is taking  a key per address, so creating customers
 //	                             it: email.go)                            in parallel never contends on one key
 //	{p}suppressed    hash        lower-cased email -> {"reason","at"}     addresses never to mail again; kept by
-//	                                                                      Delete, as it is about the address
+//	                                                                      Delete, as it is about the address;
+//	                                                                      paged with HSCAN (suppress.go)
 //	{p}campaigns:deployed                                                 RecordDeploy: what the last worker or
 //	                 string      the campaign.Manifest JSON of the        scheduler to start ran, so the next start
 //	                             campaign set running (hash, step IDs)    logs which steps a deploy added, removed
@@ -75,6 +79,15 @@
 //	                 string      unix ms of the last scheduler tick       reads it with the lowest {s}due score for
 //	                                                                      /healthz and /metrics: emails overdue
 //	                                                                      and no scheduler ticking
+//	{p}soft:{addr}   sorted set  report ID -> unix ms of each temporary   CountSoftBounce (package bounce): N within
+//	                             delivery failure of the lower-cased      the window suppress the address; expires
+//	                             address                                  a window after the last failure
+//	{p}paused        hash        campaign ID -> {"reason","at"}           campaigns that send nothing until resumed
+//	                                                                      (auto-pause, retain campaign pause); the
+//	                                                                      workers read it once a second
+//	{p}pause-window:{campaign}                                            RateWindow: the campaign's sends, bounces
+//	                 hash        "from", "next" -> "sent bounced          and complaints when its rate window began
+//	                             complained" totals                       and when the next one began (auto-pause)
 //	{p}failed-events list        FailedEvent JSON, newest first, at       the dead letters: events the workers
 //	                             most MaxFailedEvents (10,000)            could not apply, for `retain event
 //	                                                                      --failed` and --replay; not under
@@ -133,8 +146,9 @@
 // The rule Update relies on: only the customer key is WATCHed, yet every
 // other key of the customer is written safely, because each of them is only
 // ever written in the same MULTI/EXEC as the customer key — the stage
-// history, the recent events, the seen set, and the customer's entries in the
-// wake and due indexes. A writer of any of them therefore also rewrites the
+// history, the recent events, the consent log, the seen set, and the
+// customer's entries in the wake and due indexes. A writer of any of them
+// therefore also rewrites the
 // customer key, and the WATCH of a concurrent Update sees it. The email index
 // is read to decide an Update, and kept by its own protocol (above). Keys
 // written outside Update — the lease keys (ClaimDue, HoldLease,

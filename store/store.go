@@ -199,11 +199,11 @@ func (s *Store) Events(ctx context.Context, id string, n int) ([]lifecycle.Event
 	return out, nil
 }
 
-// Delete erases the customer: profile, stage history, recent events, seen event
-// IDs, its wake entry and its email index entry (GDPR erasure). The suppression
-// list is kept: it holds addresses that must not be mailed again, which is why it
-// is keyed by address and not by customer. Delete returns an error wrapping
-// ErrNotFound when the customer had no keys.
+// Delete erases the customer: profile, stage history, recent events, consent
+// log, seen event IDs, its wake entry and its email index entry (GDPR erasure).
+// The suppression list is kept: it holds addresses that must not be mailed
+// again, which is why it is keyed by address and not by customer. Delete
+// returns an error wrapping ErrNotFound when the customer had no keys.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	key := s.customerKey(id)
 	var released string
@@ -224,7 +224,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 			}
 			var del *redis.IntCmd
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				del = p.Del(ctx, key, s.stagesKey(id), s.eventsKey(id), s.seenKey(id))
+				del = p.Del(ctx, key, s.stagesKey(id), s.eventsKey(id), s.seenKey(id), s.consentKey(id))
 				p.ZRem(ctx, s.wakeKey(ShardOf(id)), id)
 				p.ZRem(ctx, s.dueKey(ShardOf(id)), id)
 				return nil

@@ -257,6 +257,8 @@ type write struct {
 	wake        int64
 	dueChanged  bool
 	due         int64
+	// consent: event is also appended to the consent log (IsConsent).
+	consent bool
 }
 
 func (w *write) emailChanged() bool { return w.oldEmail != w.newEmail }
@@ -317,6 +319,7 @@ func (s *Store) plan(id, eventID string, cur current, fn func(*lifecycle.Custome
 		if w.event, err = encodeEvent(e); err != nil {
 			return nil, fmt.Errorf("encode event: %w", err)
 		}
+		w.consent = IsConsent(e.Name)
 		if e.ID != "" && e.ID != eventID {
 			w.seen = append(w.seen, e.ID)
 		}
@@ -390,6 +393,9 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, ws ...*write) {
 		if w.event != nil {
 			p.LPush(ctx, s.eventsKey(w.id), w.event)
 			p.LTrim(ctx, s.eventsKey(w.id), 0, RecentEvents-1)
+			if w.consent { // never trimmed (consent.go)
+				p.RPush(ctx, s.consentKey(w.id), w.event)
+			}
 		}
 		if len(w.seen) > 0 {
 			zs := make([]redis.Z, len(w.seen))

@@ -35,6 +35,8 @@ import (
 //	PUT  /api/customers/{id}           201 created, 200 updated; 400, 409, 413, 415, 503
 //	GET  /api/customers/{id}           200; 404 unknown; 503
 //	GET  /api/customers/{id}/timeline  200; 400 bad horizon; 404; 503
+//	PUT  /api/customers/{id}/subscription, GET /api/customers/{id}/consent: subscription.go
+//	/api/suppressions...               the suppression list: suppress.go
 //
 // A validation error names the first field at fault, in the request's own terms
 // (customer, events[2].at, attributes.seats); a request with any invalid part
@@ -56,6 +58,16 @@ func (s *Server) apiRoutes() {
 	s.mux.Handle("PUT /api/customers/{id}", s.requireToken(s.requireCampaigns(s.putCustomer)))
 	s.mux.Handle("GET /api/customers/{id}", s.requireToken(s.requireCampaigns(s.getCustomer)))
 	s.mux.Handle("GET /api/customers/{id}/timeline", s.requireToken(s.requireCampaigns(s.getTimeline)))
+	// subscription.go: needs the campaigns' topics and schedule; the consent
+	// history does not.
+	s.mux.Handle("PUT /api/customers/{id}/subscription", s.requireToken(s.requireCampaigns(s.putSubscription)))
+	s.mux.Handle("GET /api/customers/{id}/consent", s.requireToken(http.HandlerFunc(s.getConsent)))
+	// suppress.go: about addresses, not rules, so served while campaigns do not lint.
+	s.mux.Handle("GET /api/suppressions", s.requireToken(http.HandlerFunc(s.listSuppressions)))
+	s.mux.Handle("POST /api/suppressions/import", s.requireToken(http.HandlerFunc(s.importSuppressions)))
+	s.mux.Handle("GET /api/suppressions/{email}", s.requireToken(http.HandlerFunc(s.getSuppression)))
+	s.mux.Handle("PUT /api/suppressions/{email}", s.requireToken(http.HandlerFunc(s.putSuppression)))
+	s.mux.Handle("DELETE /api/suppressions/{email}", s.requireToken(http.HandlerFunc(s.deleteSuppression)))
 }
 
 // requireCampaigns answers 503 while the loaded campaigns have lint problems:

@@ -90,6 +90,9 @@ type Deps struct {
 	// Webhooks, when set, serves /webhooks/{provider}: the relay providers'
 	// bounce and complaint events (bounce/webhook.Handler).
 	Webhooks http.Handler
+	// TestSend, when set, lets the step preview send the step to an
+	// address (SMTP_URL and RETAIN_FROM given to retain web).
+	TestSend *TestSend
 }
 
 // Server is retain web. It is an http.Handler; Run serves it on Config.Addr.

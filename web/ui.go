@@ -28,6 +28,7 @@ import (
 //	GET /campaigns/{campaign}             a campaign and its steps
 //	GET /campaigns/{campaign}/{step}      a step rendered: headers, HTML part, text part
 //	GET /campaigns/{campaign}/{step}/html the HTML part alone, for the page's iframe
+//	POST /campaigns/{campaign}/{step}/send-test  sends the step as a test email (sendtest.go)
 //
 // A step renders for the sample customer (render.SampleData), or for a stored
 // customer with ?customer=ID; ?locale=nl picks a locale variant.
@@ -37,6 +38,7 @@ func (s *Server) uiRoutes() {
 	s.mux.Handle("GET /campaigns/{campaign}", s.requireBasic(http.HandlerFunc(s.campaignPage)))
 	s.mux.Handle("GET /campaigns/{campaign}/{step}", s.requireBasic(http.HandlerFunc(s.stepPage)))
 	s.mux.Handle("GET /campaigns/{campaign}/{step}/html", s.requireBasic(http.HandlerFunc(s.stepHTML)))
+	s.mux.Handle("POST /campaigns/{campaign}/{step}/send-test", s.requireBasic(http.HandlerFunc(s.sendTest)))
 	s.mux.HandleFunc("GET /preview/unsubscribe", s.previewLink)
 	s.mux.HandleFunc("GET /preview/preferences", s.previewLink)
 	s.mux.HandleFunc("GET /preview/nps/{score}", s.previewLink)
@@ -126,6 +128,7 @@ var uiPages = func() map[string]*template.Template {
 		"delay":   formatDelay,
 		"trigger": formatTrigger,
 		"inc":     func(i int) int { return i + 1 },
+		"stepURL": stepURL,
 	}
 	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(uiFiles, "templates/ui/layout.html"))
 	pages := map[string]*template.Template{}
@@ -294,6 +297,12 @@ func (p *preview) query(locale string) string {
 
 // renderStep renders st for the customer and locale the request asks for.
 func (s *Server) renderStep(r *http.Request, st *campaign.Step) *preview {
+	return s.renderStepFor(r, st, false)
+}
+
+// renderStepFor is renderStep; test is true for a test email, whose links
+// stay the preview's (they change no one) even for a stored customer.
+func (s *Server) renderStepFor(r *http.Request, st *campaign.Step, test bool) *preview {
 	set := s.set()
 	p := &preview{
 		CustomerID: strings.TrimSpace(r.URL.Query().Get("customer")),
@@ -321,7 +330,7 @@ func (s *Server) renderStep(r *http.Request, st *campaign.Step) *preview {
 			return p
 		}
 		links := data.Links
-		if s.d.Signer != nil {
+		if s.d.Signer != nil && !test {
 			sg, camp, now := s.d.Signer, st.Campaign.ID, s.cfg.Now()
 			links = render.NewLinks(sg.UnsubscribeURL(c.ID, ""), sg.PreferencesURL(c.ID),
 				func(score int) string { return sg.NPSURL(c.ID, camp, score, now, 24*time.Hour) }, set.Lifecycle.Links)
@@ -363,6 +372,12 @@ func baseURL(r *http.Request) string {
 }
 
 func (s *Server) stepPage(w http.ResponseWriter, r *http.Request) {
+	s.showStep(w, r, "", false)
+}
+
+// showStep serves the step page with a notice above the preview (a test
+// email sent, or why not), failed marking it an error.
+func (s *Server) showStep(w http.ResponseWriter, r *http.Request, notice string, failed bool) {
 	c, st, ok := s.lookup(w, r)
 	if !ok {
 		return
@@ -387,6 +402,10 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request) {
 		FrameURL   string
 		Variants   []variant
 		SenderName string
+		// TestSend is true when retain web can send test emails; Sent and
+		// SendError say how the last one went.
+		TestSend        bool
+		Sent, SendError string
 	}{
 		page: page{
 			Title:    st.ID,
@@ -397,6 +416,14 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request) {
 		Campaign: c, Step: st, Index: i, Preview: p,
 		FrameURL: stepURL(st) + "/html" + p.query(p.Locale),
 		Variants: variants,
+		TestSend: s.d.TestSend != nil,
+	}
+	if failed {
+		data.SendError = notice
+	} else if notice != "" {
+		data.Sent = notice
+	} else if to := r.URL.Query().Get("sent"); to != "" {
+		data.Sent = "Test email sent to " + to + "."
 	}
 	if i > 0 {
 		data.Prev = stepURL(c.Steps[i-1]) + p.query("")

@@ -22,6 +22,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/retainmail/retain/bounce"
 	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/inbox"
 	"github.com/retainmail/retain/ingest"
@@ -143,6 +144,7 @@ type dev struct {
 	mem      *miniredis.Miniredis // nil with REDIS_URL
 	store    *store.Store
 	signer   *link.Signer
+	tokens   *bounce.Tokens // sign the Message-IDs, as the worker's
 	token    string
 	base     string
 	inbox    *inbox.Inbox
@@ -206,6 +208,7 @@ func startDev(ctx context.Context, e *env, d dirs, port string, clock devClock) 
 		return a, fmt.Errorf("listen on port %s: %w (choose another with --port, or --port 0 for a free one)", port, err)
 	}
 	a.base = "http://localhost:" + strconv.Itoa(a.listener.Addr().(*net.TCPAddr).Port)
+	a.tokens = bounce.NewTokens([]byte(secret))
 	if a.signer, err = link.NewSigner(secret, a.base); err != nil {
 		return a, err
 	}
@@ -309,11 +312,12 @@ func (a *dev) load(l *loaded) error {
 	// replica to fail over to.
 	w, err := queue.NewWorker(queue.WorkerConfig{
 		Store: a.store, Engine: eng, Renderer: l.renderer, Sender: a.pool,
-		From:  *from,
-		Links: queue.SignedLinks(a.signer, l.set.Lifecycle.Links, a.clock.Now),
-		Click: clickTracking(a.signer, true),
-		Now:   a.clock.Now,
-		Log:   slog.New(newDevSends(a.e.stdout, a.clock.Now, a.log.Handler())),
+		From:   *from,
+		Links:  queue.SignedLinks(a.signer, l.set.Lifecycle.Links, a.clock.Now),
+		Tokens: a.tokens,
+		Click:  clickTracking(a.signer, true),
+		Now:    a.clock.Now,
+		Log:    slog.New(newDevSends(a.e.stdout, a.clock.Now, a.log.Handler())),
 	})
 	if err != nil {
 		return err
@@ -351,6 +355,10 @@ func (a *dev) load(l *loaded) error {
 // was refused) on its pages.
 func (a *dev) webHandler(l *loaded, probs campaign.Problems) (http.Handler, error) {
 	d := webDeps(a.store, a.signer, l, nil, a.clock.Now)
+	if from, err := fromAddress(a.e, l.set.Lifecycle); err == nil {
+		// "Send me this" lands in the inbox, like every email of dev.
+		d.TestSend = &web.TestSend{Sender: a.pool, From: *from}
+	}
 	// l linted and keeps running; probs are those of a change dev refused.
 	d.Problems = probs
 	d.ProblemsNote = "retain dev did not load this change: the last version of the campaigns that linted keeps running until these are fixed."

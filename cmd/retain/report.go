@@ -101,7 +101,7 @@ func printReport(out io.Writer, r *report.Report) {
 	fmt.Fprintf(out, "Report since %s (generated %s)\n", r.Since.Format(time.DateOnly), r.Generated.Format(time.RFC3339))
 
 	fmt.Fprintln(out, "\nCampaigns (since the counters began)")
-	line("campaign / step", "enrolled", "sent", "failed", "bounced", "unsubscribed", "clicked", "click rate", "goal", "conversion", "median to goal", "edited")
+	line("campaign / step", "enrolled", "sent", "failed", "bounced", "complaints", "unsubscribed", "clicked", "click rate", "goal", "conversion", "median to goal", "edited")
 	for _, c := range r.Campaigns {
 		median := "-"
 		if c.GoalReached > 0 {
@@ -111,13 +111,14 @@ func printReport(out io.Writer, r *report.Report) {
 		if c.EditSkipped+c.EndedByEdit > 0 {
 			edited = fmt.Sprintf("%d skipped, %d ended", c.EditSkipped, c.EndedByEdit)
 		}
-		line(c.ID, c.Enrolled, c.Sent, c.Failed, c.Bounced, c.Unsubscribed, c.Clicked, pct(c.Clicked, c.Sent), c.GoalReached,
+		line(c.ID, c.Enrolled, c.Sent, c.Failed, c.Bounced, c.Complained, c.Unsubscribed, c.Clicked, pct(c.Clicked, c.Sent), c.GoalReached,
 			fmt.Sprintf("%.1f%%", c.Conversion*100), median, edited)
 		for _, s := range c.Steps {
-			line("  "+s.ID, "", s.Sent, s.Failed, s.Bounced, s.Unsubscribed, s.Clicked, pct(s.Clicked, s.Sent), "", "", "", s.EditSkipped)
+			line("  "+s.ID, "", s.Sent, s.Failed, s.Bounced, s.Complained, s.Unsubscribed, s.Clicked, pct(s.Clicked, s.Sent), "", "", "", s.EditSkipped)
 		}
 	}
 	w.Flush()
+	printDeliverability(out, r)
 
 	fmt.Fprintln(out, "\nCustomers per stage now")
 	for _, s := range r.Stages {
@@ -175,6 +176,30 @@ func printReport(out io.Writer, r *report.Report) {
 			row = append(row, pct(a, c.Signups))
 		}
 		line(row...)
+	}
+	w.Flush()
+}
+
+// printDeliverability writes each campaign's bounce and complaint rates
+// against the limits mailbox providers set, and the paused campaigns.
+func printDeliverability(out io.Writer, r *report.Report) {
+	fmt.Fprintf(out, "\nDeliverability (complaints: aim under %.1f%%, at most %.1f%%)\n", report.ComplaintTarget*100, report.ComplaintLimit*100)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, c := range r.Campaigns {
+		if c.Sent == 0 && c.Paused == "" {
+			continue
+		}
+		verdict := "ok"
+		switch {
+		case c.ComplaintRate > report.ComplaintLimit:
+			verdict = "complaints over the limit"
+		case c.ComplaintRate > report.ComplaintTarget:
+			verdict = "complaints over the target"
+		}
+		if c.Paused != "" {
+			verdict = "PAUSED: " + c.Paused + " (retain campaign resume " + c.ID + ")"
+		}
+		fmt.Fprintf(w, "  %s\tbounce rate %.2f%%\tcomplaint rate %.2f%%\t%s\n", c.ID, c.BounceRate*100, c.ComplaintRate*100, verdict)
 	}
 	w.Flush()
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/link"
+	"github.com/retainmail/retain/mailer"
 	"github.com/retainmail/retain/queue"
 	"github.com/retainmail/retain/report"
 	"github.com/retainmail/retain/store"
@@ -50,6 +53,8 @@ Environment (required unless a default is shown):
   RETAIN_SECRET        the secret the worker signs links with (at least 32 bytes)
   RETAIN_BASE_URL      the public address of this server, as in the links
   PORT                 default 8080
+  SMTP_URL, RETAIN_FROM  optional, as for the worker: the step preview's
+                       "Send me this" sends a test email through the relay
   RETAIN_WEBHOOK_SES_TOPICS     SNS topic ARNs (comma-separated, or *) to take SES
                                 bounces and complaints from; unset: off
   RETAIN_WEBHOOK_SENDGRID_KEY   SendGrid's signed event webhook verification key
@@ -89,6 +94,13 @@ func runWeb(c *command, e *env, args []string) int {
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
+	testSend, pool, err := webTestSend(e)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if pool != nil {
+		defer pool.Close()
+	}
 	port := cmpOr(e.getenv("PORT"), "8080")
 	if len(problems) > 0 {
 		for _, p := range problems {
@@ -123,6 +135,7 @@ func runWeb(c *command, e *env, args []string) int {
 	}
 	addr := net.JoinHostPort("", port)
 	deps := webDeps(st, signer, l, lintProblems, nil)
+	deps.TestSend = testSend
 	if on := hooks.Enabled(); len(on) > 0 {
 		if len(lintProblems) > 0 {
 			log.Warn("bounce webhooks are off while the campaigns have lint problems", "providers", strings.Join(on, ","))
@@ -192,4 +205,31 @@ func reportReader(st *store.Store, set *campaign.Set) func(ctx context.Context, 
 	return func(ctx context.Context, since time.Time, campaignID string) (*report.Report, error) {
 		return report.Read(ctx, st.Redis(), st.Prefix(), set, since, campaignID)
 	}
+}
+
+// webTestSend is what the step preview's "Send me this" sends with: the
+// relay of SMTP_URL (signing with RETAIN_DKIM_KEYS) from RETAIN_FROM, as
+// retain send-test; nil when either is unset.
+func webTestSend(e *env) (*web.TestSend, *mailer.Pool, error) {
+	if e.getenv("SMTP_URL") == "" || e.getenv("RETAIN_FROM") == "" {
+		return nil, nil, nil
+	}
+	cfg, err := mailer.ParseURL(e.getenv("SMTP_URL"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("SMTP_URL: %w", err)
+	}
+	from, err := mail.ParseAddress(e.getenv("RETAIN_FROM"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("RETAIN_FROM %q is not an email address: %v", e.getenv("RETAIN_FROM"), err)
+	}
+	if spec := e.getenv(dkimEnv); spec != "" {
+		keys, _, problems := dkimKeys(spec)
+		if len(problems) > 0 {
+			return nil, nil, errors.New(strings.Join(problems, "; "))
+		}
+		cfg.DKIM = keys
+	}
+	cfg.PoolSize = 1
+	pool := mailer.NewPool(cfg)
+	return &web.TestSend{Sender: pool, From: *from, UnsubscribeMailto: e.getenv("RETAIN_UNSUBSCRIBE_MAILTO")}, pool, nil
 }
