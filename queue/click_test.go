@@ -108,20 +108,26 @@ func referenceMessage(t *testing.T, s *link.Signer, eng *lifecycle.Engine, r *re
 	}
 	email.HTML, email.Text = referenceTrackClicks(email.HTML, email.Text, skip,
 		func(u string) (string, error) { return s.ClickURL(c.ID, st.Campaign.ID, st.ID, u) })
+	// The campaign's from: and reply_to:, else RETAIN_FROM's address.
+	from, domain := mail.Address{Name: "Acme", Address: "hello@acme.example"}, "acme.example"
+	if st.Campaign.From != nil {
+		from = *st.Campaign.From
+		domain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	}
 	return &mailer.Message{
-		From: mail.Address{Name: "Acme", Address: "hello@acme.example"}, To: mail.Address{Name: cmpOr(c.Name, c.FirstName), Address: c.Email},
+		From: from, To: mail.Address{Name: cmpOr(c.Name, c.FirstName), Address: c.Email}, ReplyTo: st.Campaign.ReplyTo,
 		Subject: email.Subject, Text: email.Text, HTML: email.HTML,
-		MessageID: mailer.MessageID(st.ID, c.ID, n, "acme.example"), Date: now, Unsubscribe: s.UnsubscribeURL(c.ID, ""),
+		MessageID: mailer.MessageID(st.ID, c.ID, n, domain), Date: now, Unsubscribe: s.UnsubscribeURL(c.ID, ""),
 		UnsubscribeMailto: "mailto:unsubscribe@acme.example",
-		Headers:           referenceHeaders(st),
+		Headers:           referenceHeaders(st, domain),
 	}
 }
 
 // referenceHeaders are the Feedback-ID and topic header fields of st's emails
-// from hello@acme.example.
-func referenceHeaders(st *campaign.Step) []mailer.Header {
+// from an address at domain.
+func referenceHeaders(st *campaign.Step, domain string) []mailer.Header {
 	topic := cmpOr(st.Campaign.Topic, "-")
-	hs := []mailer.Header{{Name: "Feedback-ID", Value: st.ID + ":" + st.Campaign.ID + ":" + topic + ":acme.example"}}
+	hs := []mailer.Header{{Name: "Feedback-ID", Value: st.ID + ":" + st.Campaign.ID + ":" + topic + ":" + domain}}
 	if st.Campaign.Topic != "" {
 		hs = append(hs, mailer.Header{Name: "X-Retain-Topic", Value: st.Campaign.Topic})
 	}
@@ -174,7 +180,9 @@ func TestMessagesAreTheSameBytesAsWhenEveryLinkWasSignedFirst(t *testing.T) {
 			for _, st := range camp.Steps {
 				for _, c := range messageCustomers(set, camp.ID) {
 					want := referenceMessage(t, signer, eng, r, c, st, now)
-					want.From.Name = set.Lifecycle.Sender.Name
+					if st.Campaign.From == nil {
+						want.From.Name = set.Lifecycle.Sender.Name
+					}
 					nps.Store(0)
 					got, err := Message(cfg, eng, r, c, st, c.Enrollments[camp.ID].Number)
 					if err != nil {

@@ -184,7 +184,7 @@ func TestDevSendsTheDemoWelcomeToItsInboxAndStopsOnSIGTERM(t *testing.T) {
 	if m.Subject != "Welkom bij Acme, Sanne" {
 		t.Errorf("the first demo email's subject is %q, want the Dutch welcome", m.Subject)
 	}
-	if from := strings.Join(m.Header["From"], ""); from != `"Acme Projects" <hello@example.com>` {
+	if from := strings.Join(m.Header["From"], ""); from != `"Femke from Acme" <femke@acme.example>` { // onboarding's from:
 		t.Errorf("From: %q", from)
 	}
 	if to := strings.Join(m.Header["To"], ""); !strings.Contains(to, "sanne.devries@example.com") {
