@@ -94,7 +94,11 @@ func TestPlanAgreesWithWhatIsSentAfterABackfill(t *testing.T) {
 		}
 		for _, ch := range chs {
 			if ch.Kind == lifecycle.KindSent && !ch.At.Before(imported) {
-				want = append(want, sent{mailer.MessageID(ch.Step, rec.ID, ch.Enrollment, "acme.example"), ch.At, rec.ID + " " + ch.Step})
+				domain := "acme.example" // RETAIN_FROM's, unless the campaign has a from: of its own
+				if c := set.Campaign(ch.Campaign); c != nil && c.From != nil {
+					domain = domainOf(c.From.Address)
+				}
+				want = append(want, sent{mailer.MessageID(ch.Step, rec.ID, ch.Enrollment, domain), ch.At, rec.ID + " " + ch.Step})
 			}
 		}
 	}
