@@ -12,6 +12,7 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 
+	"github.com/retainmail/retain/bounce"
 	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/lifecycle"
@@ -43,7 +44,7 @@ type messages struct {
 	set *campaign.Set
 }
 
-func newMessages(set *campaign.Set, r *render.Renderer) (*messages, error) {
+func newMessages(set *campaign.Set, r *render.Renderer, bounceDomain string) (*messages, error) {
 	signer, err := link.NewSigner(benchSecret, benchBaseURL)
 	if err != nil {
 		return nil, err
@@ -53,6 +54,10 @@ func newMessages(set *campaign.Set, r *render.Renderer) (*messages, error) {
 		Links: queue.SignedLinks(signer, set.Lifecycle.Links, time.Now),
 		Click: signer.ClickURL, // retain worker's default: --track-clicks
 		Now:   time.Now,
+		// As retain worker: Message-IDs signed with RETAIN_SECRET, and the
+		// Return-Path of RETAIN_BOUNCE_DOMAIN when the run sets one.
+		Tokens:       bounce.NewTokens([]byte(benchSecret)),
+		BounceDomain: bounceDomain,
 	}
 	return &messages{cfg: cfg, eng: lifecycle.New(set), r: r, set: set}, nil
 }
@@ -85,8 +90,8 @@ func (ms *messages) message(i int) (*mailer.Message, error) {
 // goroutines taking the next customer from a shared counter. Each message is
 // rendered and built per send, as the worker builds it. No Redis, no queue, no pool:
 // one dialed go-mail client per goroutine, NOOP and RSET off as in mailer.Pool.
-func bareLoop(ctx context.Context, addr string, conns, n int, set *campaign.Set, r *render.Renderer) (time.Duration, error) {
-	ms, err := newMessages(set, r)
+func bareLoop(ctx context.Context, addr string, conns, n int, set *campaign.Set, r *render.Renderer, bounceDomain string) (time.Duration, error) {
+	ms, err := newMessages(set, r, bounceDomain)
 	if err != nil {
 		return 0, err
 	}
@@ -117,6 +122,9 @@ func bareLoop(ctx context.Context, addr string, conns, n int, set *campaign.Set,
 				var gm *gomail.Msg
 				if err == nil {
 					gm, err = m.BuildFor(true) // the sink announces 8BITMIME
+				}
+				if err == nil && m.ReturnPath != "" {
+					err = gm.EnvelopeFrom(m.ReturnPath)
 				}
 				if err == nil {
 					err = c.Send(gm)

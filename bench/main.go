@@ -33,6 +33,7 @@ import (
 )
 
 type config struct {
+	bounceDomain string
 	redisURL     string
 	conns        int
 	nBare        int
@@ -60,6 +61,7 @@ func main() {
 	flag.BoolVar(&cfg.cpuProfile, "cpuprofile", false, "take a CPU profile of the worker during the CPU-bound run (bench/out/worker-cpu.pprof, top in worker-cpu.txt)")
 	flag.StringVar(&cfg.phases, "phases", "bare,relay,cpu,cluster,latency,enroll", "comma-separated phases to run")
 	flag.StringVar(&cfg.workerArgs, "worker-args", "", "more flags for retain worker, space-separated (such as \"--wait-replicas 0\")")
+	flag.StringVar(&cfg.bounceDomain, "bounce-domain", "", "RETAIN_BOUNCE_DOMAIN of the worker (and the bare loop's Return-Path): each email gets a VERP Return-Path")
 	flag.DurationVar(&cfg.timeoutPhase, "timeout", 3*time.Minute, "longest wait for one phase's messages")
 	flag.Parse()
 
@@ -263,6 +265,7 @@ func (h *harness) env(redisURL, prefix string, s *sinkProc) []string {
 		"RETAIN_BASE_URL="+benchBaseURL,
 		"RETAIN_SECRET="+benchSecret,
 		"RETAIN_CAMPAIGNS="+filepath.Join(h.root, "bench", "testdata", "campaigns"),
+		"RETAIN_BOUNCE_DOMAIN="+h.cfg.bounceDomain,
 	)
 }
 

@@ -37,7 +37,7 @@ func (h *harness) phaseBare(ctx context.Context) error {
 			return err
 		}
 		cpuHarness, cpuSink := selfCPU(), s.sink.cpu()
-		elapsed, err := bareLoop(ctx, s.sink.smtpAddr, h.cfg.conns, h.cfg.nBare, h.set, h.renderer)
+		elapsed, err := bareLoop(ctx, s.sink.smtpAddr, h.cfg.conns, h.cfg.nBare, h.set, h.renderer, h.cfg.bounceDomain)
 		if err != nil {
 			return err
 		}
