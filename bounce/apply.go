@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,13 +42,32 @@ type Applier struct {
 }
 
 // Apply applies reports; it is a Sink. Each report is applied once however
-// often it arrives: suppressions and counts are keyed by its ID (or a hash of
-// its content), the customer's event by the same.
+// often, and from however many sources, it arrives: a report matched to a
+// send counts once per send and kind (a provider's bounce and its
+// subscription change, a DSN delivered twice); others by their ID, or a hash
+// of what they say. Then each campaign reported on is checked for
+// auto-pause, once.
 func (a *Applier) Apply(ctx context.Context, reports []Report) error {
 	var errs []error
+	var camps []string
 	for i := range reports {
-		if err := a.apply(ctx, &reports[i]); err != nil {
+		camp, err := a.apply(ctx, &reports[i])
+		if err != nil {
 			errs = append(errs, err)
+		}
+		if camp != "" && !slices.Contains(camps, camp) {
+			camps = append(camps, camp)
+		}
+	}
+	now := a.now()
+	for _, id := range camps {
+		p, err := CheckPause(ctx, a.Store, a.Engine.Set().Lifecycle.Deliverability, id, now)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if p != nil {
+			a.log().Warn("campaign paused: it sends nothing until `retain campaign resume "+id+"`", "campaign", id, "reason", p.Reason)
 		}
 	}
 	return errors.Join(errs...)
@@ -55,6 +75,9 @@ func (a *Applier) Apply(ctx context.Context, reports []Report) error {
 
 // match is what a report was matched to.
 type match struct {
+	// addr is the address the email went to, as the report names it: the
+	// one to suppress. Empty when the report cannot be trusted to name it.
+	addr     string
 	customer *lifecycle.Customer
 	// campaign and step ("campaign/slug") of the email, when known;
 	// enrollment its round (0 when not known).
@@ -78,7 +101,9 @@ func (a *Applier) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (a *Applier) apply(ctx context.Context, r *Report) error {
+// apply applies one report and returns the campaign whose rates it changed,
+// if any.
+func (a *Applier) apply(ctx context.Context, r *Report) (string, error) {
 	now := a.now()
 	if r.ID == "" {
 		r.ID = contentID(r)
@@ -88,21 +113,20 @@ func (a *Applier) apply(ctx context.Context, r *Report) error {
 	}
 	m, err := a.match(ctx, r)
 	if err != nil {
-		return err
-	}
-	addr := r.Recipient
-	if m.customer != nil && m.how != "recipient" {
-		// The address the email went to, even when a forward changed the
-		// recipient the receiver reports.
-		addr = m.customer.Email
+		return "", err
 	}
 	log := a.log().With("source", r.Source, "kind", string(r.Kind), "campaign", m.campaign, "step", m.step, "matched_by", m.how)
 	if m.customer != nil {
 		log = log.With("customer", m.customer.ID)
 	}
-	if addr == "" {
-		log.Warn("bounce report ignored: it names no address retain sent to", "message_id", r.MessageID)
-		return nil
+	if m.addr == "" {
+		log.Warn("bounce report ignored: it names no address of an email retain sent", "message_id", r.MessageID)
+		return "", nil
+	}
+	// A report about a send counts once per send and kind, from any source.
+	id := r.ID
+	if m.step != "" && m.customer != nil {
+		id = "send:" + m.customer.ID + ":" + m.step + ":" + strconv.Itoa(m.enrollment) + ":" + string(r.Kind)
 	}
 	policy := a.Engine.Set().Lifecycle.Deliverability
 	suppressed, why := false, ""
@@ -114,9 +138,9 @@ func (a *Applier) apply(ctx context.Context, r *Report) error {
 		}
 		fallthrough // about the message (blocked, too big): counts like a temporary failure
 	case Temporary:
-		n, err := a.Store.CountSoftBounce(ctx, addr, r.ID, r.At, now, policy.SoftBounceWindow)
+		n, err := a.Store.CountSoftBounce(ctx, m.addr, id, r.At, now, policy.SoftBounceWindow)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if n >= policy.SoftBounces {
 			suppressed, why = true, fmt.Sprintf("%d delivery failures within %s, the last%s (%s)", n, campaign.FormatDuration(policy.SoftBounceWindow), withStatus(r.Status), r.Source)
@@ -124,34 +148,30 @@ func (a *Applier) apply(ctx context.Context, r *Report) error {
 	case Complaint:
 		suppressed, why = true, "complained: marked an email as spam ("+r.Source+")"
 	default:
-		return fmt.Errorf("bounce: unknown report kind %q", r.Kind)
+		return "", fmt.Errorf("bounce: unknown report kind %q", r.Kind)
 	}
 	if suppressed {
-		if err := a.Store.Suppress(ctx, addr, why, r.At); err != nil {
-			return err
+		if err := a.Store.Suppress(ctx, m.addr, why, r.At); err != nil {
+			return "", err
 		}
 	}
+	counted := false
 	if m.customer != nil {
-		if err := a.record(ctx, r, m, suppressed); err != nil {
-			return err
+		if counted, err = a.record(ctx, r, m, id, suppressed); err != nil {
+			return "", err
 		}
 	}
-	log.Info("bounce report applied", "status", r.Status, "suppressed", suppressed, "diagnostic", clip(r.Diagnostic, 200))
-	if m.campaign != "" && (r.Kind == Complaint || suppressed && r.Kind == Permanent) {
-		p, err := CheckPause(ctx, a.Store, policy, m.campaign, now)
-		if err != nil {
-			return err
-		}
-		if p != nil {
-			log.Warn("campaign paused: it sends nothing until `retain campaign resume "+m.campaign+"`", "reason", p.Reason)
-		}
+	log.Info("bounce report applied", "status", r.Status, "suppressed", suppressed, "first", counted, "diagnostic", clip(r.Diagnostic, 200))
+	if counted && (r.Kind == Complaint || suppressed && r.Kind == Permanent) {
+		return m.campaign, nil
 	}
-	return nil
+	return "", nil
 }
 
-// record writes the report as an event on the customer, once: a complaint
-// also unsubscribes them from everything.
-func (a *Applier) record(ctx context.Context, r *Report, m match, suppressed bool) error {
+// record writes the report as an event on the customer, once per id: a
+// complaint also unsubscribes them from everything. It reports whether this
+// call wrote it (false: applied before).
+func (a *Applier) record(ctx context.Context, r *Report, m match, id string, suppressed bool) (bool, error) {
 	name := map[Kind]string{Permanent: EventBounced, Temporary: EventSoftBounced, Complaint: EventComplained}[r.Kind]
 	if r.Kind == Permanent && !addressFailed(r.Status) {
 		name = EventSoftBounced
@@ -169,7 +189,7 @@ func (a *Applier) record(ctx context.Context, r *Report, m match, suppressed boo
 	if r.Diagnostic != "" {
 		data["diagnostic"] = clip(r.Diagnostic, 300)
 	}
-	ev := &lifecycle.Event{ID: "bounce:" + r.ID, Name: name, At: r.At, Data: data}
+	ev := &lifecycle.Event{ID: "bounce:" + id, Name: name, At: r.At, Data: data}
 	eng := a.Engine
 	err := a.Store.Update(ctx, m.customer.ID, ev.ID, func(c *lifecycle.Customer) (*store.Change, error) {
 		if c == nil {
@@ -184,13 +204,18 @@ func (a *Applier) record(ctx context.Context, r *Report, m match, suppressed boo
 		return &store.Change{Customer: c, Event: ev, Wake: eng.NextWake(c), Due: eng.NextDue(c)}, nil
 	})
 	if errors.Is(err, store.ErrDuplicate) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
-// match finds the customer and step a report is about: by the Return-Path's
-// token, the Message-ID's token, or the recipient's address.
+// match finds the address, customer and step a report is about. A report
+// with a token retain signed (its Return-Path's, or its Message-ID's) is
+// about that send only: its recipient must be the address the token was sent
+// to, and the customer the one the token names, else nothing of it is
+// trusted (a recipient may report their own email with another's address).
+// A report without a token (a provider's, signed by the provider) is matched
+// by its recipient, and counted against the customer's last email.
 func (a *Applier) match(ctx context.Context, r *Report) (match, error) {
 	var refs []Ref
 	var hows []string
@@ -204,30 +229,40 @@ func (a *Applier) match(ctx context.Context, r *Report) (match, error) {
 			refs, hows = append(refs, ref), append(hows, "message-id")
 		}
 	}
-	for i, ref := range refs {
-		c, err := a.customerOf(ctx, ref, r.Recipient, refs)
-		if err != nil {
-			return match{}, err
+	addr := strings.ToLower(strings.TrimSpace(r.Recipient))
+	if len(refs) > 0 || r.Token != "" {
+		for i, ref := range refs {
+			if !ref.MatchesAddress(addr) {
+				continue
+			}
+			m := match{addr: addr, how: hows[i], enrollment: ref.Enrollment}
+			m.step = ref.StepOf(a.stepIDs())
+			m.campaign, _, _ = strings.Cut(m.step, "/")
+			c, err := a.Store.CustomerByEmail(ctx, addr)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return match{}, err
+			case ref.MatchesCustomer(c.ID):
+				m.customer = c
+			}
+			return m, nil
 		}
-		if c == nil {
-			continue
-		}
-		step := ref.StepOf(a.stepIDs())
-		camp, _, _ := strings.Cut(step, "/")
-		return match{customer: c, campaign: camp, step: step, enrollment: ref.Enrollment, how: hows[i]}, nil
+		// Signed, but not for this recipient: a forward, or a forgery.
+		return match{how: hows0(hows)}, nil
 	}
-	if r.Recipient == "" {
+	if addr == "" {
 		return match{}, nil
 	}
-	c, err := a.Store.CustomerByEmail(ctx, r.Recipient)
+	m := match{addr: addr, how: "recipient"}
+	c, err := a.Store.CustomerByEmail(ctx, addr)
 	if errors.Is(err, store.ErrNotFound) {
-		return match{how: "recipient"}, nil
+		return m, nil
 	}
 	if err != nil {
 		return match{}, err
 	}
-	// Without a token the report's email is the customer's last one.
-	m := match{customer: c, how: "recipient"}
+	m.customer = c
 	var last time.Time
 	for id, e := range c.Enrollments {
 		if len(e.Passed) > 0 && e.Last.After(last) {
@@ -237,38 +272,11 @@ func (a *Applier) match(ctx context.Context, r *Report) (match, error) {
 	return m, nil
 }
 
-// customerOf reads the customer a token names: by its ID, or, for a token
-// with a hash of it, the customer of a full token among refs or of the
-// recipient's address, when the hash matches. Nil when none does.
-func (a *Applier) customerOf(ctx context.Context, ref Ref, rcpt string, refs []Ref) (*lifecycle.Customer, error) {
-	id := ref.Customer
-	if id == "" {
-		for _, o := range refs {
-			if o.Customer != "" && ref.MatchesCustomer(o.Customer) {
-				id = o.Customer
-			}
-		}
+func hows0(hows []string) string {
+	if len(hows) == 0 {
+		return "return-path"
 	}
-	if id == "" && rcpt != "" {
-		c, err := a.Store.CustomerByEmail(ctx, rcpt)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return nil, nil
-		case err != nil:
-			return nil, err
-		case ref.MatchesCustomer(c.ID):
-			return c, nil
-		}
-		return nil, nil
-	}
-	if id == "" {
-		return nil, nil
-	}
-	c, err := a.Store.Customer(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	return c, err
+	return hows[0]
 }
 
 func (a *Applier) stepIDs() []string {
@@ -284,10 +292,11 @@ func (a *Applier) stepIDs() []string {
 // addressFailed reports whether a permanent failure's status is about the
 // address itself, so that no later email can reach it: 5.1.x (bad mailbox or
 // domain), 5.2.1 (mailbox disabled), or no status at all (a provider's hard
-// bounce). Others (5.7.1 blocked as spam, 5.3.4 too big) are about the
-// message or the sender, and count like temporary failures.
+// bounce). Others (5.7.1 blocked as spam, 5.3.4 too big, the bare 5.0.0 many
+// servers give for policy blocks) are about the message or the sender, and
+// count like temporary failures.
 func addressFailed(status string) bool {
-	return status == "" || strings.HasPrefix(status, "5.1.") || status == "5.2.1" || status == "5.0.0"
+	return status == "" || strings.HasPrefix(status, "5.1.") || status == "5.2.1"
 }
 
 func withStatus(status string) string {

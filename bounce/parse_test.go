@@ -9,15 +9,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// fixture reads testdata/name with the Return-Path and Message-ID of the
-// email it reports on filled in.
-func fixture(t *testing.T, name, rcpt, msgID string) string {
+// fixture reads testdata/name with what it says of the
+// email it reports on filled in: its Return-Path, recipient and Message-ID.
+func fixture(t *testing.T, name, rcpt, to, msgID string) string {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.NewReplacer("{{RCPT}}", rcpt, "{{MSGID}}", msgID, "{{MSGID_BRACKETED}}", "<"+msgID+">").Replace(string(b))
+	s := strings.NewReplacer("{{RCPT}}", rcpt, "{{TO}}", to, "{{MSGID}}", msgID, "{{MSGID_BRACKETED}}", "<"+msgID+">").Replace(string(b))
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
 }
 
@@ -47,7 +47,7 @@ func TestParseMail(t *testing.T) {
 		{"autoreply.eml", nil},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			got, err := ParseMail(strings.NewReader(fixture(t, tc.file, rcpt, msgID)))
+			got, err := ParseMail(strings.NewReader(fixture(t, tc.file, rcpt, "anna@customer.example", msgID)))
 			if err != nil {
 				t.Fatal(err)
 			}

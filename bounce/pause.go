@@ -62,3 +62,24 @@ func pct(r float64) string {
 	}
 	return s + "%"
 }
+
+// PausedWait is how long the next step of a paused campaign waits before a
+// worker looks at it again; Resume wakes those steps at once.
+const PausedWait = time.Hour
+
+// Resume lets a paused campaign send again: its rate window starts anew at
+// its totals now, and the customers whose steps its pause postponed are due
+// at once (store.WakeDue). It reports whether the campaign was paused, and
+// how many customers it woke.
+func Resume(ctx context.Context, st *store.Store, campaignID string, now time.Time) (bool, int, error) {
+	total, err := report.Totals(ctx, st.Redis(), st.Prefix(), campaignID)
+	if err != nil {
+		return false, 0, err
+	}
+	was, err := st.ResumeCampaign(ctx, campaignID, total)
+	if err != nil || !was {
+		return was, 0, err
+	}
+	n, err := st.WakeDue(ctx, now, PausedWait)
+	return true, n, err
+}

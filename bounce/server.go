@@ -96,6 +96,9 @@ func (ss *session) Reset()                               { ss.tokens = nil }
 func (ss *session) Logout() error                        { return nil }
 func (ss *session) Mail(string, *smtp.MailOptions) error { return nil }
 
+// maxReports is the most reports retain inbound reads from one message.
+const maxReports = 10
+
 // errNoMailbox refuses any recipient but a valid token of the bounce domain.
 var errNoMailbox = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such mailbox: this server takes only bounces of retain's emails"}
 
@@ -121,10 +124,18 @@ func (ss *session) Data(r io.Reader) error {
 		log.Info("inbound: message ignored: not a bounce or complaint (an auto-reply, a delay notice)")
 		return nil
 	}
+	if len(reports) > maxReports {
+		// A Return-Path is one email's: a report on more recipients than
+		// that is not a receiver's (their reports name one address each).
+		log.Warn("inbound: a message with many reports: only the first are read", "reports", len(reports), "read", maxReports)
+		reports = reports[:maxReports]
+	}
 	for i := range reports {
 		reports[i].Token = ss.tokens[0]
 	}
-	if err := ss.s.cfg.Sink(context.Background(), reports); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := ss.s.cfg.Sink(ctx, reports); err != nil {
 		log.Error("inbound: reports not applied; the sender will retry", "reports", len(reports), "error", err)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
 	}

@@ -11,31 +11,37 @@ import (
 	"sync"
 )
 
-// Send names one email: the customer it went to, its step ("campaign/slug")
-// and the customer's round of the campaign (lifecycle.Enrollment.Number).
+// Send names one email: the customer it went to and the address it went to,
+// its step ("campaign/slug") and the customer's round of the campaign
+// (lifecycle.Enrollment.Number).
 type Send struct {
 	Customer   string
+	Address    string
 	Step       string
 	Enrollment int
 }
 
-// Ref is what a token says of its send. A token short enough for a Return-Path
-// may carry a hash of the customer ID instead of the ID (Customer is then
-// empty): the report's recipient or Message-ID names the customer, and
-// MatchesCustomer checks it. The step is known by a hash too: StepOf finds it
-// among the steps loaded.
+// Ref is what a token says of its send. It carries hashes, never the
+// customer's ID or address, which anyone who sees the headers could read:
+// a report is matched by the address it names (a DSN's recipient, a
+// provider's), and Matches checks that the token was sent to that address
+// and customer. The step is known by a hash too: StepOf finds it among the
+// steps loaded.
 type Ref struct {
-	Customer     string
 	customerHash [8]byte
+	addressHash  [4]byte
 	stepHash     uint32
 	Enrollment   int
 }
 
+// MatchesAddress reports whether the send went to addr (case does not
+// matter).
+func (r Ref) MatchesAddress(addr string) bool {
+	return addr != "" && addressHash(addr) == r.addressHash
+}
+
 // MatchesCustomer reports whether the send went to the customer id.
 func (r Ref) MatchesCustomer(id string) bool {
-	if r.Customer != "" {
-		return r.Customer == id
-	}
 	return customerHash(id) == r.customerHash
 }
 
@@ -50,19 +56,19 @@ func (r Ref) StepOf(steps []string) string {
 	return ""
 }
 
-// Token forms.
-const (
-	formFull   = 1 // the customer ID as it is
-	formHashed = 2 // 8 bytes of SHA-256 of the customer ID
-)
+// tokenVersion is the first byte of every token, for a later format.
+const tokenVersion = 1
 
 // macLen is the length of a token's MAC in bytes: 64 bits, so a forged token
 // takes 2^63 tries on average.
 const macLen = 8
 
-// maxLocalPart is RFC 5321's limit on the part of an address before the @
-// (§4.5.3.1.1), which a Return-Path's token must keep.
-const maxLocalPart = 64
+// minTokenLen is a token's length in bytes before base32: version, round (a
+// uvarint, 1 to 5 bytes), step, customer and address hashes, MAC. Encoded, a
+// token of a first round is 42 characters: with ReturnPathPrefix, within
+// the 64 octets RFC 5321 allows before the @ (§4.5.3.1.1) up to round
+// 2^21.
+const minTokenLen = 1 + 1 + 4 + 8 + 4 + macLen
 
 // ReturnPathPrefix begins the local part of every Return-Path retain sends
 // with: bounces+<token>@<bounce domain>.
@@ -79,7 +85,7 @@ var ErrToken = errors.New("not a token retain signed")
 // Tokens signs and reads the tokens that tie a bounce or complaint to the
 // email it is about: in the Return-Path (VERP) and in the Message-ID, with
 // HMAC-SHA256 over a key derived from RETAIN_SECRET, so only retain's own
-// tokens are accepted and a report cannot be forged for someone else's send.
+// tokens are accepted and a report cannot be forged for another send.
 type Tokens struct {
 	macs sync.Pool // of HMAC-SHA256 hashes of the key, reset before use
 }
@@ -95,9 +101,6 @@ func NewTokens(secret []byte) *Tokens {
 	return t
 }
 
-// Token returns the token of s with the customer ID in full.
-func (t *Tokens) Token(s Send) string { return t.token(s, formFull) }
-
 // MessageID returns the Message-ID (without angle brackets) of the email s,
 // from domain: "retain.<token>@domain". The same send always has the same
 // Message-ID, so a relay or mailbox that saw it can tell a retry, and a
@@ -107,72 +110,54 @@ func (t *Tokens) MessageID(s Send, domain string) string {
 	return "retain." + t.Token(s) + "@" + domain
 }
 
-// ReturnPath returns the envelope sender of the email s for the bounce domain:
-// bounces+<token>@domain. The token carries the customer ID when that keeps
-// the local part within 64 octets, else a hash of it.
+// ReturnPath returns the envelope sender of the email s for the bounce
+// domain: bounces+<token>@domain.
 func (t *Tokens) ReturnPath(s Send, domain string) string {
-	tok := t.token(s, formFull)
-	if len(ReturnPathPrefix)+len(tok) > maxLocalPart {
-		tok = t.token(s, formHashed)
-	}
-	return ReturnPathPrefix + tok + "@" + domain
+	return ReturnPathPrefix + t.Token(s) + "@" + domain
 }
 
-func (t *Tokens) token(s Send, form byte) string {
-	var buf [128]byte
-	b := buf[:0]
-	b = append(b, form)
+// Token returns the token of s.
+func (t *Tokens) Token(s Send) string {
+	var buf [minTokenLen + 4]byte
+	b := append(buf[:0], tokenVersion)
 	b = binary.AppendUvarint(b, uint64(max(s.Enrollment, 0)))
 	b = binary.BigEndian.AppendUint32(b, stepHash(s.Step))
-	if form == formFull {
-		b = append(b, s.Customer...)
-	} else {
-		h := customerHash(s.Customer)
-		b = append(b, h[:]...)
-	}
-	b = append(b, t.mac(b)...)
+	ch, ah := customerHash(s.Customer), addressHash(s.Address)
+	b = append(b, ch[:]...)
+	b = append(b, ah[:]...)
+	b = t.appendMAC(b)
 	return b32.EncodeToString(b)
 }
 
-func (t *Tokens) mac(b []byte) []byte {
+// appendMAC appends the first macLen bytes of b's MAC to b.
+func (t *Tokens) appendMAC(b []byte) []byte {
 	m := t.macs.Get().(hash.Hash)
 	m.Reset()
 	m.Write(b)
 	var sum [sha256.Size]byte
-	out := m.Sum(sum[:0])[:macLen]
+	b = append(b, m.Sum(sum[:0])[:macLen]...)
 	t.macs.Put(m)
-	return out
+	return b
 }
 
-// Parse reads a token Token or ReturnPath made with this secret.
+// Parse reads a token Token made with this secret.
 func (t *Tokens) Parse(tok string) (Ref, error) {
 	b, err := b32.DecodeString(strings.ToLower(tok))
-	if err != nil || len(b) < 1+1+4+macLen {
+	if err != nil || len(b) < minTokenLen || len(b) > minTokenLen+4 {
 		return Ref{}, ErrToken
 	}
-	body, sum := b[:len(b)-macLen], b[len(b)-macLen:]
-	if !hmac.Equal(sum, t.mac(body)) {
+	body := b[:len(b)-macLen]
+	if want := t.appendMAC(append([]byte(nil), body...)); !hmac.Equal(want, b) || body[0] != tokenVersion {
 		return Ref{}, ErrToken
 	}
-	form := body[0]
 	n, k := binary.Uvarint(body[1:])
-	if k <= 0 || n > 1<<31 {
-		return Ref{}, ErrToken
-	}
-	rest := body[1+k:]
-	if len(rest) < 4 {
+	rest := body[1+max(k, 0):]
+	if k <= 0 || n > 1<<31 || len(rest) != 4+8+4 {
 		return Ref{}, ErrToken
 	}
 	r := Ref{Enrollment: int(n), stepHash: binary.BigEndian.Uint32(rest)}
-	rest = rest[4:]
-	switch {
-	case form == formFull && len(rest) > 0:
-		r.Customer = string(rest)
-	case form == formHashed && len(rest) == len(r.customerHash):
-		copy(r.customerHash[:], rest)
-	default:
-		return Ref{}, ErrToken
-	}
+	copy(r.customerHash[:], rest[4:12])
+	copy(r.addressHash[:], rest[12:16])
 	return r, nil
 }
 
@@ -216,7 +201,15 @@ func stepHash(step string) uint32 {
 }
 
 func customerHash(id string) (h [8]byte) {
-	sum := sha256.Sum256([]byte(id))
+	sum := sha256.Sum256([]byte("c\x00" + id))
+	copy(h[:], sum[:])
+	return h
+}
+
+// addressHash hashes the lower-cased address: receivers report it in any
+// case.
+func addressHash(addr string) (h [4]byte) {
+	sum := sha256.Sum256([]byte("a\x00" + strings.ToLower(strings.TrimSpace(addr))))
 	copy(h[:], sum[:])
 	return h
 }

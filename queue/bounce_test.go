@@ -65,15 +65,30 @@ func TestBouncesComeBackThroughTheReturnPath(t *testing.T) {
 	_, addr := startInbound(t, b, tokens)
 	msgID := func(id string) string { return strings.Trim(sent[id].Header.Get("Message-Id"), "<>") }
 
+	// dirk forges a bounce and a complaint about his own email, naming carla's
+	// address: a token is good for the address it was sent to only.
+	if err := deliver(addr, sent["dirk"].From, readFixture(t, "postfix-hard.eml", sent["dirk"].From, "carla@example.org", msgID("dirk"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := deliver(addr, strings.ToUpper(sent["dirk"].From), readFixture(t, "arf-abuse.eml", sent["dirk"].From, "carla@example.org", msgID("dirk"))); err != nil {
+		t.Fatal(err)
+	}
+	if sup, _ := b.store.Suppression(b.ctx, "carla@example.org"); sup != nil {
+		t.Errorf("a report about dirk's email suppressed carla: %+v", sup)
+	}
+	if c, _ := b.store.Customer(b.ctx, "carla"); c.Unsubscribed {
+		t.Error("a report about dirk's email unsubscribed carla")
+	}
+
 	// A hard bounce of anna, delivered twice (a retry after a lost reply).
-	dsn := readFixture(t, "postfix-hard.eml", sent["anna"].From, msgID("anna"))
+	dsn := readFixture(t, "postfix-hard.eml", sent["anna"].From, "anna@example.org", msgID("anna"))
 	for range 2 {
 		if err := deliver(addr, sent["anna"].From, dsn); err != nil {
 			t.Fatalf("deliver anna's bounce: %v", err)
 		}
 	}
 	// bob complains, through the feedback loop.
-	if err := deliver(addr, sent["bob"].From, readFixture(t, "arf-abuse.eml", sent["bob"].From, msgID("bob"))); err != nil {
+	if err := deliver(addr, sent["bob"].From, readFixture(t, "arf-abuse.eml", sent["bob"].From, "Bob@Example.org", msgID("bob"))); err != nil {
 		t.Fatalf("deliver bob's complaint: %v", err)
 	}
 	// A forged token is refused at RCPT.
@@ -125,8 +140,10 @@ func TestBouncesComeBackThroughTheReturnPath(t *testing.T) {
 		t.Errorf("report: paused %q, want the reason of an auto-pause", cr.Paused)
 	}
 
-	// Two days on, carla's and dirk's second step is due: it waits.
+	// Two days on, carla's and dirk's second step is due: it waits (once the
+	// worker's copy of the paused campaigns is renewed).
 	b.clock.Advance(2*24*time.Hour + time.Minute)
+	time.Sleep(pausedRefresh)
 	b.run(t)
 	time.Sleep(100 * time.Millisecond)
 	if n := len(b.smtp.Messages()); n != 4 {
@@ -136,10 +153,11 @@ func TestBouncesComeBackThroughTheReturnPath(t *testing.T) {
 	if e := carla.Enrollments["onboarding"]; e.Status != lifecycle.Active || e.Next != "first-project" {
 		t.Fatalf("carla's enrollment while paused: %+v, want waiting on first-project", e)
 	}
-	if ok, err := b.store.ResumeCampaign(ctx, "onboarding"); !ok || err != nil {
-		t.Fatalf("resume: %v, %v", ok, err)
+	// Resumed, their steps are due at once (not an hour later), and the
+	// rate window starts at the campaign's totals now.
+	if ok, woken, err := bounce.Resume(ctx, b.store, "onboarding", b.clock.Now()); !ok || woken != 3 || err != nil {
+		t.Fatalf("resume: %v, woke %d, %v; want anna (suppressed: her step stops now), carla and dirk", ok, woken, err)
 	}
-	b.clock.Advance(PausedWait)
 	time.Sleep(pausedRefresh) // the worker's copy of the paused campaigns
 	b.run(t)
 	msgs := b.smtp.Wait(6, 5*time.Second)
@@ -159,17 +177,18 @@ func TestSoftBouncesSuppressAtTheLimit(t *testing.T) {
 	b.store.Also = report.NewRecorder(b.prefix, b.applier.Engine.Set().Lifecycle).Record
 	tokens := bounce.NewTokens([]byte(strings.Repeat("s", 32)))
 	b.signUp(t, "carla", "Carla")
-	rp := tokens.ReturnPath(bounce.Send{Customer: "carla", Step: "onboarding/welcome", Enrollment: 1}, testBounceDomain)
 	_, addr := startInbound(t, b, tokens)
-	soft := func(day int) string {
+	soft := func(rp string, day int) string {
 		return "From: MAILER-DAEMON@mx.example\r\nTo: " + rp + "\r\nSubject: failure\r\nMIME-Version: 1.0\r\n" +
 			"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nMailbox full.\r\n" +
 			"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\nFinal-Recipient: rfc822; carla@example.org\r\nAction: failed\r\nStatus: 4.2.2\r\n" +
 			"Diagnostic-Code: smtp; 452 4.2.2 mailbox full\r\nLast-Attempt-Date: " + b.clock.Now().AddDate(0, 0, day).Format(time.RFC1123Z) + "\r\n\r\n--b--\r\n"
 	}
-	// The first is older than 30 days, the third the second again.
-	for i, day := range []int{-40, -10, -10, -5, -1} {
-		if err := deliver(addr, rp, soft(day)); err != nil {
+	// Each is another email's final temporary failure; the first is older
+	// than 30 days, the third the second's DSN delivered again.
+	for i, tc := range []struct{ day, enrollment int }{{-40, 1}, {-10, 2}, {-10, 2}, {-5, 3}, {-1, 4}} {
+		rp := tokens.ReturnPath(bounce.Send{Customer: "carla", Address: "carla@example.org", Step: "onboarding/welcome", Enrollment: tc.enrollment}, testBounceDomain)
+		if err := deliver(addr, rp, soft(rp, tc.day)); err != nil {
 			t.Fatal(err)
 		}
 		sup, _ := b.store.Suppression(b.ctx, "carla@example.org")
@@ -214,12 +233,12 @@ func deliver(addr, rcpt, msg string) error {
 	return c.Quit()
 }
 
-func readFixture(t *testing.T, name, rcpt, msgID string) string {
+func readFixture(t *testing.T, name, rcpt, to, msgID string) string {
 	t.Helper()
 	raw, err := os.ReadFile("../bounce/testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.NewReplacer("{{RCPT}}", rcpt, "{{MSGID}}", msgID, "{{MSGID_BRACKETED}}", "<"+msgID+">").Replace(string(raw))
+	s := strings.NewReplacer("{{RCPT}}", rcpt, "{{TO}}", to, "{{MSGID}}", msgID, "{{MSGID_BRACKETED}}", "<"+msgID+">").Replace(string(raw))
 	return strings.ReplaceAll(s, "\n", "\r\n")
 }

@@ -408,7 +408,7 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 	}
 	now := w.cfg.Now()
 	token := store.NewToken()
-	paused, err := w.paused.get(ctx, w.store, now)
+	paused, err := w.paused.get(ctx, w.store)
 	if err != nil {
 		return err
 	}
@@ -427,13 +427,13 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 			if d.Action != lifecycle.Send {
 				continue
 			}
-			key := stepKey{c.ID, campID, d.Enrollment.Number, d.Enrollment.Next}
 			if _, ok := paused[campID]; ok {
-				// Auto-pause (or retain campaign pause): the step waits,
-				// and is looked at again after PausedWait.
-				outcomes[key] = &outcome{at: now, found: true, wait: PausedWait}
+				// Auto-pause (or retain campaign pause): the step waits
+				// where it is; nextDue looks at it again after
+				// bounce.PausedWait, or when the campaign resumes.
 				continue
 			}
+			key := stepKey{c.ID, campID, d.Enrollment.Number, d.Enrollment.Next}
 			jobs = append(jobs, &job{c: c, step: d.Step, key: key, claim: claimValue(w.owner, token)})
 			break // one email per customer per batch
 		}
@@ -467,7 +467,7 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 				history = append(history, lifecycle.StageChange{From: ch.From, To: ch.To, At: ch.At, Cause: ch.Reason})
 			}
 		}
-		return &store.Change{Customer: cur, History: history, Changes: chs, Wake: w.engine.NextWake(cur), Due: w.engine.NextDue(cur)}, nil
+		return &store.Change{Customer: cur, History: history, Changes: chs, Wake: w.engine.NextWake(cur), Due: nextDue(cur, paused, now)}, nil
 	})
 	written = err == nil
 	if written {
@@ -762,8 +762,8 @@ func Message(cfg *WorkerConfig, eng *lifecycle.Engine, r *render.Renderer, c *li
 		Subject:           email.Subject,
 		Text:              email.Text,
 		HTML:              email.HTML,
-		MessageID:         messageID(cfg.Tokens, st.ID, c.ID, n, domainOf(from.Address)),
-		ReturnPath:        returnPath(cfg, st.ID, c.ID, n),
+		MessageID:         messageID(cfg.Tokens, st.ID, c, n, domainOf(from.Address)),
+		ReturnPath:        returnPath(cfg, st.ID, c, n),
 		Date:              now(),
 		Unsubscribe:       links.URL(render.LinkUnsubscribe),
 		UnsubscribeMailto: cfg.UnsubscribeMailto,
@@ -772,22 +772,22 @@ func Message(cfg *WorkerConfig, eng *lifecycle.Engine, r *render.Renderer, c *li
 	}, nil
 }
 
-// messageID is the Message-ID of step for customer in round n: signed by
+// messageID is the Message-ID of step for customer c in round n: signed by
 // tokens when set, else mailer.MessageID.
-func messageID(tokens *bounce.Tokens, step, customer string, n int, domain string) string {
+func messageID(tokens *bounce.Tokens, step string, c *lifecycle.Customer, n int, domain string) string {
 	if tokens == nil {
-		return mailer.MessageID(step, customer, n, domain)
+		return mailer.MessageID(step, c.ID, n, domain)
 	}
-	return tokens.MessageID(bounce.Send{Customer: customer, Step: step, Enrollment: n}, domain)
+	return tokens.MessageID(bounce.Send{Customer: c.ID, Address: c.Email, Step: step, Enrollment: n}, domain)
 }
 
-// returnPath is the VERP Return-Path of step for customer in round n, empty
-// without a bounce domain.
-func returnPath(cfg *WorkerConfig, step, customer string, n int) string {
+// returnPath is the VERP Return-Path of step for customer c in round n,
+// empty without a bounce domain.
+func returnPath(cfg *WorkerConfig, step string, c *lifecycle.Customer, n int) string {
 	if cfg.Tokens == nil || cfg.BounceDomain == "" {
 		return ""
 	}
-	return cfg.Tokens.ReturnPath(bounce.Send{Customer: customer, Step: step, Enrollment: n}, cfg.BounceDomain)
+	return cfg.Tokens.ReturnPath(bounce.Send{Customer: c.ID, Address: c.Email, Step: step, Enrollment: n}, cfg.BounceDomain)
 }
 
 // StepSender returns the From and Reply-To of st's emails: its campaign's

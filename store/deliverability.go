@@ -73,18 +73,56 @@ func (s *Store) PauseCampaign(ctx context.Context, campaign, reason string, at t
 	return ok, nil
 }
 
-// ResumeCampaign lets a paused campaign send again and starts its rate window
-// anew, so the sends that paused it do not pause it again; it reports whether
-// the campaign was paused.
-func (s *Store) ResumeCampaign(ctx context.Context, campaign string) (bool, error) {
-	n, err := s.rdb.HDel(ctx, s.pausedKey(), campaign).Result()
+// ResumeCampaign lets a paused campaign send again and starts its rate
+// window anew at now, the campaign's totals at this moment, so the sends that
+// paused it do not pause it again; it reports whether the campaign was
+// paused.
+func (s *Store) ResumeCampaign(ctx context.Context, campaign string, now Totals) (bool, error) {
+	var del *redis.IntCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.HDel(ctx, s.pausedKey(), campaign)
+		p.HSet(ctx, s.pauseWindowKey(campaign), "from", encodeTotals(now), "next", encodeTotals(now))
+		return nil
+	})
 	if err != nil {
 		return false, fmt.Errorf("store: resume campaign %s: %w", campaign, err)
 	}
-	if err := s.rdb.Del(ctx, s.pauseWindowKey(campaign)).Err(); err != nil {
-		return n > 0, fmt.Errorf("store: resume campaign %s: %w", campaign, err)
+	return del.Val() > 0, nil
+}
+
+// wakeDue makes the customers of one shard's due index due within (from,
+// to] due at from, a batch at a time: KEYS[1] the due index; ARGV from, to
+// (unix ms), the batch size. Leased customers (scores past LeasedOffset) are
+// out of range. It returns how many it moved.
+var wakeDue = redis.NewScript(`
+local ids = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[1], id)
+end
+return #ids
+`)
+
+// WakeDue makes every customer whose next email is due after now and within
+// d due now, so the scheduler hands them to the workers at its next tick; it
+// returns how many. A campaign's resume uses it: the steps its pause
+// postponed are due within bounce.PausedWait. A customer whose email is not
+// really due is looked at and put back to its time by the worker.
+func (s *Store) WakeDue(ctx context.Context, now time.Time, d time.Duration) (int, error) {
+	from, to := strconv.FormatInt(now.UnixMilli(), 10), strconv.FormatInt(now.Add(d).UnixMilli(), 10)
+	total := 0
+	for shard := range Shards {
+		for {
+			n, err := wakeDue.Run(ctx, s.rdb, []string{s.dueKey(shard)}, from, to, 1000).Int()
+			if err != nil {
+				return total, fmt.Errorf("store: wake due customers: %w", err)
+			}
+			total += n
+			if n < 1000 {
+				break
+			}
+		}
 	}
-	return n > 0, nil
+	return total, nil
 }
 
 // Paused returns the paused campaigns by ID.
@@ -112,36 +150,47 @@ func (t Totals) Sub(u Totals) Totals {
 	return Totals{Sent: t.Sent - u.Sent, Bounced: t.Bounced - u.Bounced, Complained: t.Complained - u.Complained}
 }
 
-// RateWindow returns the campaign's totals over its last sends: at least
-// size of them once it has sent that many, fewer than twice size. It keeps two
+// rateWindow moves a campaign's rate window marks, in one step so that
+// processes checking at once do not lose each other's marks: KEYS[1] the
+// window hash; ARGV the totals now ("sent bounced complained") and the
+// window size. It returns the "from" mark the window starts at.
+var rateWindow = redis.NewScript(`
+local now, size = ARGV[1], tonumber(ARGV[2])
+local sent = tonumber(string.match(now, '^(%d+)'))
+local from = redis.call('HGET', KEYS[1], 'from')
+local nxt = redis.call('HGET', KEYS[1], 'next')
+if not from or not nxt then
+  from, nxt = '0 0 0', now
+  redis.call('HSET', KEYS[1], 'from', from, 'next', nxt)
+  return from
+end
+local fromSent = tonumber(string.match(from, '^(%d+)')) or 0
+local nextSent = tonumber(string.match(nxt, '^(%d+)')) or 0
+if sent < fromSent then
+  -- the counters started over (a new Redis): so does the window
+  redis.call('HSET', KEYS[1], 'from', '0 0 0', 'next', now)
+  return '0 0 0'
+end
+if sent - nextSent >= size then
+  redis.call('HSET', KEYS[1], 'from', nxt, 'next', now)
+  return nxt
+end
+return from
+`)
+
+// RateWindow returns the campaign's totals over its last sends. It keeps two
 // marks, the totals when the window began and when the next one began; now
 // is the campaign's totals at this moment, and the marks move on when the
-// newer one is size sends old.
+// newer one is size sends old. Marks move when a bounce or complaint is
+// checked, so the window holds size to twice size sends while reports come
+// at least every size sends; after a long quiet spell the first check sees
+// a longer window, and the next ones the window again.
 func (s *Store) RateWindow(ctx context.Context, campaign string, now Totals, size int) (Totals, error) {
-	key := s.pauseWindowKey(campaign)
-	h, err := s.rdb.HGetAll(ctx, key).Result()
+	from, err := rateWindow.Run(ctx, s.rdb, []string{s.pauseWindowKey(campaign)}, encodeTotals(now), size).Text()
 	if err != nil {
 		return Totals{}, fmt.Errorf("store: rate window of %s: %w", campaign, err)
 	}
-	from, next := decodeTotals(h["from"]), decodeTotals(h["next"])
-	if h["from"] == "" {
-		// The first look: the window holds everything sent so far.
-		next = now
-	}
-	if now.Sent-next.Sent >= size || now.Sent < from.Sent {
-		from, next = next, now
-		if now.Sent < from.Sent { // counters reset (a new Redis): start over
-			from, next = Totals{}, now
-		}
-		if err := s.rdb.HSet(ctx, key, "from", encodeTotals(from), "next", encodeTotals(next)).Err(); err != nil {
-			return Totals{}, fmt.Errorf("store: rate window of %s: %w", campaign, err)
-		}
-	} else if h["from"] == "" {
-		if err := s.rdb.HSet(ctx, key, "from", encodeTotals(from), "next", encodeTotals(next)).Err(); err != nil {
-			return Totals{}, fmt.Errorf("store: rate window of %s: %w", campaign, err)
-		}
-	}
-	return now.Sub(from), nil
+	return now.Sub(decodeTotals(from)), nil
 }
 
 func encodeTotals(t Totals) string {

@@ -257,13 +257,15 @@ type Suppression struct {
 }
 
 // Suppress records that the address must not be mailed (a hard bounce, a
-// complaint), replacing any earlier reason. Addresses are compared without case.
+// complaint). An address suppressed already keeps its first entry: the
+// earliest reason and date, which an import or a hand-added entry may have
+// given. Addresses are compared without case.
 func (s *Store) Suppress(ctx context.Context, email, reason string, at time.Time) error {
 	b, err := json.Marshal(Suppression{Reason: reason, At: at})
 	if err != nil {
 		return fmt.Errorf("store: suppress %s: %w", email, err)
 	}
-	if err := s.rdb.HSet(ctx, s.suppressedKey(), normEmail(email), b).Err(); err != nil {
+	if err := s.rdb.HSetNX(ctx, s.suppressedKey(), normEmail(email), b).Err(); err != nil {
 		return fmt.Errorf("store: suppress %s: %w", email, err)
 	}
 	return nil

@@ -29,7 +29,7 @@ func TestWebhookComplaintUnsubscribes(t *testing.T) {
 	d.Webhooks = webhook.Handler(webhook.Config{Mailgun: &webhook.MailgunConfig{SigningKey: key}, Now: func() time.Time { return b.now }}, ap.Apply)
 	url := b.start(t, b.cfg, d)
 
-	msgID := tokens.MessageID(bounce.Send{Customer: "anna", Step: "onboarding/welcome", Enrollment: 1}, "acme.example")
+	msgID := tokens.MessageID(bounce.Send{Customer: "anna", Address: "anna@example.org", Step: "onboarding/welcome", Enrollment: 1}, "acme.example")
 	body := func(key, token string) string {
 		ts := strconv.FormatInt(b.now.Unix(), 10)
 		mac := hmac.New(sha256.New, []byte(key))

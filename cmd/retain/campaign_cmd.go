@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/retainmail/retain/bounce"
 	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/store"
 )
@@ -23,7 +24,7 @@ pause_window sends, default 1000), and stays paused until resumed here: look
 at the bounces and complaints first (retain report, retain suppress list).
 
 While a campaign is paused its due emails wait (nothing is skipped or lost);
-after resume they go out within 5 minutes, and the rate window starts anew.
+resume makes them due at once, and starts the rate window anew.
 retain campaign pause stops a campaign by hand, the same way.
 
 Environment: REDIS_URL, RETAIN_REDIS_PREFIX, RETAIN_CAMPAIGNS (see retain help worker).
@@ -73,7 +74,7 @@ func runCampaign(c *command, e *env, args []string) int {
 	unknown := set.Campaign(id) == nil
 	if unknown && action == "resume" {
 		// A campaign removed while paused is resumed to clear it.
-		if was, err := ws.store.ResumeCampaign(ctx, id); err == nil && was {
+		if was, _, err := bounce.Resume(ctx, ws.store, id, time.Now()); err == nil && was {
 			fmt.Fprintf(e.stdout, "resumed %s (no longer loaded)\n", id)
 			return exitOK
 		}
@@ -100,7 +101,7 @@ func runCampaign(c *command, e *env, args []string) int {
 		}
 		fmt.Fprintf(e.stdout, "paused %s: its emails wait until retain campaign resume %s\n", id, id)
 	case "resume":
-		was, err := ws.store.ResumeCampaign(ctx, id)
+		was, woken, err := bounce.Resume(ctx, ws.store, id, time.Now())
 		if err != nil {
 			fmt.Fprintf(e.stderr, "retain campaign: %v\n", err)
 			return exitProblems
@@ -109,7 +110,7 @@ func runCampaign(c *command, e *env, args []string) int {
 			fmt.Fprintf(e.stdout, "%s was not paused\n", id)
 			return exitOK
 		}
-		fmt.Fprintf(e.stdout, "resumed %s: its waiting emails go out within 5 minutes\n", id)
+		fmt.Fprintf(e.stdout, "resumed %s: %d customers with an email waiting are due now\n", id, woken)
 	}
 	return exitOK
 }

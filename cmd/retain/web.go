@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/mail"
 	"os"
 	"os/signal"
@@ -138,7 +139,12 @@ func runWeb(c *command, e *env, args []string) int {
 	deps.TestSend = testSend
 	if on := hooks.Enabled(); len(on) > 0 {
 		if len(lintProblems) > 0 {
-			log.Warn("bounce webhooks are off while the campaigns have lint problems", "providers", strings.Join(on, ","))
+			// 503, not 404: the providers deliver the events again later.
+			log.Warn("bounce webhooks answer 503 while the campaigns have lint problems", "providers", strings.Join(on, ","))
+			deps.Webhooks = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Retry-After", "300")
+				http.Error(w, "retain web's campaigns do not lint: the event is not applied; deliver it again later", http.StatusServiceUnavailable)
+			})
 		} else {
 			hooks.Log = log
 			ap := &bounce.Applier{Store: st, Engine: lifecycle.New(l.set), Tokens: bounce.NewTokens([]byte(e.getenv("RETAIN_SECRET"))), Log: log}
@@ -216,7 +222,7 @@ func webTestSend(e *env) (*web.TestSend, *mailer.Pool, error) {
 	}
 	cfg, err := mailer.ParseURL(e.getenv("SMTP_URL"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("SMTP_URL: %w", err)
+		return nil, nil, err // it names SMTP_URL
 	}
 	from, err := mail.ParseAddress(e.getenv("RETAIN_FROM"))
 	if err != nil {
