@@ -59,12 +59,16 @@ type funnelView struct {
 	// EditSkipped counts steps skipped because of campaign edits, and
 	// EndedByEdit enrollments ended by one; EndedByEdit is "" when none.
 	EditSkipped, EndedByEdit string
-	Chart                    template.HTML
-	Steps                    []stepRow
+	// Complained counts complaints; ComplaintRate and BounceRate are of the
+	// emails sent, ComplaintWarn says when complaints pass what mailbox
+	// providers allow; Paused why the campaign stopped sending.
+	Complained, ComplaintRate, BounceRate, ComplaintWarn, Paused string
+	Chart                                                        template.HTML
+	Steps                                                        []stepRow
 }
 
 type stepRow struct {
-	ID, Sent, Failed, Bounced, Unsubscribed, Clicked, ClickRate, EditSkipped string
+	ID, Sent, Failed, Bounced, Complained, Unsubscribed, Clicked, ClickRate, EditSkipped string
 }
 
 type flowView struct {
@@ -227,6 +231,14 @@ func funnel(c report.CampaignReport) funnelView {
 		Bounced: formatInt(c.Bounced), Unsubscribed: formatInt(c.Unsubscribed),
 		Clicked: formatInt(c.Clicked), Reached: formatInt(c.GoalReached),
 		Conversion: "—", Median: formatSeconds(c.MedianTimeToGoal), EditSkipped: formatInt(c.EditSkipped),
+		Complained: formatInt(c.Complained), ComplaintRate: fineRate(c.Complained, c.Sent), BounceRate: fineRate(c.Bounced, c.Sent),
+		Paused: c.Paused,
+	}
+	switch {
+	case c.ComplaintRate > report.ComplaintLimit:
+		f.ComplaintWarn = "Complaints are over the 0.3% mailbox providers allow."
+	case c.ComplaintRate > report.ComplaintTarget:
+		f.ComplaintWarn = "Complaints are over the 0.1% to aim for."
 	}
 	if c.EndedByEdit > 0 {
 		f.EndedByEdit = formatInt(c.EndedByEdit)
@@ -239,7 +251,7 @@ func funnel(c report.CampaignReport) funnelView {
 	}
 	for _, st := range c.Steps {
 		f.Steps = append(f.Steps, stepRow{
-			ID: st.ID, Sent: formatInt(st.Sent), Failed: formatInt(st.Failed), Bounced: formatInt(st.Bounced),
+			ID: st.ID, Sent: formatInt(st.Sent), Failed: formatInt(st.Failed), Bounced: formatInt(st.Bounced), Complained: formatInt(st.Complained),
 			Unsubscribed: formatInt(st.Unsubscribed), Clicked: formatInt(st.Clicked), ClickRate: ratio(st.Clicked, st.Sent, ""),
 			EditSkipped: formatInt(st.EditSkipped),
 		})
@@ -569,6 +581,18 @@ func ratio(part, total int, of string) string {
 		return ""
 	}
 	return strings.TrimSpace(share(part, total) + " " + of)
+}
+
+// fineRate writes part of total as a percentage with up to two decimals
+// (0.38%, 5%, 0%): complaint rates live below 1%, where share rounds to
+// "<1%". Empty when total is 0.
+func fineRate(part, total int) string {
+	if total <= 0 {
+		return ""
+	}
+	v := strconv.FormatFloat(float64(part)*100/float64(total), 'f', 2, 64)
+	v = strings.TrimRight(strings.TrimRight(v, "0"), ".")
+	return v + "%"
 }
 
 // formatScore writes an NPS with its sign: +33, 0, -12.

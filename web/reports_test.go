@@ -67,11 +67,12 @@ func reportFixture() *report.Report {
 		Generated: reportsNow,
 		Campaigns: []report.CampaignReport{{
 			ID: "onboarding", Name: "Onboarding",
-			Enrolled: 1234, Sent: 2345, Failed: 12, Bounced: 7, Unsubscribed: 9, Clicked: 456, GoalReached: 300,
-			EditSkipped: 1012, EndedByEdit: 3,
+			Enrolled: 1234, Sent: 2345, Failed: 12, Bounced: 7, Complained: 9, Unsubscribed: 9, Clicked: 456, GoalReached: 300,
+			EditSkipped: 1012, EndedByEdit: 3, BounceRate: 7.0 / 2345, ComplaintRate: 9.0 / 2345,
+			Paused: "complaint rate 0.38% over the last 2345 sends (9 complaints) passed 0.3%",
 			Conversion: 300.0 / 1234, MedianTimeToGoal: (3*24 + 4) * 3600,
 			Steps: []report.StepReport{
-				{ID: "onboarding/welcome", Sent: 1234, Failed: 8, Bounced: 5, Unsubscribed: 4, Clicked: 300},
+				{ID: "onboarding/welcome", Sent: 1234, Failed: 8, Bounced: 5, Complained: 9, Unsubscribed: 4, Clicked: 300},
 				{ID: "onboarding/first-project", Sent: 1111, Failed: 4, Bounced: 2, Unsubscribed: 5, Clicked: 156, EditSkipped: 1012},
 			},
 		}, {
@@ -114,8 +115,13 @@ func TestReportsPageShowsTheReportsNumbers(t *testing.T) {
 		`<div class="v">300</div><div class="k">Goal reached</div>`,
 		`<div class="v">24%</div><div class="k">Conversion</div>`,
 		`<div class="v">3 days 4 h</div><div class="k">Median time to goal</div>`,
-		`<td class="mono">onboarding/welcome</td><td class="num">1,234</td><td class="num">8</td><td class="num">5</td><td class="num">4</td><td class="num">300</td><td class="num">24%</td>`,
-		`<td class="mono">onboarding/first-project</td><td class="num">1,111</td><td class="num">4</td><td class="num">2</td><td class="num">5</td><td class="num">156</td><td class="num">14%</td><td class="num">1,012</td>`,
+		`<td class="mono">onboarding/welcome</td><td class="num">1,234</td><td class="num">8</td><td class="num">5</td><td class="num">9</td><td class="num">4</td><td class="num">300</td><td class="num">24%</td>`,
+		`<td class="mono">onboarding/first-project</td><td class="num">1,111</td><td class="num">4</td><td class="num">2</td><td class="num">0</td><td class="num">5</td><td class="num">156</td><td class="num">14%</td><td class="num">1,012</td>`,
+		// Deliverability: the rates, the limit passed, the pause.
+		`<div class="v">0.3%</div><div class="k">Bounce rate</div>`,
+		`<div class="v">0.38%</div><div class="k">Complaint rate</div>`,
+		"Complaints are over the 0.3% mailbox providers allow.",
+		`<p class="error" id="paused-onboarding"><strong>Paused:</strong> complaint rate 0.38% over the last 2345 sends (9 complaints) passed 0.3%. Resume with <code>retain campaign resume onboarding</code>.</p>`,
 		// Campaign edits: steps skipped and enrollments ended by them.
 		"3 enrollments ended because the campaign was edited",
 		`<strong>2,345</strong>`, "456 · 19% of sent", "300 · 24% of enrolled",
