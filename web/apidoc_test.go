@@ -224,7 +224,9 @@ func TestAPIDocExamplesAnswerAsDocumented(t *testing.T) {
 			}
 		}
 	}
-	for _, r := range []string{"POST /api/events", "PUT /api/customers/{id}", "GET /api/customers/{id}", "GET /api/customers/{id}/timeline"} {
+	for _, r := range []string{"POST /api/events", "PUT /api/customers/{id}", "GET /api/customers/{id}", "GET /api/customers/{id}/timeline",
+		"PUT /api/customers/{id}/subscription", "GET /api/customers/{id}/consent",
+		"GET /api/suppressions", "GET /api/suppressions/{email}", "PUT /api/suppressions/{email}", "DELETE /api/suppressions/{email}", "POST /api/suppressions/import"} {
 		if !routes[r] {
 			t.Errorf("docs/api.md has no example of %s that answers as documented", r)
 		}
@@ -237,6 +239,9 @@ func routeOf(path string) string {
 	parts := strings.Split(path, "/")
 	if len(parts) >= 3 && parts[1] == "customers" {
 		parts[2] = "{id}"
+	}
+	if len(parts) >= 3 && parts[1] == "suppressions" && parts[2] != "import" {
+		parts[2] = "{email}"
 	}
 	return "/" + strings.Join(parts, "/")
 }

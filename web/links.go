@@ -37,7 +37,8 @@ import (
 //
 // Subscription changes are written with store.Update, so the worker's next
 // Decide sees them; each records a consent note (an "unsubscribed" or
-// "preferences_changed" event in the customer's recent events: when, how, what).
+// "preferences_changed" event: when, how, what), which the store keeps in the
+// customer's recent events and, never trimmed, in their consent history.
 // NPS answers and clicks are events for the lifecycle engine, queued like any
 // other (queue.Client.EnqueueEvent) under deterministic IDs.
 
