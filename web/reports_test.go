@@ -69,7 +69,7 @@ func reportFixture() *report.Report {
 			ID: "onboarding", Name: "Onboarding",
 			Enrolled: 1234, Sent: 2345, Failed: 12, Bounced: 7, Complained: 9, Unsubscribed: 9, Clicked: 456, GoalReached: 300,
 			EditSkipped: 1012, EndedByEdit: 3, BounceRate: 7.0 / 2345, ComplaintRate: 9.0 / 2345,
-			Paused: "complaint rate 0.38% over the last 2345 sends (9 complaints) passed 0.3%",
+			Paused:     "complaint rate 0.38% over the last 2345 sends (9 complaints) passed 0.3%",
 			Conversion: 300.0 / 1234, MedianTimeToGoal: (3*24 + 4) * 3600,
 			Steps: []report.StepReport{
 				{ID: "onboarding/welcome", Sent: 1234, Failed: 8, Bounced: 5, Complained: 9, Unsubscribed: 4, Clicked: 300},
