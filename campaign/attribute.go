@@ -16,11 +16,18 @@ func (l *Lifecycle) CoerceAttribute(name string, v any) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("attribute %q is not declared in %s%s", name, LifecycleFile, DidYouMean(name, l.AttributeNames()))
 	}
+	return t.Coerce("attribute "+strconv.Quote(name), v)
+}
+
+// Coerce converts v, as decoded from JSON or CSV, to the Go type of t: string,
+// int, float64, bool or time.Time; what names the value in errors
+// ("attribute \"plan\"", "data.total").
+func (t AttrType) Coerce(what string, v any) (any, error) {
 	if n, ok := v.(json.Number); ok {
 		v = n.String()
 	}
 	bad := func() (any, error) {
-		return nil, fmt.Errorf("attribute %q must be %s, got %v (%T)", name, t.article(), v, v)
+		return nil, fmt.Errorf("%s must be %s, got %v (%T)", what, t.article(), v, v)
 	}
 	switch t {
 	case AttrString:
@@ -73,7 +80,7 @@ func (l *Lifecycle) CoerceAttribute(name string, v any) (any, error) {
 					return tm, nil
 				}
 			}
-			return nil, fmt.Errorf("attribute %q must be a time such as 2026-03-14T09:30:00Z or 2026-03-14, got %q", name, x)
+			return nil, fmt.Errorf("%s must be a time such as 2026-03-14T09:30:00Z or 2026-03-14, got %q", what, x)
 		}
 	}
 	return bad()

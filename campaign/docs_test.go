@@ -12,6 +12,8 @@ import (
 // step with it by hand: a key added there and not here escapes this check.
 var lifecycleDocKeys = []string{
 	"backfill_grace",
+	// utm
+	"utm", "source", "medium",
 	// deliverability
 	"deliverability", "soft_bounces", "soft_bounce_window", "pause_window", "pause_complaint_rate", "pause_bounce_rate",
 	// lifecycle.yaml

@@ -23,6 +23,7 @@ var (
 	nameRE     = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	linkNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
 	// domainRE is a domain name: two or more labels of letters, digits and '-'.
+	utmRE    = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	domainRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
 )
 
@@ -38,11 +39,32 @@ func parseLifecycle(path, src string, probs *Problems) *Lifecycle {
 	if root == nil {
 		return l
 	}
-	f := d.fields(root, path, "timezone", "locale", "sender", "links", "attributes", "counters", "activity", "stages", "transitions", "backfill_grace", "deliverability")
+	f := d.fields(root, path, "timezone", "locale", "sender", "links", "attributes", "counters", "activity", "stages", "transitions", "backfill_grace", "deliverability", "utm")
 	if n := f["backfill_grace"]; n != nil {
 		l.BackfillGrace = d.duration(n, "backfill_grace")
 	}
 	l.Deliverability = d.deliverability(f["deliverability"])
+	if n := f["utm"]; n != nil {
+		uf := d.fields(n, "utm", "source", "medium")
+		u := &UTM{}
+		for key, into := range map[string]*string{"source": &u.Source, "medium": &u.Medium} {
+			v := uf[key]
+			if v == nil {
+				d.errorf(n, "utm.%s is missing: give both, as in utm: {source: retain, medium: email}", key)
+				continue
+			}
+			if s, ok := d.str(v, "utm."+key); ok {
+				if !utmRE.MatchString(s) {
+					d.errorf(v, "utm.%s %q must be letters, digits, - and _", key, s)
+					continue
+				}
+				*into = s
+			}
+		}
+		if u.Source != "" && u.Medium != "" {
+			l.UTM = u
+		}
+	}
 	if n := f["timezone"]; n != nil {
 		if s, ok := d.str(n, "timezone"); ok {
 			loc, err := loadLocation(s)

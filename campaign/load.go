@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,8 +29,8 @@ var (
 )
 
 var (
-	campaignKeys = []string{"name", "trigger", "audience", "exit", "goal", "reentry", "send_window", "topic", "from", "reply_to"}
-	stepKeys     = []string{"id", "subject", "preheader", "delay", "at", "only_if", "skip_if", "layout"}
+	campaignKeys = []string{"name", "trigger", "audience", "exit", "goal", "reentry", "send_window", "topic", "from", "reply_to", "event_data"}
+	stepKeys     = []string{"id", "subject", "preheader", "delay", "at", "only_if", "skip_if", "layout", "links"}
 	variantKeys  = []string{"subject", "preheader", "layout"}
 )
 
@@ -253,6 +254,9 @@ func (d *doc) campaign(root *yaml.Node, c *Campaign, l *Lifecycle, env envs) {
 	if v := f["reply_to"]; v != nil {
 		c.ReplyTo = d.address(v, "reply_to")
 	}
+	if v := f["event_data"]; v != nil {
+		c.EventData = d.eventData(v, c)
+	}
 	if v := f["exit"]; v != nil {
 		ef := d.fields(v, "exit", "events", "stage_left")
 		if e := ef["events"]; e != nil {
@@ -405,5 +409,78 @@ func loadContent(path, src, locale string, l *Lifecycle, env envs, st *Step, pro
 	if v := f["skip_if"]; v != nil {
 		st.SkipIf = d.expr(v, "skip_if", env[scopeCustomer])
 	}
+	if v := f["links"]; v != nil {
+		st.Links = d.stepLinks(v, l)
+	}
 	return ct
+}
+
+// stepLinks reads a step's links: name -> http(s) URL, as .Links.name in its
+// templates beside lifecycle.yaml's; a name lifecycle.yaml declares is an
+// error, so a link means one thing everywhere.
+func (d *doc) stepLinks(n *yaml.Node, l *Lifecycle) map[string]string {
+	out := map[string]string{}
+	fields := d.fields(n, "links")
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		v := fields[k]
+		switch {
+		case !linkNameRE.MatchString(k):
+			d.errorf(keyNode(n, k), "link name %q must be letters, digits and _ (used as .Links.%s)", k, k)
+			continue
+		case l != nil && l.Links[k] != "":
+			d.errorf(keyNode(n, k), "link %q is declared in %s already: give this step's link another name", k, LifecycleFile)
+			continue
+		case slices.Contains(builtinLinks, k):
+			d.errorf(keyNode(n, k), "link %q is retain's own (.Links.%s): give this step's link another name", k, k)
+			continue
+		}
+		u, ok := d.str(v, "links."+k)
+		if !ok {
+			continue
+		}
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			d.errorf(v, "links.%s must be an http or https URL, found %q", k, u)
+			continue
+		}
+		out[k] = u
+	}
+	return out
+}
+
+// builtinLinks are the links retain makes for every email (render.Links).
+var builtinLinks = []string{"Unsubscribe", "Preferences", "NPS"}
+
+// MaxEventDataFields is how many fields a campaign's event_data may declare:
+// they are kept with every enrollment, so they must stay few and small.
+const MaxEventDataFields = 8
+
+// eventData reads event_data: the fields of the trigger event its templates
+// use, name -> type as attributes are declared.
+func (d *doc) eventData(n *yaml.Node, c *Campaign) map[string]AttrType {
+	if c.Trigger.Event == "" && c.Trigger.Stage != "" {
+		d.errorf(n, "event_data needs an event trigger (trigger: {event: ...}): a campaign entered with a stage has no event to take data from")
+		return nil
+	}
+	fields := d.fields(n, "event_data")
+	out := map[string]AttrType{}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		v := fields[k]
+		if !nameRE.MatchString(k) {
+			d.errorf(keyNode(n, k), "event_data field %q must be lower case letters, digits and _", k)
+			continue
+		}
+		s, ok := d.str(v, "event_data."+k)
+		if !ok {
+			continue
+		}
+		if !slices.Contains(attrTypes, s) {
+			d.errorf(v, "event_data.%s: unknown type %q%s; use one of %s", k, s, DidYouMean(s, attrTypes), strings.Join(attrTypes, ", "))
+			continue
+		}
+		out[k] = AttrType(s)
+	}
+	if len(out) > MaxEventDataFields {
+		d.errorf(n, "event_data declares %d fields; at most %d are kept with an enrollment (IDs and small values, such as the product and the order ID)", len(out), MaxEventDataFields)
+	}
+	return out
 }

@@ -73,6 +73,16 @@ type Lifecycle struct {
 	// Deliverability is what retain does with bounces and complaints
 	// (deliverability: in lifecycle.yaml).
 	Deliverability Deliverability
+	// UTM, when set (utm: in lifecycle.yaml), are the utm_source and
+	// utm_medium added to the http(s) links of lifecycle.yaml and of the
+	// steps, with utm_campaign (the campaign ID) and utm_content (the step's
+	// slug) per email.
+	UTM *UTM
+}
+
+// UTM are the analytics parameters links carry (utm: in lifecycle.yaml).
+type UTM struct {
+	Source, Medium string
 }
 
 // Deliverability is the bounce and complaint policy of lifecycle.yaml.
@@ -180,6 +190,10 @@ type Campaign struct {
 	// From and ReplyTo, when set (from:, reply_to:), are its emails' From and
 	// Reply-To; else the worker's RETAIN_FROM, and no Reply-To.
 	From, ReplyTo *mail.Address
+	// EventData declares the data of the trigger event its templates use as
+	// .Event.Data (event_data:), typed like attributes; only those fields are
+	// kept with an enrollment. Nil when undeclared: .Event.Data is then empty.
+	EventData map[string]AttrType
 	// Steps in file-name order.
 	Steps []*Step
 }
@@ -253,6 +267,10 @@ type Step struct {
 	At     *Clock
 	OnlyIf *Expr
 	SkipIf *Expr
+	// Links are the step's own links (links: in its front matter), name ->
+	// URL, used as .Links.name beside lifecycle.yaml's; its locale variants
+	// share them.
+	Links map[string]string
 	// Content is the default-locale content.
 	Content *Content
 	// Variants holds locale variants by locale ("nl", "pt-BR").
