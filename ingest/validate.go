@@ -1,14 +1,20 @@
 package ingest
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/lifecycle"
 )
 
 // The limits every door (PUT /api/customers, POST /api/events, retain import,
@@ -133,4 +139,43 @@ func checkStrings(where string, v any) error {
 		}
 	}
 	return nil
+}
+
+// MaxEventData is the most bytes an event's data may take as JSON. The data
+// is for IDs and small values (an order ID, a product name): the fields a
+// campaign declares (event_data:) are kept with each enrollment it starts.
+const MaxEventData = 1024
+
+// CheckEventData refuses event data larger than MaxEventData, and a field
+// that a campaign triggered by the event declares (event_data:) with a value
+// of another type. field names the part at fault in the API's terms ("data",
+// "data.total").
+func CheckEventData(set *campaign.Set, ev lifecycle.Event) (field string, err error) {
+	if len(ev.Data) > 0 {
+		b, err := json.Marshal(ev.Data)
+		if err != nil {
+			return "data", fmt.Errorf("data cannot be encoded: %v", err)
+		}
+		if len(b) > MaxEventData {
+			return "data", fmt.Errorf("data is %d bytes; the most is %d: send IDs and small values (an order ID, a product name), not documents", len(b), MaxEventData)
+		}
+	}
+	if set == nil {
+		return "", nil
+	}
+	for _, camp := range set.Campaigns {
+		if camp.Trigger.Event != ev.Name {
+			continue
+		}
+		for _, name := range slices.Sorted(maps.Keys(camp.EventData)) {
+			v, ok := ev.Data[name]
+			if !ok {
+				continue
+			}
+			if _, err := camp.EventData[name].Coerce("data."+name, v); err != nil {
+				return "data." + name, fmt.Errorf("%v (campaign %s declares it in event_data)", err, camp.ID)
+			}
+		}
+	}
+	return "", nil
 }

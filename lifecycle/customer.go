@@ -101,6 +101,18 @@ type Enrollment struct {
 	// customer was in it (see Locate); an enrollment an edit ended says so in
 	// Reason.
 	Edits []Edit `json:"edits,omitempty"`
+	// Event is the event that enrolled the customer, for an event-triggered
+	// campaign: its name, time and the data fields the campaign declares
+	// (event_data:), which its templates read as .Event.
+	Event *TriggerEvent `json:"ev,omitempty"`
+}
+
+// TriggerEvent is the event an enrollment began with, as kept with it: the
+// campaign's declared data fields only, so an enrollment stays small.
+type TriggerEvent struct {
+	Name string         `json:"name"`
+	At   time.Time      `json:"at"`
+	Data map[string]any `json:"data,omitempty"`
 }
 
 // Edit is one step an enrollment skipped because its campaign was edited.
@@ -125,6 +137,11 @@ func (c *Customer) Clone() *Customer {
 			ec := *e
 			ec.Passed = slices.Clone(e.Passed)
 			ec.Edits = slices.Clone(e.Edits)
+			if e.Event != nil {
+				ev := *e.Event
+				ev.Data = maps.Clone(e.Event.Data)
+				ec.Event = &ev
+			}
 			cp.Enrollments[id] = &ec
 		}
 	}

@@ -164,7 +164,9 @@ func (e *Engine) Apply(c *Customer, ev Event) ([]Change, error) {
 
 	for _, camp := range e.byEvent[ev.Name] {
 		if e.holds(camp.Trigger.Where, env, camp.ID, camp.Path, "trigger.where", at, &ch) {
-			e.enroll(c, camp, at, &ch)
+			if enr := e.enroll(c, camp, at, &ch); enr != nil {
+				enr.Event = triggerEvent(camp, ev, at)
+			}
 		}
 	}
 	return ch.list, ch.err
@@ -248,26 +250,27 @@ func (e *Engine) enterStage(c *Customer, stage string, at time.Time, ch *changes
 	}
 }
 
-// enroll starts camp for c at at, when the audience and the re-entry rule allow.
-func (e *Engine) enroll(c *Customer, camp *campaign.Campaign, at time.Time, ch *changes) {
+// enroll starts camp for c at at, when the audience and the re-entry rule
+// allow, and returns the enrollment it started (nil: none).
+func (e *Engine) enroll(c *Customer, camp *campaign.Campaign, at time.Time, ch *changes) *Enrollment {
 	prev := c.Enrollments[camp.ID]
 	n := 1
 	if prev != nil {
 		if prev.Status == Active {
-			return
+			return nil
 		}
 		switch camp.Reentry.Mode {
 		case campaign.ReentryNever:
-			return
+			return nil
 		case campaign.ReentryAfter:
 			if at.Before(prev.Started.Add(camp.Reentry.After)) {
-				return
+				return nil
 			}
 		}
 		n = prev.Number + 1
 	}
 	if !e.holds(camp.Audience, e.env(c, at, nil), camp.ID, camp.Path, "audience", at, ch) {
-		return
+		return nil
 	}
 	enr := &Enrollment{Campaign: camp.ID, Number: n, Started: at, Status: Active, Last: at}
 	if c.Enrollments == nil {
@@ -276,6 +279,28 @@ func (e *Engine) enroll(c *Customer, camp *campaign.Campaign, at time.Time, ch *
 	c.Enrollments[camp.ID] = enr
 	ch.add(Change{Kind: KindEnrolled, At: at, Campaign: camp.ID, Enrollment: n})
 	e.schedule(c, camp, enr, at, ch)
+	return enr
+}
+
+// triggerEvent is what an enrollment keeps of the event ev that started it
+// at at: its name, time and the data fields camp declares, typed (a field
+// missing or of the wrong type is left out; the API refuses such events for
+// campaigns that declare it, see ingest).
+func triggerEvent(camp *campaign.Campaign, ev Event, at time.Time) *TriggerEvent {
+	te := &TriggerEvent{Name: ev.Name, At: at}
+	for name, t := range camp.EventData {
+		v, ok := ev.Data[name]
+		if !ok {
+			continue
+		}
+		if cv, err := t.Coerce("data."+name, v); err == nil {
+			if te.Data == nil {
+				te.Data = map[string]any{}
+			}
+			te.Data[name] = cv
+		}
+	}
+	return te
 }
 
 // schedule sets the enrollment's next step and its due time, or completes the
