@@ -7,6 +7,7 @@ package plan
 import (
 	"time"
 
+	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/render"
 )
@@ -68,6 +69,7 @@ func Build(eng *lifecycle.Engine, r *render.Renderer, c *lifecycle.Customer, eve
 		if st := set.Step(ch.Step); st != nil {
 			e.File = st.ContentFor(data.Customer.Locale).Path
 			if e.Kind == "email" && r != nil {
+				data.Event = triggerOf(c, st.Campaign, ch.Enrollment, changes, events)
 				if email, err := r.Render(st.ID, data); err == nil {
 					e.Subject = email.Subject
 				}
@@ -76,4 +78,24 @@ func Build(eng *lifecycle.Engine, r *render.Renderer, c *lifecycle.Customer, eve
 		t.Entries = append(t.Entries, e)
 	}
 	return t, nil
+}
+
+// triggerOf is the event that started enrollment n of c in camp, as the
+// worker renders it (render.EventOf): the enrollment's own when it is c's
+// latest, else the trigger event applied when enrollment n began.
+func triggerOf(c *lifecycle.Customer, camp *campaign.Campaign, n int, changes []lifecycle.Change, events []lifecycle.Event) render.Event {
+	if enr := c.Enrollments[camp.ID]; enr != nil && enr.Number == n {
+		return render.EventOf(c, camp)
+	}
+	for _, ch := range changes {
+		if ch.Kind != lifecycle.KindEnrolled || ch.Campaign != camp.ID || ch.Enrollment != n {
+			continue
+		}
+		for _, ev := range events {
+			if ev.Name == camp.Trigger.Event && ev.At.Equal(ch.At) {
+				return render.NewEvent(camp, ev.Name, ev.At, ev.Data)
+			}
+		}
+	}
+	return render.NewEvent(camp, "", time.Time{}, nil)
 }

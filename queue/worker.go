@@ -747,6 +747,7 @@ func (w *Worker) message(c *lifecycle.Customer, st *campaign.Step, n int) (*mail
 func Message(cfg *WorkerConfig, eng *lifecycle.Engine, r *render.Renderer, c *lifecycle.Customer, st *campaign.Step, n int) (*mailer.Message, error) {
 	links := cfg.Links(c, st.Campaign.ID)
 	data := render.NewData(eng, c, links, cfg.From.Address)
+	data.Event = render.EventOf(c, st.Campaign)
 	email, err := r.RenderTracked(st.ID, data, cfg.Click)
 	if err != nil {
 		return nil, err

@@ -34,7 +34,6 @@ var functions = map[string]function{
 	"default": {min: 1, max: -1, fn: callDefault},
 	"upper":   {min: 1, max: 1, strs: []int{0}, fn: stringFunc(strings.ToUpper), out: stringType},
 	"lower":   {min: 1, max: 1, strs: []int{0}, fn: stringFunc(strings.ToLower), out: stringType},
-	"date":    {min: 2, max: 2, strs: []int{0}, fn: callDate, out: stringType},
 	"eq":      {min: 2, max: -1, fn: callEq, out: boolType},
 	"ne":      {min: 2, max: 2, fn: compare(func(c int) bool { return c != 0 }, true), out: boolType},
 	"lt":      {min: 2, max: 2, fn: compare(func(c int) bool { return c < 0 }, false), out: boolType},
@@ -47,6 +46,15 @@ var functions = map[string]function{
 	"print":   {min: 0, max: -1, fn: printFunc(fmt.Sprint), out: stringType},
 	"println": {min: 0, max: -1, fn: printFunc(fmt.Sprintln), out: stringType},
 	"printf":  {min: 1, max: -1, strs: []int{0}, fn: callPrintf, out: stringType},
+
+	// The formatting helpers take $ first (bindLocale).
+	"date":     formatFunction("date"),
+	"time":     formatFunction("time"),
+	"datetime": formatFunction("datetime"),
+	"number":   formatFunction("number"),
+	"percent":  formatFunction("percent"),
+	"money":    formatFunction("money"),
+	"plural":   formatFunction("plural"),
 }
 
 // call compiles a call of function name with args, and the piped value if final.
@@ -214,17 +222,6 @@ func stringFunc(f func(string) string) func([]any) (any, error) {
 		}
 		return f(s), nil
 	}
-}
-
-func callDate(args []any) (any, error) {
-	layout, ok := args[0].(string)
-	if !ok {
-		return nil, errGiveUp
-	}
-	if _, ok := args[1].(time.Time); !ok {
-		return nil, errGiveUp
-	}
-	return date(layout, args[1])
 }
 
 func escaperFunc(esc escaper) func([]any) (any, error) {

@@ -59,6 +59,7 @@ type typ struct {
 var (
 	attributesType = reflect.TypeFor[Attributes]()
 	linksType      = reflect.TypeFor[Links]()
+	eventDataType  = reflect.TypeFor[EventData]()
 	dataType       = reflect.TypeFor[Data]()
 	htmlLayoutType = reflect.TypeFor[htmlLayoutData]()
 	textLayoutType = reflect.TypeFor[textLayoutData]()
@@ -70,6 +71,13 @@ type checker struct {
 	probs *campaign.Problems
 	attrs map[string]campaign.AttrType
 	links map[string]reflect.Type
+	// counters are lifecycle.yaml's counters (.Customer.Counters.orders).
+	counters map[string]string
+	// event are the event_data declarations of the campaign whose steps are
+	// checked (.Event.Data.name), and stepLinks the links of the step
+	// (.Links.name beside lifecycle.yaml's).
+	event     map[string]campaign.AttrType
+	stepLinks map[string]string
 	// seen records the field paths a check resolved (".Links.Unsubscribe").
 	seen map[string]bool
 }
@@ -89,6 +97,7 @@ func newChecker(l *campaign.Lifecycle, probs *campaign.Problems) *checker {
 		for k, v := range l.Attributes {
 			c.attrs[k] = v
 		}
+		c.counters = l.Counters
 		for k := range l.Links {
 			if _, ok := c.links[k]; !ok {
 				c.links[k] = reflect.TypeFor[string]()
@@ -398,7 +407,7 @@ func (c *checker) rangeTypes(s *source, p *parse.PipeNode, t typ) (key, elem typ
 	case reflect.Slice, reflect.Array:
 		return typ{t: reflect.TypeFor[int]()}, typ{t: rt.Elem(), path: elemPath}
 	case reflect.Map:
-		if rt == attributesType || rt == linksType {
+		if rt == attributesType || rt == linksType || rt == eventDataType {
 			return typ{t: reflect.TypeFor[string]()}, typ{}
 		}
 		return typ{t: rt.Key()}, typ{t: rt.Elem(), path: elemPath}
@@ -420,8 +429,12 @@ func (c *checker) pipe(s *source, p *parse.PipeNode, sc *scope) typ {
 		return typ{}
 	}
 	var last typ
-	for _, cmd := range p.Cmds {
-		last = c.command(s, cmd, sc)
+	for i, cmd := range p.Cmds {
+		var piped *typ
+		if i > 0 {
+			piped = &last
+		}
+		last = c.command(s, cmd, sc, piped)
 	}
 	for _, v := range p.Decl {
 		t := last
@@ -433,12 +446,21 @@ func (c *checker) pipe(s *source, p *parse.PipeNode, sc *scope) typ {
 	return last
 }
 
-func (c *checker) command(s *source, cmd *parse.CommandNode, sc *scope) typ {
+// command checks one command of a pipeline; piped is the type of the value the
+// previous command passes it, nil for the first.
+func (c *checker) command(s *source, cmd *parse.CommandNode, sc *scope, piped *typ) typ {
+	var args []lintArg
 	for _, a := range cmd.Args[1:] {
-		c.arg(s, a, sc)
+		args = append(args, lintArg{node: a, t: c.arg(s, a, sc)})
 	}
 	if len(cmd.Args) == 0 {
 		return typ{}
+	}
+	if id, ok := cmd.Args[0].(*parse.IdentifierNode); ok && formatters[id.Ident] != nil {
+		if piped != nil {
+			args = append(args, lintArg{t: *piped})
+		}
+		formatters[id.Ident].lint(c, s, id, args)
 	}
 	return c.arg(s, cmd.Args[0], sc)
 }
@@ -529,12 +551,38 @@ func (c *checker) field(t typ, name string) (typ, string) {
 			return typ{}, fmt.Sprintf("unknown attribute %q%s%s", name, in, hint)
 		}
 		return typ{t: attrType(at), path: path}, ""
+	case eventDataType:
+		et, ok := c.event[name]
+		if !ok {
+			hint := campaign.DidYouMean(name, slices.Sorted(maps.Keys(c.event)))
+			if hint == "" {
+				hint = " (declare it under event_data in campaign.md, as in event_data: {" + name + ": string})"
+			}
+			return typ{}, fmt.Sprintf("unknown event data field %q%s%s", name, in, hint)
+		}
+		return typ{t: attrType(et), path: path}, ""
+	case reflect.TypeFor[Counters]():
+		if _, ok := c.counters[name]; !ok {
+			hint := campaign.DidYouMean(name, slices.Sorted(maps.Keys(c.counters)))
+			if hint == "" {
+				hint = " (declare it under counters in lifecycle.yaml)"
+			}
+			return typ{}, fmt.Sprintf("unknown counter %q%s%s", name, in, hint)
+		}
+		return typ{t: reflect.TypeFor[int](), path: path}, ""
 	case linksType:
 		lt, ok := c.links[name]
+		if _, mine := c.stepLinks[name]; mine {
+			lt, ok = reflect.TypeFor[string](), true
+		}
 		if !ok {
-			hint := campaign.DidYouMean(name, slices.Sorted(maps.Keys(c.links)))
+			names := slices.Sorted(maps.Keys(c.links))
+			for n := range c.stepLinks {
+				names = append(names, n)
+			}
+			hint := campaign.DidYouMean(name, names)
 			if hint == "" {
-				hint = " (declare it under links in lifecycle.yaml)"
+				hint = " (declare it under links in lifecycle.yaml, or in the step's front matter)"
 			}
 			return typ{}, fmt.Sprintf("unknown link %q%s%s", name, in, hint)
 		}

@@ -164,8 +164,8 @@ func TestCompileProblems(t *testing.T) {
 		},
 		{
 			name: "execution error with sample data",
-			file: "---\nsubject: Hi\n---\nBody\n\nRenews {{ date \"2006\" .Customer.Attributes.plan }}\n",
-			want: []string{path + ":6:10: with sample data: <date \"2006\" .Customer.Attributes.plan>: error calling date: date: want a time, got string"},
+			file: "---\nsubject: Hi\n---\nBody\n\nScore {{ index .Links.NPS 20 }}\n",
+			want: []string{path + ":6:9: with sample data: <index .Links.NPS 20>: error calling index: index out of range: 20"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,8 +19,65 @@ type Data struct {
 	// Campaign and Step are filled in by Render from the compiled set.
 	Campaign Campaign
 	Step     Step
-	Links    Links
-	Sender   Sender
+	// Event is the event that enrolled the customer in the email's campaign
+	// (EventOf); empty for a campaign entered with a stage.
+	Event  Event
+	Links  Links
+	Sender Sender
+}
+
+// Event is the event that enrolled the customer in an event-triggered
+// campaign, as templates see it: .Event.Name, .Event.At, .Event.Data.product.
+type Event struct {
+	Name string
+	At   time.Time
+	// Data holds the fields the campaign declares (event_data:), typed by
+	// their declaration; a declared field the event lacked is the zero value
+	// of its type, as attributes are.
+	Data EventData
+}
+
+// EventData are the declared data fields of a trigger event by name.
+type EventData map[string]any
+
+// EventOf returns the event that enrolled c in camp, typed by camp's
+// event_data declarations: what the worker renders camp's steps with.
+func EventOf(c *lifecycle.Customer, camp *campaign.Campaign) Event {
+	if enr := c.Enrollments[camp.ID]; enr != nil && enr.Event != nil {
+		return NewEvent(camp, enr.Event.Name, enr.Event.At, enr.Event.Data)
+	}
+	return NewEvent(camp, "", time.Time{}, nil)
+}
+
+// NewEvent returns the event name at at with data as camp's templates see
+// it: the declared fields typed, a field missing or of another type the zero
+// value of its type, undeclared fields left out.
+func NewEvent(camp *campaign.Campaign, name string, at time.Time, data map[string]any) Event {
+	ev := Event{Name: name, At: at, Data: EventData{}}
+	for field, t := range camp.EventData {
+		ev.Data[field] = t.Zero()
+		if v, ok := data[field]; ok {
+			if cv, err := t.Coerce(field, v); err == nil {
+				ev.Data[field] = cv
+			}
+		}
+	}
+	return ev
+}
+
+// SampleEvent is a plausible trigger event of camp for previews and the
+// trial execution in Compile: its trigger's name, SampleTime, and a sample
+// value of each declared field's type. Empty for a stage-triggered campaign.
+func SampleEvent(camp *campaign.Campaign) Event {
+	ev := Event{Data: EventData{}}
+	if camp.Trigger.Event == "" {
+		return ev
+	}
+	ev.Name, ev.At = camp.Trigger.Event, SampleTime
+	for name, t := range camp.EventData {
+		ev.Data[name] = sampleValue(name, t)
+	}
+	return ev
 }
 
 // Customer is the recipient as templates see it.
@@ -37,10 +94,30 @@ type Customer struct {
 	// customer lacks render as the zero value of their type, so that
 	// {{ .Customer.Attributes.plan | default "free" }} works.
 	Attributes Attributes
+	// Counters holds the counters declared in lifecycle.yaml (orders, projects),
+	// every one of them: NewData and SampleData fill in 0 for those a customer has
+	// not counted yet.
+	Counters Counters
 }
 
 // Attributes are a customer's declared attributes by name.
 type Attributes map[string]any
+
+// Counters are a customer's lifecycle counters by name: {{ .Customer.Counters.orders }}.
+type Counters map[string]int
+
+// withCounters returns counts with every declared counter present, 0 where counts
+// has none; a new map, so that templates never share the customer's.
+func withCounters(counts map[string]int, declared map[string]string) Counters {
+	if len(declared) == 0 {
+		return nil
+	}
+	out := make(Counters, len(declared))
+	for name := range declared {
+		out[name] = counts[name]
+	}
+	return out
+}
 
 // Campaign is the campaign an email belongs to.
 type Campaign struct {
@@ -184,7 +261,8 @@ func NewData(eng *lifecycle.Engine, c *lifecycle.Customer, links Links, from str
 	lc := eng.Set().Lifecycle
 	return &Data{
 		Customer: Customer{ID: c.ID, Email: c.Email, FirstName: c.FirstName, Name: c.Name,
-			Locale: cmp.Or(c.Locale, lc.Locale), Timezone: eng.Location(c).String(), Stage: c.Stage, Attributes: c.Attributes},
+			Locale: cmp.Or(c.Locale, lc.Locale), Timezone: eng.Location(c).String(), Stage: c.Stage, Attributes: c.Attributes,
+			Counters: withCounters(c.Counters, lc.Counters)},
 		Links:  links,
 		Sender: Sender{Name: lc.Sender.Name, Email: from, Address: lc.Sender.Address},
 	}
@@ -210,6 +288,7 @@ func SampleData(set *campaign.Set, baseURL string) *Data {
 			Timezone:   "UTC",
 			Stage:      "onboarding",
 			Attributes: Attributes{},
+			Counters:   Counters{},
 		},
 		Sender: Sender{Name: "Example", Email: "hello@example.com", Address: "1 Example Street, Springfield"},
 	}
@@ -232,6 +311,9 @@ func SampleData(set *campaign.Set, baseURL string) *Data {
 		}
 		for name, typ := range l.Attributes {
 			d.Customer.Attributes[name] = sampleValue(name, typ)
+		}
+		for name := range l.Counters {
+			d.Customer.Counters[name] = 3
 		}
 		fixed = l.Links
 	}
@@ -285,6 +367,30 @@ func withDeclared(attrs Attributes, declared map[string]campaign.AttrType) Attri
 	}
 	if out == nil {
 		return attrs
+	}
+	return out
+}
+
+// withDeclaredEvent returns data with the zero value of each declared field
+// it lacks (a caller that set no Event, a field the event did not carry);
+// data itself when it lacks none.
+func withDeclaredEvent(data EventData, declared map[string]campaign.AttrType) EventData {
+	missing := false
+	for name := range declared {
+		if _, ok := data[name]; !ok {
+			missing = true
+			break
+		}
+	}
+	if !missing {
+		return data
+	}
+	out := make(EventData, len(declared))
+	maps.Copy(out, data)
+	for name, t := range declared {
+		if _, ok := out[name]; !ok {
+			out[name] = t.Zero()
+		}
 	}
 	return out
 }

@@ -30,14 +30,14 @@ func TestNewDataFillsWhatTheCustomerLacksFromTheLifecycle(t *testing.T) {
 		want Customer
 	}{
 		{"own locale and zone",
-			&lifecycle.Customer{ID: "c1", Email: "ada@example.com", FirstName: "Ada", Name: "Ada Lovelace", Locale: "nl", Timezone: "America/New_York", Stage: "onboarding", Attributes: map[string]any{"plan": "team"}},
-			Customer{ID: "c1", Email: "ada@example.com", FirstName: "Ada", Name: "Ada Lovelace", Locale: "nl", Timezone: "America/New_York", Stage: "onboarding", Attributes: Attributes{"plan": "team"}}},
+			&lifecycle.Customer{ID: "c1", Email: "ada@example.com", FirstName: "Ada", Name: "Ada Lovelace", Locale: "nl", Timezone: "America/New_York", Stage: "onboarding", Attributes: map[string]any{"plan": "team"}, Counters: map[string]int{"orders": 2, "invites": 1}},
+			Customer{ID: "c1", Email: "ada@example.com", FirstName: "Ada", Name: "Ada Lovelace", Locale: "nl", Timezone: "America/New_York", Stage: "onboarding", Attributes: Attributes{"plan": "team"}, Counters: Counters{"orders": 2, "projects": 0}}},
 		{"lifecycle defaults",
 			&lifecycle.Customer{ID: "c2", Email: "bo@example.com", Stage: "lead"},
-			Customer{ID: "c2", Email: "bo@example.com", Locale: "en", Timezone: "Europe/Amsterdam", Stage: "lead"}},
+			Customer{ID: "c2", Email: "bo@example.com", Locale: "en", Timezone: "Europe/Amsterdam", Stage: "lead", Counters: Counters{"orders": 0, "projects": 0}}},
 		{"unknown zone",
 			&lifecycle.Customer{ID: "c3", Email: "cy@example.com", Timezone: "Mars/Olympus_Mons"},
-			Customer{ID: "c3", Email: "cy@example.com", Locale: "en", Timezone: "Europe/Amsterdam"}},
+			Customer{ID: "c3", Email: "cy@example.com", Locale: "en", Timezone: "Europe/Amsterdam", Counters: Counters{"orders": 0, "projects": 0}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := NewData(eng, tc.c, links, "news@acme.test")

@@ -55,10 +55,11 @@
 // field chains on Data and the layout data resolved once, retain's functions, the
 // builtins and html/template's escapers (ported in escape.go) called directly. A
 // template using anything a program does not support (a CSS or JS context, an
-// unknown function, {{ template }}) stays a template, and a program that meets a
-// value it does not handle at send time (an attribute of an unexpected type, a
-// missing link, any error) hands over to the template, whose output or error is what
-// counts. The output is byte for byte html/template's and text/template's; the tests
+// unknown function, a {{ template }} without data or in an attribute) stays a
+// template; a {{ template }} of a partial runs the partial's own program. A program
+// that meets a value it does not handle at send time (an attribute of an unexpected
+// type, a missing link, any error) hands over to the template, whose output or error
+// is what counts. The output is byte for byte html/template's and text/template's; the tests
 // check that on every example campaign and under fuzzing.
 //
 // Render picks the locale variant with campaign.Step.ContentFor(d.Customer.Locale) and
@@ -67,8 +68,18 @@
 // works; a missing key anywhere else (an unset link) is an error, not "<no value>".
 //
 // Functions available to steps and layouts, besides text/template's builtins:
-// default (sprig order: {{ .Customer.FirstName | default "there" }}), date (Go layout,
-// time: {{ date "2 January 2006" .Customer.Attributes.renews_at }}), upper and lower.
+// default (sprig order: {{ .Customer.FirstName | default "there" }}), upper, lower,
+// and the formatting helpers of format.go, which write in the customer's locale and
+// time zone: date, time and datetime ({{ date "long" .Customer.Attributes.renews_at }},
+// or a Go layout), number, money ({{ money .Customer.Attributes.balance "EUR" }}),
+// percent and plural ({{ plural .Customer.Counters.orders "%d order" "%d orders" }}).
+//
+// Partials, shared blocks such as a signature, are templates/partials/<name>.md (or
+// <name>.html with its plain-text twin <name>.txt), included with
+// {{ template "name" . }} in steps and partials. Compile renders a Markdown partial
+// once, as it renders a step body, and adds the HTML and text forms to the templates
+// of each step that includes it, in the step file's locale (partials.go): they are
+// escaped in context and run as programs like the step itself.
 //
 // Layouts are templates/<name>.html and templates/<name>.txt. They see .Content (the
 // rendered body: template.HTML in HTML, string in text), .Subject, .Preheader and

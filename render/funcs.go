@@ -1,18 +1,24 @@
 package render
 
 import (
-	"fmt"
 	"reflect"
 	"strings"
-	"time"
 )
 
 // funcs are the functions steps and layouts may call, besides text/template's builtins.
 var funcs = map[string]any{
 	"default": dfault,
-	"date":    date,
 	"upper":   strings.ToUpper,
 	"lower":   strings.ToLower,
+
+	// The formatting helpers, in the customer's locale and time zone (format.go).
+	"date":     formatFunc("date"),
+	"time":     formatFunc("time"),
+	"datetime": formatFunc("datetime"),
+	"number":   formatFunc("number"),
+	"percent":  formatFunc("percent"),
+	"money":    formatFunc("money"),
+	"plural":   formatFunc("plural"),
 }
 
 // dfault returns given when it is set and not the zero value of its type, def
@@ -36,24 +42,4 @@ func isEmpty(v any) bool {
 		return rv.IsNil()
 	}
 	return rv.IsZero()
-}
-
-// date formats t with a Go time layout: {{ date "2 January 2006" .Customer.Attributes.renews_at }}.
-// The zero time formats as "".
-func date(layout string, t any) (string, error) {
-	switch t := t.(type) {
-	case time.Time:
-		if t.IsZero() {
-			return "", nil
-		}
-		return t.Format(layout), nil
-	case *time.Time:
-		if t == nil || t.IsZero() {
-			return "", nil
-		}
-		return t.Format(layout), nil
-	case nil:
-		return "", nil
-	}
-	return "", fmt.Errorf("date: want a time, got %T", t)
 }

@@ -89,6 +89,10 @@ type builder struct {
 	vars  []variable // in scope, innermost last
 	nvars int
 	err   error
+	// calls returns the tree a {{ template }} calls (partials.go), nil when the
+	// template set has none; depth counts the calls being built.
+	calls func(name string) *parse.Tree
+	depth int
 }
 
 // variable is a template variable in scope and the slot holding its value.
@@ -101,17 +105,7 @@ type variable struct {
 // newProgram compiles tree, executed with data of type root (a pointer to one of
 // retain's data structs). html says the tree is html/template's, already escaped.
 func newProgram(tree *parse.Tree, root reflect.Type, html bool) (p *program, err error) {
-	if tree == nil || tree.Root == nil {
-		return nil, &unsupportedError{"empty template"}
-	}
-	b := &builder{html: html}
-	b.vars = []variable{{name: "$", slot: 0, typ: root}}
-	b.nvars = 1
-	st := b.list(tree.Root, root)
-	if b.err != nil {
-		return nil, b.err
-	}
-	return &program{root: st, nvars: b.nvars}, nil
+	return newProgramWith(tree, root, html, nil)
 }
 
 func (b *builder) fail(format string, args ...any) {
@@ -164,6 +158,8 @@ func (b *builder) node(n parse.Node, dot reflect.Type) op {
 		return b.ifOrWith(n.Pipe, n.List, n.ElseList, dot, true)
 	case *parse.RangeNode:
 		return b.rangeNode(n, dot)
+	case *parse.TemplateNode:
+		return b.templateCall(n, dot)
 	case *parse.BreakNode:
 		return func(*state, any) error { return errBreak }
 	case *parse.ContinueNode:
@@ -624,6 +620,10 @@ func (b *builder) field(t reflect.Type, name string) (getter, reflect.Type) {
 		return mapKey[Links](name), nil
 	case reflect.TypeFor[Attributes]():
 		return mapKey[Attributes](name), nil
+	case reflect.TypeFor[Counters]():
+		return counterKey(name), intType
+	case reflect.TypeFor[EventData]():
+		return mapKey[EventData](name), nil
 	}
 	if f, ok := fields[t][name]; ok {
 		return f.get, f.typ
@@ -640,13 +640,17 @@ func dynamicField(name string) getter {
 			byType[t] = f.get
 		}
 	}
-	links, attrs := mapKey[Links](name), mapKey[Attributes](name)
+	links, attrs, evData := mapKey[Links](name), mapKey[Attributes](name), mapKey[EventData](name)
 	return func(v any) (any, error) {
 		switch v.(type) {
 		case Links:
 			return links(v)
 		case Attributes:
 			return attrs(v)
+		case Counters:
+			return counterKey(name)(v)
+		case EventData:
+			return evData(v)
 		}
 		if g, ok := byType[reflect.TypeOf(v)]; ok {
 			return g(v)
@@ -669,8 +673,14 @@ var fields = map[reflect.Type]map[string]fieldOf{
 		"Customer": ptr(func(d *Data) *Customer { return &d.Customer }),
 		"Campaign": ptr(func(d *Data) *Campaign { return &d.Campaign }),
 		"Step":     ptr(func(d *Data) *Step { return &d.Step }),
+		"Event":    ptr(func(d *Data) *Event { return &d.Event }),
 		"Links":    val(func(d *Data) Links { return d.Links }),
 		"Sender":   ptr(func(d *Data) *Sender { return &d.Sender }),
+	},
+	reflect.TypeFor[*Event](): {
+		"Name": val(func(e *Event) string { return e.Name }),
+		"At":   val(func(e *Event) time.Time { return e.At }),
+		"Data": val(func(e *Event) EventData { return e.Data }),
 	},
 	reflect.TypeFor[*htmlLayoutData](): {
 		"Customer":  ptr(func(d *htmlLayoutData) *Customer { return &d.Customer }),
@@ -701,6 +711,7 @@ var fields = map[reflect.Type]map[string]fieldOf{
 		"Timezone":   val(func(c *Customer) string { return c.Timezone }),
 		"Stage":      val(func(c *Customer) string { return c.Stage }),
 		"Attributes": val(func(c *Customer) Attributes { return c.Attributes }),
+		"Counters":   val(func(c *Customer) Counters { return c.Counters }),
 	},
 	reflect.TypeFor[*Campaign](): {
 		"ID":    val(func(c *Campaign) string { return c.ID }),
@@ -765,5 +776,21 @@ func mapKey[M ~map[string]any](name string) getter {
 			return nil, errGiveUp
 		}
 		return x, nil
+	}
+}
+
+// counterKey reads .Customer.Counters.name; a missing counter is an error under
+// missingkey=error.
+func counterKey(name string) getter {
+	return func(v any) (any, error) {
+		m, ok := v.(Counters)
+		if !ok {
+			return nil, errGiveUp
+		}
+		n, ok := m[name]
+		if !ok {
+			return nil, fmt.Errorf("map has no entry for key %q", name)
+		}
+		return n, nil
 	}
 }

@@ -354,6 +354,15 @@ func FuzzCompiledMatchesTemplate(f *testing.F) {
 		a := d.Customer.Attributes
 		a["company"], a["plan"], a["avatar_url"], a["seats"] = company, plan, link, seats
 		a["trial"] = variant&1 != 0
+		// The formatting helpers (testdata/steps/format.md): the customer's locale
+		// and zone, spelled as customers spell them or not at all.
+		d.Customer.Locale = []string{"en", "nl", "de", "de_AT", plan}[uint(seats)%5]
+		d.Customer.Timezone = []string{"Europe/Amsterdam", "America/New_York", "", company}[uint(len(first))%4]
+		a["balance"] = float64(seats) / 7
+		d.Customer.Counters["orders"] = seats
+		if variant&16 != 0 {
+			delete(d.Customer.Counters, "projects") // a counter NewData would have filled in
+		}
 		d.Links["Dashboard"] = link
 		d.Links["Help"] = link + "?help"
 		if variant&2 != 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -61,9 +62,18 @@ type compiled struct {
 	html      *htmltemplate.Template
 	text      *texttemplate.Template
 	layout    *layout
+	// eventData are the campaign's event_data declarations: an email's
+	// .Event.Data gets the zero value of a declared field it lacks.
+	eventData map[string]campaign.AttrType
+	// links are the step's own links and, with utm: in lifecycle.yaml, the
+	// fixed links with the UTM parameters of this campaign and step: put
+	// over the email's Links when it renders (stepLinks).
+	links map[string]string
 	// progs are the compiled programs of the parts, by part; nil where a template
 	// could not be compiled and runs as a template.
 	progs [len(partNames)]*program
+	// partials are the partials attached to html and text, by name.
+	partials map[string]*partialFile
 
 	// For error positions in the trial execution.
 	body    *source
@@ -126,10 +136,15 @@ func Compile(set *campaign.Set, templatesDir string) (*Renderer, error) {
 		attrs:  c.attrs,
 	}
 	layouts := map[string]*layout{}
+	parts := loadPartials(c, &probs, templatesDir)
 	sample := SampleData(set, "https://example.com")
 	for _, camp := range set.Campaigns {
+		c.event = camp.EventData
+		sample.Event = SampleEvent(camp)
 		for _, st := range camp.Steps {
 			r.steps[st.ID] = st
+			c.stepLinks = st.Links
+			links := stepLinks(set.Lifecycle, camp, st)
 			contents := []*campaign.Content{st.Content}
 			for _, loc := range slices.Sorted(mapKeys(st.Variants)) {
 				contents = append(contents, st.Variants[loc])
@@ -138,12 +153,15 @@ func Compile(set *campaign.Set, templatesDir string) (*Renderer, error) {
 				if ct == nil {
 					continue
 				}
-				cc := compileContent(c, ct, &probs, templatesDir, layouts)
+				cc := compileContent(c, ct, &probs, templatesDir, layouts, parts)
 				if cc == nil {
 					continue
 				}
+				cc.bindLocale()
 				cc.campaign = Campaign{ID: camp.ID, Name: camp.Name, Topic: camp.Topic}
 				cc.step = Step{ID: st.ID, Slug: st.Slug}
+				cc.links = links
+				cc.eventData = camp.EventData
 				// html/template reports escaping problems only when it first executes.
 				if _, err := r.render(cc, sample, nil); err != nil {
 					cc.report(&probs, err)
@@ -186,7 +204,7 @@ func headerSource(path, text string, pos campaign.Pos) *source {
 	return &source{path: path, text: strings.TrimSpace(text), line: p.Line, col: p.Col}
 }
 
-func compileContent(c *checker, ct *campaign.Content, probs *campaign.Problems, templatesDir string, layouts map[string]*layout) *compiled {
+func compileContent(c *checker, ct *campaign.Content, probs *campaign.Problems, templatesDir string, layouts map[string]*layout, parts *partials) *compiled {
 	before := len(*probs)
 	cc := &compiled{content: ct}
 
@@ -204,6 +222,7 @@ func compileContent(c *checker, ct *campaign.Content, probs *campaign.Problems, 
 	line := max(ct.BodyLine, 1)
 	cc.body = &source{path: ct.Path, text: ct.Body, line: line, col: 1, markdown: true}
 	if acts, ok := c.check(cc.body, dataType); ok {
+		parts.mark(c, cc.body, acts, ct.Locale)
 		cc.prot = protect(ct.Body, acts)
 		h, t, err := markdown(cc.prot)
 		if err != nil {
@@ -219,6 +238,7 @@ func compileContent(c *checker, ct *campaign.Content, probs *campaign.Problems, 
 			if err != nil {
 				probs.Add(ct.Path, campaign.Pos{Line: line, Col: 1}, "%v", err)
 			}
+			parts.attach(probs, cc, ct.Locale)
 		}
 	}
 
@@ -426,7 +446,14 @@ var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 func (r *Renderer) render(cc *compiled, d *Data, t *tracker) (*Email, error) {
 	data := *d
 	data.Campaign, data.Step = cc.campaign, cc.step
+	if len(cc.links) > 0 {
+		data.Links = maps.Clone(d.Links)
+		for name, u := range cc.links {
+			data.Links[name] = u
+		}
+	}
 	data.Customer.Attributes = withDeclared(d.Customer.Attributes, r.attrs)
+	data.Event.Data = withDeclaredEvent(d.Event.Data, cc.eventData)
 	buf := bufs.Get().(*bytes.Buffer)
 	defer bufs.Put(buf)
 	exec := func(p part, v any) (string, error) {
@@ -552,8 +579,8 @@ func (cc *compiled) compilePrograms() {
 	if cc.preheader != nil {
 		cc.progs[partPreheader] = build(cc.preheader.Tree, data, false)
 	}
-	cc.progs[partHTML] = build(cc.html.Tree, data, true)
-	cc.progs[partText] = build(cc.text.Tree, data, false)
+	cc.progs[partHTML] = cc.bodyProgram(true)
+	cc.progs[partText] = cc.bodyProgram(false)
 	lay := cc.layout
 	if !lay.compiled {
 		lay.htmlProg = build(lay.html.Tree, reflect.TypeFor[*htmlLayoutData](), true)
@@ -608,6 +635,10 @@ func (cc *compiled) report(probs *campaign.Problems, err error) {
 		return s.offset(line, max(col, 1))
 	}
 	msg = "with sample data: " + msg
+	if f := cc.partialOf(pe.err, he); f != nil {
+		f.report(probs, pe.part, msg, line, col, off)
+		return
+	}
 	switch pe.part {
 	case partSubject:
 		probs.Add(cc.content.Path, cc.subjSrc.pos(at(cc.subjSrc)), "subject %s", msg)

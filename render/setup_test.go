@@ -67,9 +67,11 @@ func testLifecycle() *campaign.Lifecycle {
 			"renews_at":  campaign.AttrTime,
 			"trial":      campaign.AttrBool,
 			"avatar_url": campaign.AttrString,
+			"balance":    campaign.AttrFloat,
 		},
-		Locale: "en",
-		Sender: campaign.Sender{Name: "Acme Projects", Address: "Keizersgracht 123, 1015 CJ Amsterdam"},
+		Counters: map[string]string{"orders": "order_placed", "projects": "project_created"},
+		Locale:   "en",
+		Sender:   campaign.Sender{Name: "Acme Projects", Address: "Keizersgracht 123, 1015 CJ Amsterdam"},
 		Links: map[string]string{
 			"Dashboard": "https://app.example.com/",
 			"Help":      "https://help.example.com/",

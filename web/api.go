@@ -504,6 +504,9 @@ func (s *Server) checkEvent(in eventIn, now time.Time) (rec *ingest.Record, fiel
 	}
 	rec = &ingest.Record{ID: in.Customer, Email: in.Email,
 		Events: []lifecycle.Event{{ID: in.ID, Name: in.Name, At: at, Data: in.Data}}}
+	if field, err := ingest.CheckEventData(s.d.Engine.Set(), rec.Events[0]); err != nil {
+		return nil, field, err
+	}
 	if field, err := check(rec, l); err != nil {
 		if field == "id" {
 			field = "customer"

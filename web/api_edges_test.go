@@ -109,3 +109,23 @@ func TestBatchWithOneIDForTwoDifferentEventsIs400(t *testing.T) {
 		t.Errorf("distinct customers, identical repeat: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestPostEventRefusesLargeEventData: event data is for IDs and small
+// values; over 1024 bytes of JSON the API says so, on the field, and queues
+// nothing.
+func TestPostEventRefusesLargeEventData(t *testing.T) {
+	b := setup(t)
+	big := strings.Repeat("x", 1100)
+	resp, body := b.do(t, "POST", "/api/events", `{"customer": "c1", "name": "order_placed", "data": {"note": "`+big+`"}}`)
+	got := errorOf(t, resp, body)
+	if got.Status != http.StatusBadRequest || got.Field != "data" || !strings.Contains(got.Error, "the most is 1024") {
+		t.Errorf("large data: %+v", got)
+	}
+	if n := len(b.pending(t)); n != 0 {
+		t.Errorf("%d events queued, want none", n)
+	}
+	resp, body = b.do(t, "POST", "/api/events", `{"customer": "c1", "email": "c1@example.com", "name": "order_placed", "data": {"order_id": "o-1"}}`)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("small data: %d %s", resp.StatusCode, body)
+	}
+}

@@ -311,6 +311,7 @@ func (s *Server) renderStepFor(r *http.Request, st *campaign.Step, test bool) *p
 		Status:     http.StatusOK,
 	}
 	data := render.SampleData(set, baseURL(r))
+	data.Event = render.SampleEvent(st.Campaign)
 	if set.Lifecycle != nil {
 		data.Links = previewLinks(baseURL(r), set.Lifecycle.Links)
 	}
@@ -338,6 +339,7 @@ func (s *Server) renderStepFor(r *http.Request, st *campaign.Step, test bool) *p
 		// The customer's email as the worker renders it; retain web does not
 		// know the From address, so the sample's stands in.
 		data = render.NewData(s.d.Engine, c, links, data.Sender.Email)
+		data.Event = render.EventOf(c, st.Campaign)
 		p.Content = st.ContentFor(data.Customer.Locale)
 	} else if s.d.Sender.Name != "" {
 		data.Sender.Name, data.Sender.Address = s.d.Sender.Name, s.d.Sender.Address

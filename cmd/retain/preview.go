@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,6 +83,7 @@ func runPreview(c *command, e *env, args []string) int {
 	all := fs.Bool("all", false, "render every step and locale variant of the campaigns into the --out folder")
 	out := fs.String("out", "", "with --all: the `DIR` to write the preview into (index.html and every part)")
 	againstRef := fs.String("against", "", "with --all: only the steps that render differently from git revision or folder `REF`, beside their previous version")
+	eventArg := fs.String("event", "", "the trigger event `FILE` (JSON: {\"name\", \"at\", \"data\"}) an event-triggered step sees as .Event; default a sample of the campaign's event_data, or a stored customer's own")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
 		return code
@@ -106,6 +109,9 @@ func runPreview(c *command, e *env, args []string) int {
 	}
 	p, step, content, code := loadStepPreview(c, e, pos[0], *customerArg, *templates, false)
 	if p == nil {
+		return code
+	}
+	if p.event, code = readEventFile(c, e, *eventArg); code != exitOK {
 		return code
 	}
 	l := p.l
@@ -219,6 +225,8 @@ type previewer struct {
 	// ref and dirName, for the campaigns of retain preview --against REF:
 	// REF, and how messages name their folder (campaigns@REF).
 	ref, dirName string
+	// event, when set (--event FILE), is the trigger event steps see.
+	event *lifecycle.Event
 }
 
 // newPreviewer returns the previewer of l for cust (nil: the sample customer),
@@ -257,10 +265,43 @@ func (p *previewer) data(st *campaign.Step, locale string) *render.Data {
 	} else {
 		d = render.NewData(p.eng, p.customer, p.links(p.customer, st.Campaign.ID), p.from.Address)
 	}
+	switch {
+	case p.event != nil:
+		d.Event = render.NewEvent(st.Campaign, p.event.Name, p.event.At, p.event.Data)
+	case p.customer != nil:
+		d.Event = render.EventOf(p.customer, st.Campaign)
+	default:
+		d.Event = render.SampleEvent(st.Campaign)
+	}
 	if locale != "" {
 		d.Customer.Locale = locale
 	}
 	return d
+}
+
+// readEventFile reads --event FILE: one event as the API takes it, {"name",
+// "at", "data"}. None when path is empty.
+func readEventFile(c *command, e *env, path string) (*lifecycle.Event, int) {
+	if path == "" {
+		return nil, exitOK
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain %s: --event: %v\n", c.name, err)
+		return nil, exitUsage
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var ev lifecycle.Event
+	if err := dec.Decode(&ev); err != nil {
+		fmt.Fprintf(e.stderr, "retain %s: --event %s: %v: give one event as JSON, such as {\"name\": \"order_placed\", \"at\": \"2026-03-14T09:30:00Z\", \"data\": {\"product\": \"Desk lamp\"}}\n", c.name, path, err)
+		return nil, exitUsage
+	}
+	if ev.Name == "" {
+		fmt.Fprintf(e.stderr, "retain %s: --event %s: the event has no \"name\"\n", c.name, path)
+		return nil, exitUsage
+	}
+	return &ev, exitOK
 }
 
 // message is email, rendered from step st with d, as the worker builds it

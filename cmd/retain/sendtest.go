@@ -41,6 +41,7 @@ func runSendTest(c *command, e *env, args []string) int {
 	to := fs.String("to", "", "the `ADDRESS` to send the test email to (required)")
 	customerArg := fs.String("customer", "", "customer `FILE|ID` to render for: a JSON file, or the ID of a customer stored in Redis; default a built-in sample customer")
 	templates := fs.String("templates", "", "layouts folder (default $RETAIN_TEMPLATES, else templates/ beside the campaigns folder)")
+	eventArg := fs.String("event", "", "the trigger event `FILE` (JSON: {\"name\", \"at\", \"data\"}) an event-triggered step sees as .Event, as for retain preview")
 	pos, code, ok := c.parse(fs, e, args)
 	if !ok {
 		return code
@@ -68,6 +69,9 @@ func runSendTest(c *command, e *env, args []string) int {
 	}
 	p, step, content, code := loadStepPreview(c, e, pos[0], *customerArg, *templates, true)
 	if p == nil {
+		return code
+	}
+	if p.event, code = readEventFile(c, e, *eventArg); code != exitOK {
 		return code
 	}
 	data := p.data(step, content.Locale)
