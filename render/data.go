@@ -53,7 +53,11 @@ func EventOf(c *lifecycle.Customer, camp *campaign.Campaign) Event {
 // it: the declared fields typed, a field missing or of another type the zero
 // value of its type, undeclared fields left out.
 func NewEvent(camp *campaign.Campaign, name string, at time.Time, data map[string]any) Event {
-	ev := Event{Name: name, At: at, Data: EventData{}}
+	ev := Event{Name: name, At: at}
+	if len(camp.EventData) == 0 {
+		return ev // nothing declared, nothing to read: no map per email
+	}
+	ev.Data = make(EventData, len(camp.EventData))
 	for field, t := range camp.EventData {
 		ev.Data[field] = t.Zero()
 		if v, ok := data[field]; ok {
@@ -111,6 +115,18 @@ type Counters map[string]int
 func withCounters(counts map[string]int, declared map[string]string) Counters {
 	if len(declared) == 0 {
 		return nil
+	}
+	all := true
+	for name := range declared {
+		if _, ok := counts[name]; !ok {
+			all = false
+			break
+		}
+	}
+	if all {
+		// No copy per email: a counter the lifecycle does not declare
+		// cannot be read (lint refuses it).
+		return Counters(counts)
 	}
 	out := make(Counters, len(declared))
 	for name := range declared {
