@@ -21,7 +21,8 @@ func TestCheckEventData(t *testing.T) {
 		{"declared and right", "order_placed", map[string]any{"total": json.Number("12.5"), "product": "Lamp"}, "", ""},
 		{"declared, wrong type", "order_placed", map[string]any{"total": "a lot"}, "data.total", `data.total must be a number, got a lot (string) (campaign shop declares it in event_data)`},
 		{"another event's data is not checked", "logged_in", map[string]any{"total": "a lot"}, "", ""},
-		{"too large", "order_placed", map[string]any{"note": strings.Repeat("x", 1100)}, "data", "the most is 1024"},
+		{"declared fields too large", "order_placed", map[string]any{"product": strings.Repeat("x", 1100)}, "data", "the most is 1024"},
+		{"undeclared data is not limited", "order_placed", map[string]any{"note": strings.Repeat("x", 5000)}, "", ""},
 	} {
 		field, err := CheckEventData(set, lifecycle.Event{Name: tc.event, At: time.Now(), Data: tc.data})
 		if field != tc.field || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {

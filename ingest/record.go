@@ -109,9 +109,6 @@ func Check(r *Record, l *campaign.Lifecycle) error {
 		if err := checkStrings("event "+ev.Name+" data", ev.Data); err != nil {
 			return err
 		}
-		if _, err := CheckEventData(nil, *ev); err != nil {
-			return fmt.Errorf("event %s: %w", ev.Name, err)
-		}
 		if ev.At.IsZero() {
 			return fmt.Errorf("event %s has no time (at)", ev.Name)
 		}

@@ -141,28 +141,22 @@ func checkStrings(where string, v any) error {
 	return nil
 }
 
-// MaxEventData is the most bytes an event's data may take as JSON. The data
-// is for IDs and small values (an order ID, a product name): the fields a
-// campaign declares (event_data:) are kept with each enrollment it starts.
+// MaxEventData is the most bytes, as JSON, that the fields of an event which
+// campaigns declare (event_data:) may take: they are kept with each
+// enrollment the event starts, so they are for IDs and small values (an
+// order ID, a product name). The event's other data is not kept and not
+// limited here.
 const MaxEventData = 1024
 
-// CheckEventData refuses event data larger than MaxEventData, and a field
-// that a campaign triggered by the event declares (event_data:) with a value
-// of another type. field names the part at fault in the API's terms ("data",
-// "data.total").
+// CheckEventData checks an event against the campaigns of set it triggers
+// that declare event_data: each declared field it carries must have the
+// declared type, and together they must fit in MaxEventData. field names the
+// part at fault in the API's terms ("data.total", "data").
 func CheckEventData(set *campaign.Set, ev lifecycle.Event) (field string, err error) {
-	if len(ev.Data) > 0 {
-		b, err := json.Marshal(ev.Data)
-		if err != nil {
-			return "data", fmt.Errorf("data cannot be encoded: %v", err)
-		}
-		if len(b) > MaxEventData {
-			return "data", fmt.Errorf("data is %d bytes; the most is %d: send IDs and small values (an order ID, a product name), not documents", len(b), MaxEventData)
-		}
-	}
-	if set == nil {
+	if set == nil || len(ev.Data) == 0 {
 		return "", nil
 	}
+	kept := map[string]any{}
 	for _, camp := range set.Campaigns {
 		if camp.Trigger.Event != ev.Name {
 			continue
@@ -175,7 +169,18 @@ func CheckEventData(set *campaign.Set, ev lifecycle.Event) (field string, err er
 			if _, err := camp.EventData[name].Coerce("data."+name, v); err != nil {
 				return "data." + name, fmt.Errorf("%v (campaign %s declares it in event_data)", err, camp.ID)
 			}
+			kept[name] = v
 		}
+	}
+	if len(kept) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(kept)
+	if err != nil {
+		return "data", fmt.Errorf("data cannot be encoded: %v", err)
+	}
+	if len(b) > MaxEventData {
+		return "data", fmt.Errorf("the data fields campaigns keep with an enrollment (%s) are %d bytes; the most is %d: send IDs and small values (an order ID, a product name), not documents", strings.Join(slices.Sorted(maps.Keys(kept)), ", "), len(b), MaxEventData)
 	}
 	return "", nil
 }

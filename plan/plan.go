@@ -91,10 +91,16 @@ func triggerOf(c *lifecycle.Customer, camp *campaign.Campaign, n int, changes []
 		if ch.Kind != lifecycle.KindEnrolled || ch.Campaign != camp.ID || ch.Enrollment != n {
 			continue
 		}
-		for _, ev := range events {
-			if ev.Name == camp.Trigger.Event && ev.At.Equal(ch.At) {
-				return render.NewEvent(camp, ev.Name, ev.At, ev.Data)
+		// The trigger event applied last before the enrollment: an event
+		// applied late starts it at the customer's clock, after its own time.
+		var found *lifecycle.Event
+		for i, ev := range events {
+			if ev.Name == camp.Trigger.Event && !ev.At.After(ch.At) && (found == nil || !ev.At.Before(found.At)) {
+				found = &events[i]
 			}
+		}
+		if found != nil {
+			return render.NewEvent(camp, found.Name, found.At, found.Data)
 		}
 	}
 	return render.NewEvent(camp, "", time.Time{}, nil)

@@ -102,6 +102,11 @@ type Customer struct {
 	// every one of them: NewData and SampleData fill in 0 for those a customer has
 	// not counted yet.
 	Counters Counters
+	// lang is the language of the email being rendered (its step file's
+	// locale, else lifecycle.yaml's): the formatting helpers write dates and
+	// numbers in it, not in the customer's locale when no variant of the
+	// step is in that.
+	lang string
 }
 
 // Attributes are a customer's declared attributes by name.

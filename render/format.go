@@ -192,7 +192,19 @@ func formatContext(v any) (*locale, *time.Location, error) {
 	if c == nil {
 		return nil, nil, fmt.Errorf("$ is %T, not the email's data: formatting needs the customer's locale (execute a partial that formats with . or .Customer)", v)
 	}
-	return localeFor(c.Locale), zoneFor(c.Timezone), nil
+	// The language the email is written in (its step file's), so that the
+	// dates and numbers read like the text around them; the customer's own
+	// outside a render (lang empty).
+	return localeFor(cmp.Or(c.lang, c.Locale)), zoneFor(c.Timezone), nil
+}
+
+// isCalendarDate reports whether t is a date without a time of day: midnight
+// UTC, as a date-only attribute ("2026-03-14") is read. date shows it as
+// that day in every zone, where converting it would show the day before
+// west of Greenwich.
+func isCalendarDate(t time.Time) bool {
+	u := t.UTC()
+	return t.Location() == time.UTC && u.Hour() == 0 && u.Minute() == 0 && u.Second() == 0 && u.Nanosecond() == 0
 }
 
 // formatter is one formatting helper.
@@ -363,7 +375,9 @@ func (h *timeHelper) format(l *locale, zone *time.Location, args []any) (string,
 	if err != nil || !ok {
 		return "", err
 	}
-	t = t.In(zone)
+	if h != dateHelper || !isCalendarDate(t) {
+		t = t.In(zone)
+	}
 	if i := slices.Index(h.styles, style); i >= 0 {
 		return l.formatCLDR(h.patterns(l)[i], t), nil
 	}

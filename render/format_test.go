@@ -68,8 +68,12 @@ func renderBoth(t *testing.T, r *Renderer, ct *campaign.Content, d *Data) string
 // their daylight saving changes, and compares with testdata/format/dates.LOCALE.golden.
 func TestDatesInTheCustomersLocaleAndZone(t *testing.T) {
 	r, ct, d := formatStep(t, "step")
+	defer func(l string) { ct.Locale = l }(ct.Locale)
 	for _, loc := range formatLocales {
 		t.Run(loc, func(t *testing.T) {
+			// The helpers write in the email's language: the step is
+			// taken as written in loc, as its loc variant would be.
+			ct.Locale = loc
 			var b strings.Builder
 			for _, zone := range []string{"Europe/Amsterdam", "America/New_York"} {
 				for _, at := range dstInstants[zone] {
@@ -88,8 +92,10 @@ func TestDatesInTheCustomersLocaleAndZone(t *testing.T) {
 // shipped locale and compares with testdata/format/numbers.LOCALE.golden.
 func TestNumbersInTheCustomersLocale(t *testing.T) {
 	r, ct, d := formatStep(t, "numbers")
+	defer func(l string) { ct.Locale = l }(ct.Locale)
 	for _, loc := range formatLocales {
 		t.Run(loc, func(t *testing.T) {
+			ct.Locale = loc // as for dates: the email's language
 			d.Customer.Locale = loc
 			d.Customer.Attributes["balance"] = 1234.5
 			d.Customer.Attributes["seats"] = 1
@@ -264,5 +270,33 @@ func BenchmarkRenderFormat(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDateKeepsCalendarDatesAndTheEmailsLanguage: a date-only attribute
+// (midnight UTC) is that day in every zone, not the day before in New York;
+// an instant is converted to the customer's zone; and an English step sent to
+// a German customer, which has no German variant, writes its dates in English
+// like the text around them.
+func TestDateKeepsCalendarDatesAndTheEmailsLanguage(t *testing.T) {
+	set := newSet(t, step("---\nsubject: Renewal\n---\nRenews {{ date \"long\" .Customer.Attributes.renews_at }}.\n"))
+	r := compile(t, set)
+	d := SampleData(set, "https://example.com")
+	d.Customer.Locale, d.Customer.Timezone = "de", "America/New_York"
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{time.Date(2026, 3, 14, 0, 0, 0, 0, time.UTC), "Renews March 14, 2026."},
+		{time.Date(2026, 3, 14, 2, 0, 0, 0, time.UTC), "Renews March 13, 2026."}, // 22:00 the evening before in New York
+	} {
+		d.Customer.Attributes["renews_at"] = tc.at
+		e, err := r.Render("onboarding/welcome", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := textBody(e.Text); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.at, got, tc.want)
+		}
 	}
 }

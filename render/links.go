@@ -12,13 +12,14 @@ import (
 // parameters (utm:), the fixed links of lifecycle.yaml too, each http(s)
 // URL with utm_source and utm_medium of lifecycle.yaml, utm_campaign the
 // campaign's ID and utm_content the step's slug. They are computed once, at
-// Compile: an email only puts them over its Links. Nil when there are none.
-func stepLinks(l *campaign.Lifecycle, camp *campaign.Campaign, st *campaign.Step) map[string]string {
+// Compile, as Links values: an email only puts them over its Links. Nil when
+// there are none.
+func stepLinks(l *campaign.Lifecycle, camp *campaign.Campaign, st *campaign.Step) Links {
 	var utm *campaign.UTM
 	if l != nil {
 		utm = l.UTM
 	}
-	out := map[string]string{}
+	out := Links{}
 	if utm != nil {
 		for name, u := range l.Links {
 			out[name] = withUTM(u, utm, camp.ID, st.Slug)

@@ -46,6 +46,8 @@ type Renderer struct {
 	byCont map[*campaign.Content]*compiled
 	byPath map[string]*compiled
 	attrs  map[string]campaign.AttrType
+	// locale is lifecycle.yaml's: the language of a step's default file.
+	locale string
 	// templatesOnly makes Render execute every template as a template, never as
 	// its compiled program; programsOnly makes a program that gives up an error
 	// instead of a reason to execute the template. For tests that compare the two.
@@ -68,7 +70,7 @@ type compiled struct {
 	// links are the step's own links and, with utm: in lifecycle.yaml, the
 	// fixed links with the UTM parameters of this campaign and step: put
 	// over the email's Links when it renders (stepLinks).
-	links map[string]string
+	links Links
 	// progs are the compiled programs of the parts, by part; nil where a template
 	// could not be compiled and runs as a template.
 	progs [len(partNames)]*program
@@ -134,6 +136,9 @@ func Compile(set *campaign.Set, templatesDir string) (*Renderer, error) {
 		byCont: map[*campaign.Content]*compiled{},
 		byPath: map[string]*compiled{},
 		attrs:  c.attrs,
+	}
+	if set.Lifecycle != nil {
+		r.locale = set.Lifecycle.Locale
 	}
 	layouts := map[string]*layout{}
 	parts := loadPartials(c, &probs, templatesDir)
@@ -245,7 +250,12 @@ func compileContent(c *checker, ct *campaign.Content, probs *campaign.Problems, 
 	name := localeLayout(templatesDir, cmp.Or(ct.Layout, campaign.DefaultLayout), ct.Locale)
 	lay, ok := layouts[name]
 	if !ok {
+		// A layout serves every step: it is checked with lifecycle.yaml's
+		// links and no campaign's event data, whichever step compiles it.
+		stepLinks, event := c.stepLinks, c.event
+		c.stepLinks, c.event = nil, nil
 		lay = compileLayout(c, probs, templatesDir, name)
+		c.stepLinks, c.event = stepLinks, event
 		layouts[name] = lay
 	}
 	if len(lay.missing) > 0 {
@@ -454,6 +464,7 @@ func (r *Renderer) render(cc *compiled, d *Data, t *tracker) (*Email, error) {
 	}
 	data.Customer.Attributes = withDeclared(d.Customer.Attributes, r.attrs)
 	data.Event.Data = withDeclaredEvent(d.Event.Data, cc.eventData)
+	data.Customer.lang = cmp.Or(cc.content.Locale, r.locale)
 	buf := bufs.Get().(*bytes.Buffer)
 	defer bufs.Put(buf)
 	exec := func(p part, v any) (string, error) {

@@ -3,10 +3,14 @@ package web
 import (
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/lifecycle"
 )
 
 // TestPutCustomerRefusesWhatCanNeverBeMailed: issue 13, defect 4. Each of these
@@ -110,22 +114,36 @@ func TestBatchWithOneIDForTwoDifferentEventsIs400(t *testing.T) {
 	}
 }
 
-// TestPostEventRefusesLargeEventData: event data is for IDs and small
-// values; over 1024 bytes of JSON the API says so, on the field, and queues
-// nothing.
-func TestPostEventRefusesLargeEventData(t *testing.T) {
+// TestPostEventChecksDeclaredEventData: the fields of an event that a
+// campaign keeps with its enrollments (event_data:) must have their declared
+// type and fit in 1024 bytes; the API says so on the field and queues
+// nothing. Data no campaign keeps is not limited.
+func TestPostEventChecksDeclaredEventData(t *testing.T) {
 	b := setup(t)
+	set, err := campaign.Load(filepath.Join("testdata", "campaigns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Campaigns = append(set.Campaigns, &campaign.Campaign{ID: "shop", Trigger: campaign.Trigger{Event: "order_placed"},
+		EventData: map[string]campaign.AttrType{"product": campaign.AttrString, "total": campaign.AttrFloat}})
+	d := b.deps
+	d.Engine = lifecycle.New(set)
+	url := b.start(t, b.cfg, d)
 	big := strings.Repeat("x", 1100)
-	resp, body := b.do(t, "POST", "/api/events", `{"customer": "c1", "name": "order_placed", "data": {"note": "`+big+`"}}`)
-	got := errorOf(t, resp, body)
-	if got.Status != http.StatusBadRequest || got.Field != "data" || !strings.Contains(got.Error, "the most is 1024") {
-		t.Errorf("large data: %+v", got)
+	for _, tc := range []struct{ data, field, err string }{
+		{`{"product": "` + big + `"}`, "data", "the most is 1024"},
+		{`{"total": "a lot"}`, "data.total", "data.total must be a number"},
+	} {
+		resp, body := b.doAt(t, url, "POST", "/api/events", `{"customer": "c1", "email": "c1@example.com", "name": "order_placed", "data": `+tc.data+`}`)
+		if got := errorOf(t, resp, body); got.Status != http.StatusBadRequest || got.Field != tc.field || !strings.Contains(got.Error, tc.err) {
+			t.Errorf("data %.40s: %+v, want 400 on %s", tc.data, got, tc.field)
+		}
 	}
 	if n := len(b.pending(t)); n != 0 {
 		t.Errorf("%d events queued, want none", n)
 	}
-	resp, body = b.do(t, "POST", "/api/events", `{"customer": "c1", "email": "c1@example.com", "name": "order_placed", "data": {"order_id": "o-1"}}`)
+	resp, body := b.doAt(t, url, "POST", "/api/events", `{"customer": "c1", "email": "c1@example.com", "name": "order_placed", "data": {"product": "Lamp", "note": "`+big+`"}}`)
 	if resp.StatusCode != http.StatusAccepted {
-		t.Errorf("small data: %d %s", resp.StatusCode, body)
+		t.Errorf("undeclared large data: %d %s, want 202", resp.StatusCode, body)
 	}
 }
