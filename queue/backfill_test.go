@@ -29,29 +29,12 @@ import (
 // arrives: none from the past, none missing.
 func TestPlanAgreesWithWhatIsSentAfterABackfill(t *testing.T) {
 	b := setup(t)
-	set, err := campaign.Load(filepath.Join("..", "campaigns"))
-	if err != nil {
-		t.Fatalf("example campaigns: %v", err)
-	}
-	r, err := render.Compile(set, filepath.Join("..", "templates"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := lifecycle.New(set)
-	applier := &ingest.Applier{Store: b.store, Engine: eng, Now: b.clock.Now}
-	links := func(c *lifecycle.Customer, _ string) render.Links {
-		return render.NewLinks("https://retain.acme.example/u/"+c.ID, "https://retain.acme.example/p/"+c.ID, nil, set.Lifecycle.Links)
-	}
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("RETAIN_BACKFILL_DEBUG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	w, err := NewWorker(WorkerConfig{Store: b.store, Engine: eng, Renderer: r, Sender: b.pool,
-		From:  mail.Address{Name: "Acme", Address: "hello@acme.example"},
-		Links: links, Now: b.clock.Now, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := b.useExamples(t, log)
+	applier, w, eng := b.applier, b.worker, b.applier.Engine
 
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("RETAIN_BACKFILL_SEED"); s != "" {
@@ -229,4 +212,31 @@ func TestBackfillDoesNotMailThePast(t *testing.T) {
 	if c.Stage != "active" || c.Enrollments["onboarding"].Status != lifecycle.Exited && c.Enrollments["onboarding"].Status != lifecycle.Completed {
 		t.Errorf("old100 is %s with onboarding %+v; want active, onboarding over", c.Stage, c.Enrollments["onboarding"])
 	}
+}
+
+// useExamples makes b's worker and applier those of the example campaigns
+// (../campaigns), sending from hello@acme.example with plain links, and
+// returns the campaigns.
+func (b *testBundle) useExamples(t *testing.T, log *slog.Logger) *campaign.Set {
+	t.Helper()
+	set, err := campaign.Load(filepath.Join("..", "campaigns"))
+	if err != nil {
+		t.Fatalf("example campaigns: %v", err)
+	}
+	r, err := render.Compile(set, filepath.Join("..", "templates"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := lifecycle.New(set)
+	b.applier = &ingest.Applier{Store: b.store, Engine: eng, Now: b.clock.Now}
+	links := func(c *lifecycle.Customer, _ string) render.Links {
+		return render.NewLinks("https://retain.acme.example/u/"+c.ID, "https://retain.acme.example/p/"+c.ID, nil, set.Lifecycle.Links)
+	}
+	b.worker, err = NewWorker(WorkerConfig{Store: b.store, Engine: eng, Renderer: r, Sender: b.pool,
+		From:  mail.Address{Name: "Acme", Address: "hello@acme.example"},
+		Links: links, Now: b.clock.Now, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }

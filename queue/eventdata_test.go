@@ -3,16 +3,12 @@ package queue
 import (
 	"encoding/json"
 	"log/slog"
-	"net/mail"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/ingest"
 	"github.com/retainmail/retain/lifecycle"
-	"github.com/retainmail/retain/render"
 )
 
 // TestStepsShowTheEventThatStartedThem: an order enrols a customer in the
@@ -22,24 +18,7 @@ import (
 // within the 400 B an enrollment may take.
 func TestStepsShowTheEventThatStartedThem(t *testing.T) {
 	b := setup(t)
-	set, err := campaign.Load(filepath.Join("..", "campaigns"))
-	if err != nil {
-		t.Fatalf("example campaigns: %v", err)
-	}
-	r, err := render.Compile(set, filepath.Join("..", "templates"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := lifecycle.New(set)
-	b.applier = &ingest.Applier{Store: b.store, Engine: eng, Now: b.clock.Now}
-	links := func(c *lifecycle.Customer, _ string) render.Links {
-		return render.NewLinks("https://retain.acme.example/u/"+c.ID, "https://retain.acme.example/p/"+c.ID, nil, set.Lifecycle.Links)
-	}
-	b.worker, err = NewWorker(WorkerConfig{Store: b.store, Engine: eng, Renderer: r, Sender: b.pool,
-		From: mail.Address{Name: "Acme", Address: "hello@acme.example"}, Links: links, Now: b.clock.Now, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := b.useExamples(t, slog.New(slog.DiscardHandler))
 	rec := &ingest.Record{ID: "lucas", Email: "lucas@example.org", FirstName: "Lucas", Locale: "en",
 		Events: []lifecycle.Event{{Name: "order_placed", At: b.clock.Now(),
 			Data: map[string]any{"product": "Desk lamp <Deluxe>", "order_id": "o-1001", "note": "gift wrap, please"}}}}
