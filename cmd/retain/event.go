@@ -99,6 +99,10 @@ func runEvent(c *command, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "retain event: %v\n", err)
 		return exitProblems
 	}
+	if msg := checkEventData(ws.engine.Set(), rec.Events); msg != "" {
+		fmt.Fprintf(e.stderr, "retain event: %s\n", msg)
+		return exitProblems
+	}
 	// The rule of every way in (API, import): no events from the future.
 	if err := ingest.CheckTime(ev.At, time.Now()); err != nil {
 		fmt.Fprintf(e.stderr, "retain event: --at: %v\n", err)

@@ -14,7 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/retainmail/retain/campaign"
 	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/queue"
 )
 
@@ -163,6 +165,11 @@ func runImport(c *command, e *env, args []string) int {
 			break
 		}
 		st.rows.Add(1)
+		if msg := checkEventData(l.set, rec.Events); msg != "" {
+			// As the API refuses it: a declared field of another type.
+			report(fmt.Errorf("%s:%d: %s", path, rec.Line, msg))
+			continue
+		}
 		h := fnv.New32a()
 		h.Write([]byte(rec.ID))
 		queues[h.Sum32()%importWorkers] <- rec
@@ -257,4 +264,15 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// checkEventData is ingest.CheckEventData on each of events: what the API
+// refuses of an event's declared data fields, "" when nothing.
+func checkEventData(set *campaign.Set, events []lifecycle.Event) string {
+	for _, ev := range events {
+		if field, err := ingest.CheckEventData(set, ev); err != nil {
+			return fmt.Sprintf("event %s: %s: %v", ev.Name, field, err)
+		}
+	}
+	return ""
 }
