@@ -314,7 +314,7 @@ func TestEscapersMatchHTMLTemplate(t *testing.T) {
 func fuzzRenderer(t testing.TB) (*Renderer, *campaign.Set) {
 	files := []testFile{}
 	paths, _ := filepath.Glob("testdata/steps/*.md")
-	paths = append(paths, "testdata/fuzz-step.md")
+	paths = append(paths, "testdata/fuzz-step.md", "testdata/fuzz-event-step.md")
 	for i, path := range paths {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -324,6 +324,10 @@ func fuzzRenderer(t testing.TB) (*Renderer, *campaign.Set) {
 		files = append(files, testFile{path: filepath.Join("campaigns", "onboarding", string(rune('1'+i))+"-"+name+".md"), text: string(b)})
 	}
 	set := newSet(t, files...)
+	// The trigger event's data (.Event.Data) and a step's own link, which
+	// fuzz-event-step.md uses.
+	set.Campaigns[0].EventData = map[string]campaign.AttrType{"product": campaign.AttrString, "total": campaign.AttrFloat}
+	set.Campaigns[0].Steps[len(set.Campaigns[0].Steps)-1].Links = map[string]string{"guide": "https://help.example.com/guide?x=1"}
 	return compile(t, set), set
 }
 
@@ -390,6 +394,18 @@ func FuzzCompiledMatchesTemplate(f *testing.F) {
 		}
 		if variant&128 != 0 {
 			a["company"] = nil
+		}
+		// The event that started the enrollment: its data from the fuzz
+		// input, a field missing, of another type, or no data at all.
+		d.Event = Event{Name: plan, At: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC).Add(time.Duration(seats) * time.Hour),
+			Data: EventData{"product": first + company, "total": float64(seats) * 12.5}}
+		switch variant >> 5 {
+		case 1:
+			delete(d.Event.Data, "product")
+		case 2:
+			d.Event.Data["total"] = plan
+		case 3:
+			d.Event.Data = nil
 		}
 		for _, c := range set.Campaigns {
 			for _, st := range c.Steps {
