@@ -57,3 +57,28 @@ func TestParseMail(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseMail: whatever a sender puts in a message to a Return-Path,
+// ParseMail returns reports or an error, never panics, and reads at most one
+// report per DSN recipient block.
+func FuzzParseMail(f *testing.F) {
+	for _, name := range []string{"postfix-hard.eml", "rfc3464-multi.eml", "arf-abuse.eml", "autoreply.eml"} {
+		b, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Add("Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n--x\r\nContent-Type: message/delivery-status\r\n\r\n\r\n\r\nAction: failed\r\n--x--")
+	f.Fuzz(func(t *testing.T, msg string) {
+		reports, err := ParseMail(strings.NewReader(msg))
+		if err != nil {
+			return
+		}
+		for _, r := range reports {
+			if r.Kind != Permanent && r.Kind != Temporary && r.Kind != Complaint {
+				t.Errorf("report of kind %q", r.Kind)
+			}
+		}
+	})
+}
