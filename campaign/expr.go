@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -16,6 +17,34 @@ import (
 // CustomerFields are the fields every customer has in expressions, beside the
 // attributes and counters declared in lifecycle.yaml.
 var CustomerFields = []string{"id", "email", "first_name", "name", "locale", "timezone", "stage"}
+
+// OptedOutField is the customer field that lists the subscription topics the
+// customer opted out of, in expressions.
+const OptedOutField = "opted_out"
+
+// CompileCondition compiles src as a condition on a customer, as audience:,
+// only_if: and skip_if: are compiled, for a filter that does not come from
+// a campaign file (GET /api/customers?where=). The error says what is wrong
+// and where in src.
+func (l *Lifecycle) CompileCondition(src string) (*Expr, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, errors.New("the condition is empty")
+	}
+	env := newEnvs(l)[scopeCustomer]
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			msg := fe.Message
+			if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
+				msg += DidYouMean(m[1], fieldNames(env))
+			}
+			return nil, fmt.Errorf("column %d: %s", fe.Column+1, msg)
+		}
+		return nil, err
+	}
+	return &Expr{Source: src, Pos: Pos{1, 1}, Program: prog}, nil
+}
 
 // exprScope says which names an expression may use.
 type exprScope int
@@ -41,6 +70,8 @@ func newEnvs(l *Lifecycle) envs {
 	for name := range l.Counters {
 		customer[name] = types.Int
 	}
+	// The topics the customer opted out of: '"newsletter" not in customer.opted_out'.
+	customer[OptedOutField] = types.Array(types.String)
 	now := types.TypeOf(time.Time{})
 	base := types.Map{"customer": customer, "now": now}
 	withEvent := types.Map{"customer": customer, "now": now, "event": types.Map{

@@ -196,7 +196,79 @@ type Campaign struct {
 	EventData map[string]AttrType
 	// Steps in file-name order.
 	Steps []*Step
+
+	// Broadcast, when set (kind: broadcast), makes the campaign a one-off
+	// send to its Audience at Broadcast.SendAt instead of a sequence
+	// customers enrol in on a trigger: it has no Trigger and one step.
+	Broadcast *Broadcast
+	// Holdout is the share of the customers who would enrol that is kept
+	// in a control group (holdout:), in basis points (10% is 1000): they
+	// are enrolled, get none of its emails, and reach or miss its goal
+	// like everyone else. 0 is no holdout.
+	Holdout int
 }
+
+// IsBroadcast reports whether c is a broadcast (kind: broadcast).
+func (c *Campaign) IsBroadcast() bool { return c.Broadcast != nil }
+
+// Broadcast is what makes a campaign a broadcast: when it is sent.
+type Broadcast struct {
+	SendAt SendAt
+}
+
+// SendAt is a broadcast's send_at: an instant, or a local date and time of
+// day that each customer gets in their own time zone ("2027-01-12 09:00
+// local").
+type SendAt struct {
+	// Source is send_at as written and Pos where.
+	Source string
+	Pos    Pos
+	// Instant is the moment of an instant send_at; zero when Local.
+	Instant time.Time
+	// Local is set for a local send_at: Date's wall clock in each customer's
+	// zone.
+	Local bool
+	// Date holds the local date and time of day (in UTC, read as a wall
+	// clock) when Local.
+	Date time.Time
+}
+
+// Earliest is the first moment the broadcast is due for anyone: the instant,
+// or the local time in the first time zone to reach it (UTC+14).
+func (s SendAt) Earliest() time.Time {
+	if !s.Local {
+		return s.Instant
+	}
+	return s.Date.Add(-14 * time.Hour)
+}
+
+// Latest is the last moment the broadcast is due for anyone: the instant, or
+// the local time in the last time zone to reach it (UTC-12).
+func (s SendAt) Latest() time.Time {
+	if !s.Local {
+		return s.Instant
+	}
+	return s.Date.Add(12 * time.Hour)
+}
+
+// ABVariant is a variant of a step for an A/B test: the file NN-name.X.md
+// beside NN-name.md, with its own subject and body, which Split percent of
+// the customers get instead of the step's own content (variant "a").
+type ABVariant struct {
+	// Name is the variant's letter: "b", "c", ….
+	Name string
+	// Split is the percentage of customers who get this variant (split:),
+	// 1–99; SplitPos is where it is set.
+	Split    int
+	SplitPos Pos
+	// Content is the variant's default-locale content and Locales its locale
+	// variants (NN-name.X.nl.md), chosen as Step.ContentFor chooses.
+	Content *Content
+	Locales map[string]*Content
+}
+
+// VariantA is the name of a step's own content in an A/B test.
+const VariantA = "a"
 
 // Trigger says when a customer enrols: on entering a stage, or on an event.
 type Trigger struct {
@@ -218,7 +290,15 @@ type Exit struct {
 type Goal struct {
 	Event string
 	Where *Expr
+	// Within, when set (goal: {within: 7d}), is how long after the
+	// enrollment completed its last step the goal still counts. Broadcasts
+	// default to DefaultGoalWithin; sequences to 0, which counts the goal
+	// only while the customer is in the campaign.
+	Within time.Duration
 }
+
+// DefaultGoalWithin is the goal window of a broadcast whose goal sets none.
+const DefaultGoalWithin = 7 * 24 * time.Hour
 
 // ReentryMode says whether a customer may enrol again.
 type ReentryMode int
@@ -275,23 +355,54 @@ type Step struct {
 	Content *Content
 	// Variants holds locale variants by locale ("nl", "pt-BR").
 	Variants map[string]*Content
+	// AB are the step's A/B variants (NN-name.X.md), sorted by name; a
+	// customer not assigned to one gets the step's own content, variant
+	// "a" (VariantA).
+	AB []*ABVariant
+}
+
+// ABVariant returns the step's A/B variant named name, or nil (for "a", or a
+// variant the step no longer has).
+func (s *Step) ABVariant(name string) *ABVariant {
+	for _, v := range s.AB {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+// ContentForVariant returns the content for A/B variant name (VariantA or
+// "" for the step's own) and a customer locale, choosing the locale as
+// ContentFor does. A variant the step no longer has gives the step's own
+// content.
+func (s *Step) ContentForVariant(name, locale string) *Content {
+	v := s.ABVariant(name)
+	if v == nil {
+		return s.ContentFor(locale)
+	}
+	return contentFor(v.Content, v.Locales, locale)
 }
 
 // ContentFor returns the content for a customer locale: an exact variant ("pt-BR"),
 // then its language ("pt"), then the default.
 func (s *Step) ContentFor(locale string) *Content {
-	if c, ok := s.Variants[locale]; ok {
+	return contentFor(s.Content, s.Variants, locale)
+}
+
+func contentFor(def *Content, byLocale map[string]*Content, locale string) *Content {
+	if c, ok := byLocale[locale]; ok {
 		return c
 	}
 	for i := 0; i < len(locale); i++ {
 		if locale[i] == '-' || locale[i] == '_' {
-			if c, ok := s.Variants[locale[:i]]; ok {
+			if c, ok := byLocale[locale[:i]]; ok {
 				return c
 			}
 			break
 		}
 	}
-	return s.Content
+	return def
 }
 
 // Content is what one file of a step says: headers as template sources and the body.

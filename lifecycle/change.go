@@ -40,6 +40,12 @@ type Change struct {
 	// Outcome, on a sent, skipped or exited change that a send attempt made,
 	// is what the relay did with it.
 	Outcome Outcome `json:"outcome,omitempty"`
+	// Group, on an enrolled or goal_reached change, is the enrollment's
+	// group (GroupControl for the holdout, else empty).
+	Group string `json:"group,omitempty"`
+	// Variant, on a change of a step with A/B variants, is the variant the
+	// customer was given ("a", "b", …).
+	Variant string `json:"variant,omitempty"`
 }
 
 // Outcome is what became of one send attempt: one typed value that the engine

@@ -105,7 +105,18 @@ type Enrollment struct {
 	// campaign: its name, time and the data fields the campaign declares
 	// (event_data:), which its templates read as .Event.
 	Event *TriggerEvent `json:"ev,omitempty"`
+	// Group is GroupControl when the customer is in the campaign's holdout
+	// (control) group: enrolled, sent nothing. Empty for everyone else.
+	Group string `json:"group,omitempty"`
+	// AB records, by step slug, the A/B variant the customer was given of
+	// each step with variants ("a" for the step's own content), from when it
+	// was first decided to send it: a retry, an edit of the split or a
+	// report reads the same one.
+	AB map[string]string `json:"ab,omitempty"`
 }
+
+// GroupControl is the Group of an enrollment in a campaign's holdout.
+const GroupControl = "control"
 
 // TriggerEvent is the event an enrollment began with, as kept with it: the
 // campaign's declared data fields only, so an enrollment stays small.
@@ -137,6 +148,7 @@ func (c *Customer) Clone() *Customer {
 			ec := *e
 			ec.Passed = slices.Clone(e.Passed)
 			ec.Edits = slices.Clone(e.Edits)
+			ec.AB = maps.Clone(e.AB)
 			if e.Event != nil {
 				ev := *e.Event
 				ev.Data = maps.Clone(e.Event.Data)

@@ -31,6 +31,11 @@ func (e *Engine) env(c *Customer, now time.Time, ev *Event) map[string]any {
 	for name := range e.lc.Counters {
 		cust[name] = c.Counters[name]
 	}
+	optedOut := c.OptedOut
+	if optedOut == nil {
+		optedOut = []string{}
+	}
+	cust[campaign.OptedOutField] = optedOut
 	env := map[string]any{"customer": cust, "now": now}
 	if ev != nil {
 		data := ev.Data
@@ -78,4 +83,13 @@ func (e *Engine) holds(x *campaign.Expr, env map[string]any, campaignID, path, w
 		return false
 	}
 	return ok
+}
+
+// Matches evaluates condition x (an audience, or a filter compiled with
+// campaign.Lifecycle.CompileCondition) for c at now; nil matches everyone.
+func (e *Engine) Matches(c *Customer, x *campaign.Expr, now time.Time) (bool, error) {
+	if x == nil {
+		return true, nil
+	}
+	return x.Eval(e.env(c, now, nil))
 }
