@@ -41,6 +41,9 @@ type Decision struct {
 	Due time.Time
 	// Reason explains a Skip or Stop.
 	Reason string
+	// Variant is the A/B variant of Step the customer gets (Send), recorded
+	// in Enrollment.AB; empty when the step has no variants.
+	Variant string
 	// Changes are what following an edit of the campaign changed in the
 	// enrollment (steps skipped, the enrollment ended, each with the cause
 	// EditedCause); callers record them with the rest.
@@ -123,14 +126,21 @@ func (e *Engine) Decide(c *Customer, campaignID string, now time.Time) Decision 
 		d.Action, d.Reason = Skip, "only_if is false: "+st.OnlyIf.Source
 	case st.SkipIf != nil && e.eval(st.SkipIf, env, &ch):
 		d.Action, d.Reason = Skip, "skip_if is true: "+st.SkipIf.Source
+	case enr.Group == GroupControl:
+		d.Action, d.Reason = Skip, HoldoutReason
 	default:
 		d.Action = Send
+		d.Variant = variant(c, enr, st)
 	}
 	if ch.err != nil {
 		d.Action, d.Reason = Skip, ch.err.Error()
 	}
 	return d
 }
+
+// HoldoutReason is why a step of a customer in a campaign's holdout (control)
+// group is passed without a send.
+const HoldoutReason = "holdout: in the control group"
 
 // Pass records that the next step of c's enrollment in campaignID was sent (or
 // skipped) at at, and schedules the step after it from then, or completes the
@@ -146,7 +156,7 @@ func (e *Engine) Pass(c *Customer, campaignID string, at time.Time, sent bool, r
 	if !sent {
 		kind = KindSkipped
 	}
-	ch.add(Change{Kind: kind, At: at, Campaign: camp.ID, Enrollment: enr.Number, Step: camp.ID + "/" + enr.Next, Reason: reason})
+	ch.add(Change{Kind: kind, At: at, Campaign: camp.ID, Enrollment: enr.Number, Step: camp.ID + "/" + enr.Next, Reason: reason, Variant: enr.AB[enr.Next]})
 	enr.Passed = append(enr.Passed, enr.Next)
 	// The next step's delay counts from when this one was due, not from
 	// when a worker got to it: processing latency must not shift a sequence

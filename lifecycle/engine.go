@@ -138,6 +138,7 @@ func (e *Engine) Apply(c *Customer, ev Event) ([]Change, error) {
 		}
 		if g := camp.Goal; g != nil && g.Event == ev.Name && e.holds(g.Where, env, camp.ID, camp.Path, "goal.where", at, &ch) {
 			e.end(enr, Converted, at, "goal "+ev.Name, KindGoal, &ch)
+			ch.list[len(ch.list)-1].Group = enr.Group
 			continue
 		}
 		if slices.Contains(camp.Exit.Events, ev.Name) {
@@ -273,11 +274,14 @@ func (e *Engine) enroll(c *Customer, camp *campaign.Campaign, at time.Time, ch *
 		return nil
 	}
 	enr := &Enrollment{Campaign: camp.ID, Number: n, Started: at, Status: Active, Last: at}
+	if InHoldout(c.ID, camp) {
+		enr.Group = GroupControl
+	}
 	if c.Enrollments == nil {
 		c.Enrollments = map[string]*Enrollment{}
 	}
 	c.Enrollments[camp.ID] = enr
-	ch.add(Change{Kind: KindEnrolled, At: at, Campaign: camp.ID, Enrollment: n})
+	ch.add(Change{Kind: KindEnrolled, At: at, Campaign: camp.ID, Enrollment: n, Group: enr.Group})
 	e.schedule(c, camp, enr, at, ch)
 	return enr
 }
