@@ -133,12 +133,23 @@ func (e *Engine) Apply(c *Customer, ev Event) ([]Change, error) {
 	for _, id := range slices.Sorted(maps.Keys(c.Enrollments)) {
 		enr := c.Enrollments[id]
 		camp := e.set.Campaign(id)
-		if enr.Status != Active || camp == nil {
+		if camp == nil {
+			continue
+		}
+		// A goal counts while the customer is in the campaign, and for
+		// goal.within after it completed its last step (a broadcast's
+		// customers are done the moment it is sent).
+		open := enr.Status == Active
+		within := enr.Status == Completed && camp.Goal != nil && camp.Goal.Within > 0 && !at.After(enr.Ended.Add(camp.Goal.Within))
+		if !open && !within {
 			continue
 		}
 		if g := camp.Goal; g != nil && g.Event == ev.Name && e.holds(g.Where, env, camp.ID, camp.Path, "goal.where", at, &ch) {
 			e.end(enr, Converted, at, "goal "+ev.Name, KindGoal, &ch)
 			ch.list[len(ch.list)-1].Group = enr.Group
+			continue
+		}
+		if !open {
 			continue
 		}
 		if slices.Contains(camp.Exit.Events, ev.Name) {

@@ -65,8 +65,12 @@ func nextDay(t time.Time, loc *time.Location) time.Time {
 }
 
 // sendTime is when step st of camp is due after base: the delay, then the step's
-// local time of day, then the campaign's send window, all in loc.
+// local time of day, then the campaign's send window, all in loc. A
+// broadcast's step is due at its send_at (BroadcastAt), whatever base.
 func sendTime(camp *campaign.Campaign, st *campaign.Step, base time.Time, loc *time.Location) time.Time {
+	if camp.IsBroadcast() {
+		return BroadcastAt(camp, loc)
+	}
 	t := addDelay(base, st.Delay, loc)
 	if st.At != nil {
 		at := atLocal(t, *st.At, loc)

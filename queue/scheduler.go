@@ -89,6 +89,7 @@ type Scheduler struct {
 	store   *store.Store
 	applier *ingest.Applier
 	client  *Client
+	bc      *broadcaster
 	stop    context.CancelFunc // set by Run
 	done    chan struct{}      // closed when Run's loop returns
 
@@ -124,6 +125,7 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	applier := &ingest.Applier{Store: cfg.Store, Engine: cfg.Engine, Now: cfg.Now,
 		ConditionErrors: NewConditionErrors(rdb, prefix, cfg.Log, cfg.Now).Report}
 	return &Scheduler{cfg: cfg, rdb: rdb, lockKey: prefix + "lock:sweep", store: cfg.Store, applier: applier, client: NewClient(rdb),
+		bc:         newBroadcaster(cfg.Store, cfg.Engine, cfg.Log),
 		pendingKey: asynqPendingKey(QueueSends)}, nil
 }
 
@@ -143,14 +145,20 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the ticks and waits for the one in progress.
+// Close stops the ticks and waits for the one in progress, and for the
+// broadcast evaluations it started (stopped: another scheduler, or this one
+// after a restart, starts them over).
 func (s *Scheduler) Close() error {
 	if s.stop != nil {
 		s.stop()
 		<-s.done
 	}
+	s.bc.wait()
 	return nil
 }
+
+// WaitBroadcasts waits for the broadcast evaluations that ticks started.
+func (s *Scheduler) WaitBroadcasts() { s.bc.wait() }
 
 // loop ticks until ctx ends, topping the queue up between ticks while more
 // customers are due than it holds. A failing tick is logged and retried next
@@ -213,6 +221,11 @@ func (s *Scheduler) Tick(ctx context.Context) (swept, enqueued int, err error) {
 		}
 	}
 	var errs []error
+	// Broadcasts that are due have their audience evaluated once, in the
+	// background; the customers it enrols are due like any other.
+	if err := s.bc.check(ctx, now); err != nil {
+		errs = append(errs, fmt.Errorf("broadcasts: %w", err))
+	}
 	// Customers of a worker that died are due again once their lease ran out.
 	if n, err := s.store.RequeueLost(ctx, s.cfg.Lease); err != nil {
 		errs = append(errs, err)
