@@ -344,9 +344,11 @@ type Step struct {
 	// Delay is the wait after the previous step (after enrolment for the first).
 	Delay time.Duration
 	// At, when set, moves the send to this local time of day on or after the due moment.
-	At     *Clock
-	OnlyIf *Expr
-	SkipIf *Expr
+	At *Clock
+	// TimingPos is where delay: (else at:) is set; zero when neither is.
+	TimingPos Pos
+	OnlyIf    *Expr
+	SkipIf    *Expr
 	// Links are the step's own links (links: in its front matter), name ->
 	// URL, used as .Links.name beside lifecycle.yaml's; its locale variants
 	// share them.

@@ -46,6 +46,9 @@ type Analyzer struct {
 	// (runs apply no events, so event triggers cannot fire).
 	enterable map[string]bool
 	ahead     map[string][]string
+	// broadcasts is set when the edit changes a broadcast: its audience is
+	// decided over every customer, so every customer is run.
+	broadcasts bool
 }
 
 // NewAnalyzer returns the analyzer of an edit from old to new, running customers
@@ -71,6 +74,13 @@ func NewAnalyzer(old, new *campaign.Set, now time.Time, horizon time.Duration) *
 		}
 		for _, cd := range a.diff.Changed {
 			a.changed[cd.ID] = true
+		}
+		for id := range a.changed {
+			for _, s := range []*campaign.Set{old, new} {
+				if c := s.Campaign(id); c != nil && c.IsBroadcast() {
+					a.broadcasts = true
+				}
+			}
 		}
 		a.enterable = map[string]bool{}
 		for id := range a.changed {
@@ -302,6 +312,9 @@ func (t *Tally) Add(c *lifecycle.Customer) {
 // customers, and an ended enrollment changes only by a new one). Customers it
 // cannot touch need no run.
 func (t *Tally) touched(c *lifecycle.Customer) bool {
+	if t.a.broadcasts {
+		return true
+	}
 	for id, enr := range c.Enrollments {
 		if enr.Status == lifecycle.Active && t.a.changed[id] {
 			return true
@@ -318,7 +331,19 @@ func (t *Tally) touched(c *lifecycle.Customer) bool {
 // run simulates a copy of c under e and sums it up per enrollment.
 func (a *Analyzer) run(e *lifecycle.Engine, c *lifecycle.Customer) (map[key]*enrollment, error) {
 	cp := c.Clone()
+	// A broadcast first due within the horizon has its audience decided
+	// then, as the scheduler does, on the customer as stored now (a
+	// suppressed address is not known here: it counts as enrolled). One due
+	// before now was decided already: its customers are enrolled or not.
+	var enrolled []lifecycle.Change
+	for _, camp := range e.Broadcasts() {
+		if at := camp.Broadcast.SendAt.Earliest(); !at.Before(a.now) && !at.After(a.until) {
+			_, chs := e.EnrollBroadcast(cp, camp, at)
+			enrolled = append(enrolled, chs...)
+		}
+	}
 	chs, err := e.Simulate(cp, nil, a.until)
+	chs = append(enrolled, chs...)
 	if err != nil {
 		return nil, err
 	}
