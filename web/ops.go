@@ -44,6 +44,7 @@ func (s *Server) opsRoutes() {
 		reg.MustRegister(&healthCollector{st: s.d.Store, rdb: s.rdb, prefix: s.prefix, now: s.cfg.Now})
 		if s.d.Store != nil {
 			reg.MustRegister(&deliverabilityCollector{st: s.d.Store, set: s.set})
+			reg.MustRegister(&broadcastCollector{st: s.d.Store, set: s.set})
 		}
 	}
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -224,6 +225,81 @@ func (c *deliverabilityCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBounced, prometheus.CounterValue, float64(t.Bounced), camp.ID)
 		ch <- prometheus.MustNewConstMetric(descComplained, prometheus.CounterValue, float64(t.Complained), camp.ID)
 		ch <- prometheus.MustNewConstMetric(descCampaignSent, prometheus.CounterValue, float64(t.Sent), camp.ID)
+	}
+}
+
+// Broadcast metrics: each broadcast's audience evaluation, from the state the
+// evaluating scheduler keeps in Redis (store.BroadcastState).
+var (
+	descBroadcastState = prometheus.NewDesc("retain_broadcast_state",
+		"1 for the broadcast's evaluation state: pending (not due yet, or no scheduler got to it), running, done or skipped.",
+		[]string{"campaign", "state"}, nil)
+	descBroadcastScanned = prometheus.NewDesc("retain_broadcast_audience_scanned",
+		"Customers the broadcast's audience evaluation has decided so far; compare with retain_broadcast_audience_total for progress.",
+		[]string{"campaign"}, nil)
+	descBroadcastTotal = prometheus.NewDesc("retain_broadcast_audience_total",
+		"Stored customers (estimated) when the broadcast's audience evaluation started.",
+		[]string{"campaign"}, nil)
+	descBroadcastDecided = prometheus.NewDesc("retain_broadcast_audience_customers",
+		"Customers of the broadcast's audience evaluation by decision: sent, control group, not in the audience, unsubscribed, suppressed, ….",
+		[]string{"campaign", "decision"}, nil)
+)
+
+// broadcastCollector reports each loaded broadcast's evaluation at each
+// scrape.
+type broadcastCollector struct {
+	st  *store.Store
+	set func() *campaign.Set
+}
+
+func (c *broadcastCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBroadcastState, descBroadcastScanned, descBroadcastTotal, descBroadcastDecided} {
+		ch <- d
+	}
+}
+
+func (c *broadcastCollector) Collect(ch chan<- prometheus.Metric) {
+	set := c.set()
+	if set == nil {
+		return
+	}
+	var ids []string
+	for _, camp := range set.Campaigns {
+		if camp.IsBroadcast() {
+			ids = append(ids, camp.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	states, err := c.st.BroadcastStates(ctx, ids)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descBroadcastState, err)
+		return
+	}
+	for _, id := range ids {
+		st := states[id]
+		state := "pending"
+		if st != nil {
+			state = st.State
+		}
+		for _, s := range []string{"pending", store.BroadcastRunning, store.BroadcastDone, store.BroadcastSkipped} {
+			v := 0.0
+			if s == state {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descBroadcastState, prometheus.GaugeValue, v, id, s)
+		}
+		if st == nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descBroadcastScanned, prometheus.GaugeValue, float64(st.Scanned), id)
+		ch <- prometheus.MustNewConstMetric(descBroadcastTotal, prometheus.GaugeValue, float64(st.Total), id)
+		for decision, n := range st.Counts {
+			ch <- prometheus.MustNewConstMetric(descBroadcastDecided, prometheus.GaugeValue, float64(n), id, decision)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,4 +106,34 @@ func TestHealthzIs503WhileTheAPIRefusesForLintProblems(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "lint problems") {
 		t.Errorf("/healthz = %d %q, want 503 naming the lint problems", resp.StatusCode, body)
 	}
+}
+
+// TestMetricsShowEachBroadcastsEvaluation: /metrics has each loaded
+// broadcast's evaluation state, and while it runs or once done its progress
+// and its customers by decision; a broadcast no scheduler evaluated yet is
+// pending.
+func TestMetricsShowEachBroadcastsEvaluation(t *testing.T) {
+	b := setupUI(t, filepath.Join("..", "campaigns"))
+	ctx := t.Context()
+	resp, body := b.get(t, "/metrics", bearerAuth)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d\n%s", resp.StatusCode, body)
+	}
+	wantContains(t, "/metrics", body,
+		`retain_broadcast_state{campaign="planning-templates",state="pending"} 1`,
+		`retain_broadcast_state{campaign="planning-templates",state="running"} 0`)
+	if err := b.store.StartBroadcast(ctx, "planning-templates", "2027-01-12 09:00 local", b.now, 2000); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.CountBroadcast(ctx, "planning-templates", 1000, map[string]int64{"sent": 120, "control group": 13, "not in the audience": 867}); err != nil {
+		t.Fatal(err)
+	}
+	_, body = b.get(t, "/metrics", bearerAuth)
+	wantContains(t, "/metrics", body,
+		`retain_broadcast_state{campaign="planning-templates",state="running"} 1`,
+		`retain_broadcast_state{campaign="planning-templates",state="pending"} 0`,
+		`retain_broadcast_audience_scanned{campaign="planning-templates"} 1000`,
+		`retain_broadcast_audience_total{campaign="planning-templates"} 2000`,
+		`retain_broadcast_audience_customers{campaign="planning-templates",decision="sent"} 120`,
+		`retain_broadcast_audience_customers{campaign="planning-templates",decision="control group"} 13`)
 }

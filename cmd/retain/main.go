@@ -48,7 +48,7 @@ func (e *env) with(name, value string) *env {
 	}}
 }
 
-var commands = []*command{lintCmd, previewCmd, sendTestCmd, planCmd, impactCmd, eventCmd, importCmd, customerCmd, suppressCmd, workerCmd, schedulerCmd, webCmd, devCmd, reportCmd, migrateCmd, dkimCmd, inboundCmd, campaignCmd}
+var commands = []*command{lintCmd, previewCmd, sendTestCmd, planCmd, impactCmd, eventCmd, importCmd, customerCmd, suppressCmd, workerCmd, schedulerCmd, webCmd, devCmd, reportCmd, migrateCmd, dkimCmd, inboundCmd, campaignCmd, broadcastCmd}
 
 func main() {
 	os.Exit(run(os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}))
