@@ -59,7 +59,13 @@ type testBundle struct {
 // Monday 2 March 2026, 09:00 in Amsterdam.
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	set, err := campaign.Load("testdata/campaigns")
+	return setupWith(t, "testdata/campaigns")
+}
+
+// setupWith is setup with the campaigns of dir.
+func setupWith(t *testing.T, dir string) *testBundle {
+	t.Helper()
+	set, err := campaign.Load(dir)
 	if err != nil {
 		t.Fatalf("test campaigns: %v", err)
 	}
