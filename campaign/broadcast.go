@@ -150,7 +150,7 @@ func checkBroadcastSteps(c *Campaign, probs *Problems) {
 			continue
 		}
 		if st.TimingPos != (Pos{}) {
-			probs.Add(st.Content.Path, st.TimingPos, "delay and at do not apply to a broadcast's email: it goes out at the campaign's send_at (%s)", c.Broadcast.SendAt.Source)
+			probs.Add(st.Content.Path, st.TimingPos, "delay and at do not apply to a broadcast's email: it goes out at the campaign's send_at")
 		}
 	}
 }
