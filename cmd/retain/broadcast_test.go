@@ -85,6 +85,10 @@ func TestBroadcastPreviewCountsTheAudience(t *testing.T) {
 	if !strings.Contains(status, "planning-templates") || !strings.Contains(status, "due 2027-01-11 19:00 UTC") {
 		t.Errorf("status:\n%s", status)
 	}
+	list, _ := b.retain(exitOK, "campaign", "list")
+	if !strings.Contains(list, "broadcast at 2027-01-12 09:00 local: audience decided 2027-01-11 19:00 UTC") {
+		t.Errorf("campaign list:\n%s", list)
+	}
 	if _, errOut := b.retain(exitProblems, "broadcast", "preview", "onboarding"); !strings.Contains(errOut, "is a sequence, not a broadcast") {
 		t.Errorf("preview of a sequence: %s", errOut)
 	}

@@ -121,10 +121,32 @@ func listCampaigns(ctx context.Context, e *env, st *store.Store, set *campaign.S
 		fmt.Fprintf(e.stderr, "retain campaign: %v\n", err)
 		return exitProblems
 	}
+	var broadcasts []string
+	for _, camp := range set.Campaigns {
+		if camp.IsBroadcast() {
+			broadcasts = append(broadcasts, camp.ID)
+		}
+	}
+	states, err := st.BroadcastStates(ctx, broadcasts)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "retain campaign: %v\n", err)
+		return exitProblems
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CAMPAIGN\tSTEPS\tSTATUS")
 	for _, camp := range set.Campaigns {
 		status := "sending"
+		if camp.IsBroadcast() {
+			status = "broadcast at " + camp.Broadcast.SendAt.Source + ": "
+			switch s := states[camp.ID]; {
+			case s == nil:
+				status += "audience decided " + camp.Broadcast.SendAt.Earliest().UTC().Format("2006-01-02 15:04 UTC")
+			case s.State == store.BroadcastDone:
+				status += "sending (audience decided " + s.Started.UTC().Format("2006-01-02 15:04 UTC") + ")"
+			default:
+				status += s.State
+			}
+		}
 		if p, ok := paused[camp.ID]; ok {
 			status = "PAUSED since " + p.At.UTC().Format("2006-01-02 15:04 UTC") + ": " + p.Reason
 		}
