@@ -79,7 +79,8 @@ func (e *Engine) CatchUp(c *Customer, now time.Time) ([]Change, error) {
 // past): the events up to from are applied first, without sending anything in
 // between, and the steps they made due long before from are skipped as stale
 // (SkipStale); from then on it runs as Simulate does, except that what is due
-// before from goes out at from. Later events are applied at their times.
+// before from goes out at from. Later events are applied at their times, and
+// a broadcast first due from from on has its audience decided at that moment.
 // `retain plan` prints what it returns, so that the plan agrees with what is
 // sent.
 func (e *Engine) SimulateFrom(c *Customer, events []Event, from, until time.Time) ([]Change, error) {
@@ -104,6 +105,6 @@ func (e *Engine) SimulateFrom(c *Customer, events []Event, from, until time.Time
 	if err != nil {
 		return out, err
 	}
-	more, err := e.simulate(c, events, from, until)
+	more, err := e.simulate(c, events, from, until, true)
 	return append(out, more...), err
 }

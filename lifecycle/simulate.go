@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/retainmail/retain/campaign"
 )
 
 // maxSteps bounds a simulation, in case rules and campaigns keep producing work at
@@ -21,16 +23,30 @@ const maxSteps = 100_000
 func (e *Engine) Simulate(c *Customer, events []Event, until time.Time) ([]Change, error) {
 	events = slices.Clone(events)
 	slices.SortStableFunc(events, func(a, b Event) int { return a.At.Compare(b.At) })
-	return e.simulate(c, events, time.Time{}, until)
+	return e.simulate(c, events, time.Time{}, until, false)
 }
 
 // simulate runs c until until on events sorted by time; sends due before
-// notBefore happen at notBefore (time rules keep their own moments).
-func (e *Engine) simulate(c *Customer, events []Event, notBefore, until time.Time) ([]Change, error) {
+// notBefore happen at notBefore (time rules keep their own moments). With
+// broadcasts, each broadcast first due from notBefore on has its audience
+// decided for c at that moment, as the scheduler does (a suppressed address
+// is not known here).
+func (e *Engine) simulate(c *Customer, events []Event, notBefore, until time.Time, broadcasts bool) ([]Change, error) {
 	var out []Change
 	add := func(chs []Change, err error) error {
 		out = append(out, chs...)
 		return err
+	}
+	var pending []*campaign.Campaign // broadcasts to decide, by their first due time
+	if broadcasts {
+		for _, camp := range e.Broadcasts() {
+			if at := camp.Broadcast.SendAt.Earliest(); !at.Before(notBefore) && !at.After(until) {
+				pending = append(pending, camp)
+			}
+		}
+		slices.SortStableFunc(pending, func(a, b *campaign.Campaign) int {
+			return a.Broadcast.SendAt.Earliest().Compare(b.Broadcast.SendAt.Earliest())
+		})
 	}
 	for range maxSteps {
 		var next time.Time
@@ -38,7 +54,11 @@ func (e *Engine) simulate(c *Customer, events []Event, notBefore, until time.Tim
 		if !due.IsZero() && due.Before(notBefore) {
 			due = notBefore
 		}
-		for _, t := range []time.Time{e.NextWake(c), due} {
+		var decide time.Time
+		if len(pending) > 0 {
+			decide = pending[0].Broadcast.SendAt.Earliest()
+		}
+		for _, t := range []time.Time{e.NextWake(c), due, decide} {
 			if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 				next = t
 			}
@@ -57,6 +77,11 @@ func (e *Engine) simulate(c *Customer, events []Event, notBefore, until time.Tim
 				return out, fmt.Errorf("event %s at %s: %w", events[0].Name, events[0].At.Format(time.RFC3339), err)
 			}
 			events = events[1:]
+		}
+		for len(pending) > 0 && !pending[0].Broadcast.SendAt.Earliest().After(next) {
+			_, chs := e.EnrollBroadcast(c, pending[0], next)
+			out = append(out, chs...)
+			pending = pending[1:]
 		}
 		if next.Before(notBefore) {
 			continue // nothing is sent before notBefore
