@@ -58,7 +58,8 @@ type StepDiff struct {
 	// Changes says briefly what changed, in a fixed order: "moved 3 → 7",
 	// "renumbered 3 → 4", "delay 1d → 2d", "at none → 09:30", "only_if",
 	// "skip_if added", "subject", "preheader", "layout plain → default",
-	// "body", "variant nl added", "variant de changed".
+	// "body", "variant nl added", "variant de changed", "A/B variant b added
+	// with split 50%", "A/B variant b split 50% → 30%", "A/B variant b changed".
 	Changes []string
 }
 
@@ -473,6 +474,46 @@ func stepChanges(o, n *Step) []string {
 			out = append(out, "variant "+loc+" removed")
 		case len(contentChanges(a, b)) > 0:
 			out = append(out, "variant "+loc+" changed")
+		}
+	}
+	return append(out, abChanges(o, n)...)
+}
+
+// abChanges lists what changed in a step's A/B variants: "A/B variant b
+// added with split 50%", "A/B variant b removed", "A/B variant b split 50% →
+// 30%", "A/B variant b changed" (its subject, preheader, layout or body, in
+// any locale, or a locale added or removed).
+func abChanges(o, n *Step) []string {
+	names := map[string]bool{}
+	for _, v := range o.AB {
+		names[v.Name] = true
+	}
+	for _, v := range n.AB {
+		names[v.Name] = true
+	}
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		a, b := o.ABVariant(name), n.ABVariant(name)
+		what := "A/B variant " + name
+		switch {
+		case a == nil:
+			out = append(out, fmt.Sprintf("%s added with split %d%%", what, b.Split))
+			continue
+		case b == nil:
+			out = append(out, what+" removed")
+			continue
+		}
+		if a.Split != b.Split {
+			out = append(out, fmt.Sprintf("%s split %d%% → %d%%", what, a.Split, b.Split))
+		}
+		changed := len(contentChanges(a.Content, b.Content)) > 0
+		for loc := range unionKeys(a.Locales, b.Locales) {
+			if x, y := a.Locales[loc], b.Locales[loc]; x == nil || y == nil || len(contentChanges(x, y)) > 0 {
+				changed = true
+			}
+		}
+		if changed {
+			out = append(out, what+" changed")
 		}
 	}
 	return out

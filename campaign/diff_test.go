@@ -218,6 +218,13 @@ var diffEdits = []struct {
 		want: []string{"onboarding: step welcome changed (variant nl added)"},
 	},
 	{
+		name: "A/B variant added",
+		edit: func(t *testing.T, f campaignFiles) {
+			f["onboarding/02-first-project.b.md"] = "---\nsubject: Ten minutes to your first project\nsplit: 50\n---\nCreate it now.\n"
+		},
+		want: []string{"onboarding: step first-project changed (A/B variant b added with split 50%)"},
+	},
+	{
 		name: "campaign added",
 		edit: func(t *testing.T, f campaignFiles) {
 			f["winback/campaign.md"] = "---\nname: Win back\ntrigger: {stage: at_risk}\n---\n"
@@ -404,5 +411,44 @@ func TestHashChangesWithEveryEdit(t *testing.T) {
 		if h := f.load(t, "campaigns").Hash(); h == base {
 			t.Errorf("%s: hash unchanged", name)
 		}
+	}
+}
+
+// TestCompareNamesABVariantEdits checks that a split changed, a variant's
+// file edited (in any locale) and a variant removed each show as a change of
+// the step, in Compare and in CompareManifests.
+func TestCompareNamesABVariantEdits(t *testing.T) {
+	f := baseFiles(t)
+	f["onboarding/01-welcome.nl.md"] = "---\nsubject: Welkom\n---\nFijn dat je er bent.\n"
+	f["onboarding/01-welcome.b.md"] = "---\nsubject: Welcome aboard\nsplit: 50\n---\nHi.\n"
+	f["onboarding/01-welcome.b.nl.md"] = "---\nsubject: Welkom aan boord\n---\nHoi.\n"
+	f["onboarding/01-welcome.c.md"] = "---\nsubject: Hello\nsplit: 20\n---\nHello.\n"
+	f["onboarding/01-welcome.c.nl.md"] = "---\nsubject: Hallo\n---\nHallo.\n"
+	old := f.load(t, "campaigns")
+	for _, tc := range []struct {
+		name string
+		edit func(f campaignFiles)
+		want []string
+	}{
+		{"split changed", func(f campaignFiles) { f.replace(t, "onboarding/01-welcome.b.md", "split: 50", "split: 30") },
+			[]string{"onboarding: step welcome changed (A/B variant b split 50% → 30%)"}},
+		{"locale of a variant edited", func(f campaignFiles) { f.replace(t, "onboarding/01-welcome.c.nl.md", "Hallo.", "Hallo daar.") },
+			[]string{"onboarding: step welcome changed (A/B variant c changed)"}},
+		{"variant removed", func(f campaignFiles) {
+			delete(f, "onboarding/01-welcome.c.md")
+			delete(f, "onboarding/01-welcome.c.nl.md")
+		}, []string{"onboarding: step welcome changed (A/B variant c removed)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nf := campaignFiles(maps.Clone(f))
+			tc.edit(nf)
+			set := nf.load(t, "campaigns")
+			if diff := cmp.Diff(tc.want, Compare(old, set).Lines()); diff != "" {
+				t.Errorf("lines (-want +got):\n%s", diff)
+			}
+			if got := CompareManifests(roundTrip(t, old.Manifest()), roundTrip(t, set.Manifest())).Summary(); got != "onboarding: 1 step edited" {
+				t.Errorf("manifest summary = %q, want the step edited", got)
+			}
+		})
 	}
 }

@@ -53,6 +53,7 @@ func TestReferenceNamesEveryKey(t *testing.T) {
 		{"campaign.md (nested)", campaignNestedDocKeys},
 		{"step", stepKeys},
 		{"locale variant", variantKeys},
+		{"A/B variant", abKeys},
 		{LifecycleFile, lifecycleDocKeys},
 	}
 	for _, g := range groups {

@@ -24,14 +24,18 @@ const DefaultLayout = "default"
 
 var (
 	campaignIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-	// stepFileRE matches 01-welcome.md and 01-welcome.nl.md / 01-welcome.pt-BR.md.
-	stepFileRE = regexp.MustCompile(`^(\d+)-([a-z0-9][a-z0-9_-]*?)(?:\.([a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?))?\.md$`)
+	// stepFileRE matches 01-welcome.md, 01-welcome.nl.md / 01-welcome.pt-BR.md
+	// (locale variants: 2–3 letters), 01-welcome.b.md (an A/B variant: one
+	// letter) and 01-welcome.b.nl.md (a locale variant of an A/B variant).
+	stepFileRE = regexp.MustCompile(`^(\d+)-([a-z0-9][a-z0-9_-]*?)(?:\.([a-z]))?(?:\.([a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?))?\.md$`)
 )
 
 var (
-	campaignKeys = []string{"name", "trigger", "audience", "exit", "goal", "reentry", "send_window", "topic", "from", "reply_to", "event_data"}
+	campaignKeys = []string{"name", "trigger", "audience", "exit", "goal", "reentry", "send_window", "topic", "from", "reply_to", "event_data", "kind", "send_at", "holdout"}
 	stepKeys     = []string{"id", "subject", "preheader", "delay", "at", "only_if", "skip_if", "layout", "links"}
 	variantKeys  = []string{"subject", "preheader", "layout"}
+	// abKeys are the keys of an A/B variant's file (NN-name.b.md).
+	abKeys = []string{"subject", "preheader", "layout", "split"}
 )
 
 // Load reads the campaigns directory dir: lifecycle.yaml and every campaign folder.
@@ -75,6 +79,7 @@ func LoadFS(fsys fs.FS, name string) (*Set, error) {
 			return nil, err
 		}
 		if c != nil {
+			checkBroadcastSteps(c, &probs)
 			set.Campaigns = append(set.Campaigns, c)
 		}
 	}
@@ -142,6 +147,7 @@ func loadCampaign(fsys fs.FS, root, id string, l *Lifecycle, env envs, probs *Pr
 		return nil, fmt.Errorf("load campaign %s: %w", id, err)
 	}
 	variants := map[string][]*Content{} // by base file name
+	var abFiles []abFile
 	byName := map[string]*Step{}
 	for _, e := range entries {
 		name := e.Name()
@@ -151,14 +157,25 @@ func loadCampaign(fsys fs.FS, root, id string, l *Lifecycle, env envs, probs *Pr
 		path := filepath.Join(dir, name)
 		m := stepFileRE.FindStringSubmatch(name)
 		if m == nil {
-			probs.Add(path, Pos{1, 1}, "step file name %q must be NN-name.md, as in 01-welcome.md (or 01-welcome.nl.md for a locale variant)", name)
+			probs.Add(path, Pos{1, 1}, "step file name %q must be NN-name.md, as in 01-welcome.md (or 01-welcome.nl.md for a locale variant, 01-welcome.b.md for an A/B variant)", name)
 			continue
 		}
 		order, _ := strconv.Atoi(m[1])
-		slug, locale := m[2], m[3]
+		slug, ab, locale := m[2], m[3], m[4]
+		if ab == VariantA {
+			probs.Add(path, Pos{1, 1}, "variant a is the step's own file, %s-%s.md: name A/B variants b, c, …", m[1], slug)
+			continue
+		}
 		src, err := readText(fsys, id+"/"+name, path, probs)
 		if err != nil {
 			return nil, fmt.Errorf("load step %s: %w", path, err)
+		}
+		if ab != "" {
+			f := abFile{base: m[1] + "-" + slug + ".md", name: ab, locale: locale, v: &ABVariant{Name: ab}}
+			if f.ct = loadVariantContent(path, src, locale, f.v, probs); f.ct != nil {
+				abFiles = append(abFiles, f)
+			}
+			continue
 		}
 		if locale != "" {
 			if ct := loadContent(path, src, locale, l, env, nil, probs); ct != nil {
@@ -197,6 +214,7 @@ func loadCampaign(fsys fs.FS, root, id string, l *Lifecycle, env envs, probs *Pr
 			st.Variants[ct.Locale] = ct
 		}
 	}
+	attachAB(abFiles, byName, probs)
 	slices.SortStableFunc(c.Steps, func(a, b *Step) int { return a.Order - b.Order })
 	if len(c.Steps) == 0 {
 		probs.Add(c.Path, Pos{1, 1}, "campaign %q has no steps: add an email as %s/01-name.md", id, dir)
@@ -207,6 +225,9 @@ func loadCampaign(fsys fs.FS, root, id string, l *Lifecycle, env envs, probs *Pr
 // campaign decodes campaign.md front matter into c.
 func (d *doc) campaign(root *yaml.Node, c *Campaign, l *Lifecycle, env envs) {
 	f := d.fields(root, "campaign.md", campaignKeys...)
+	if v := f["kind"]; v != nil {
+		d.kind(v, c)
+	}
 	if v := f["name"]; v != nil {
 		c.Name, _ = d.str(v, "name")
 	} else {
@@ -232,8 +253,8 @@ func (d *doc) campaign(root *yaml.Node, c *Campaign, l *Lifecycle, env envs) {
 			}
 			c.Trigger.Where = d.expr(w, "trigger.where", env[scopeEvent])
 		}
-	} else {
-		d.errorf(root, "trigger is missing: say when customers enrol, as in trigger: {stage: onboarding}")
+	} else if !c.IsBroadcast() {
+		d.errorf(root, "trigger is missing: say when customers enrol, as in trigger: {stage: onboarding} (or make it a one-off send with kind: broadcast)")
 	}
 	if v := f["audience"]; v != nil {
 		c.Audience = d.expr(v, "audience", env[scopeCustomer])
@@ -271,7 +292,7 @@ func (d *doc) campaign(root *yaml.Node, c *Campaign, l *Lifecycle, env envs) {
 	}
 	if v := f["goal"]; v != nil {
 		g := &Goal{}
-		gf := d.fields(v, "goal", "event", "where")
+		gf := d.fields(v, "goal", "event", "where", "within")
 		if e := gf["event"]; e != nil {
 			g.Event, _ = d.str(e, "goal.event")
 		} else if v.Kind == yaml.MappingNode {
@@ -279,6 +300,9 @@ func (d *doc) campaign(root *yaml.Node, c *Campaign, l *Lifecycle, env envs) {
 		}
 		if w := gf["where"]; w != nil {
 			g.Where = d.expr(w, "goal.where", env[scopeEvent])
+		}
+		if w := gf["within"]; w != nil {
+			g.Within = d.duration(w, "goal.within")
 		}
 		c.Goal = g
 	}
@@ -317,6 +341,14 @@ func (d *doc) campaign(root *yaml.Node, c *Campaign, l *Lifecycle, env envs) {
 			d.errorf(v, "topic %q must be lower case letters, digits, - and _", c.Topic)
 		}
 	}
+	if v := f["holdout"]; v != nil {
+		c.Holdout = d.holdout(v)
+	}
+	if c.IsBroadcast() {
+		d.broadcast(root, f, c)
+	} else if v := f["send_at"]; v != nil {
+		d.errorf(keyNode(root, "send_at"), "send_at applies to broadcasts: add kind: broadcast to send this campaign once, or give a sequence a trigger")
+	}
 }
 
 func tfHasEvent(c *Campaign) bool { return c.Trigger.Event != "" }
@@ -345,6 +377,18 @@ func (d *doc) reentry(n *yaml.Node, r *Reentry) {
 // loadContent parses one step file. For a base step, st receives the timing and
 // conditions; for a locale variant st is nil and only content keys are allowed.
 func loadContent(path, src, locale string, l *Lifecycle, env envs, st *Step, probs *Problems) *Content {
+	return loadStepFile(path, src, locale, l, env, st, nil, probs)
+}
+
+// loadVariantContent parses the file of A/B variant v (NN-name.b.md, or one of
+// its locale variants NN-name.b.nl.md): content keys only, and the variant's
+// split in its default-locale file.
+func loadVariantContent(path, src, locale string, v *ABVariant, probs *Problems) *Content {
+	return loadStepFile(path, src, locale, nil, envs{}, nil, v, probs)
+}
+
+// loadStepFile is loadContent, and loadVariantContent when ab is set.
+func loadStepFile(path, src, locale string, l *Lifecycle, env envs, st *Step, ab *ABVariant, probs *Problems) *Content {
 	fm, body, bodyLine, err := splitFrontMatter(src)
 	if err != nil {
 		probs.Add(path, Pos{1, 1}, "%v", err)
@@ -359,14 +403,31 @@ func loadContent(path, src, locale string, l *Lifecycle, env envs, st *Step, pro
 	}
 	var f map[string]*yaml.Node
 	if st == nil {
-		f = d.fields(root, "a locale variant", stepKeys...)
-		for _, k := range stepKeys {
-			if f[k] != nil && !slices.Contains(variantKeys, k) {
-				d.errorf(keyNode(root, k), "%s belongs in the base step: a locale variant sets only %s", k, strings.Join(variantKeys, ", "))
+		what, allowed := "a locale variant", variantKeys
+		switch {
+		case ab != nil && locale == "":
+			what, allowed = "an A/B variant", abKeys
+		case ab != nil:
+			what = "a locale variant of an A/B variant"
+		}
+		all := append(slices.Clip(stepKeys), "split")
+		f = d.fields(root, what, all...)
+		for _, k := range all {
+			switch {
+			case f[k] == nil || slices.Contains(allowed, k):
+			case k == "split" && ab != nil:
+				d.errorf(keyNode(root, k), "split belongs in %s: the locale variants of an A/B variant share its split", abFileName(path, ab.Name))
+			case k == "split":
+				d.errorf(keyNode(root, k), "split belongs in an A/B variant's file (%s): a locale variant sets only %s", abFileName(path, "b"), strings.Join(variantKeys, ", "))
+			default:
+				d.errorf(keyNode(root, k), "%s belongs in the base step: %s sets only %s", k, what, strings.Join(allowed, ", "))
 			}
 		}
 	} else {
-		f = d.fields(root, "a step", stepKeys...)
+		f = d.fields(root, "a step", append(slices.Clip(stepKeys), "split")...)
+		if v := f["split"]; v != nil {
+			d.errorf(keyNode(root, "split"), "split belongs in an A/B variant's file (%s): the step's own file (variant a) goes to the customers no variant takes", abFileName(path, "b"))
+		}
 	}
 	if v := f["subject"]; v != nil {
 		ct.Subject, ct.SubjectPos = v.Value, d.valuePos(v)
@@ -385,6 +446,9 @@ func loadContent(path, src, locale string, l *Lifecycle, env envs, st *Step, pro
 			ct.Layout, ct.LayoutPos = s, d.pos(v)
 		}
 	}
+	if ab != nil && locale == "" {
+		d.split(root, f["split"], ab)
+	}
 	if st == nil {
 		return ct
 	}
@@ -399,9 +463,13 @@ func loadContent(path, src, locale string, l *Lifecycle, env envs, st *Step, pro
 	}
 	if v := f["delay"]; v != nil {
 		st.Delay = d.duration(v, "delay")
+		st.TimingPos = d.pos(keyNode(root, "delay"))
 	}
 	if v := f["at"]; v != nil {
 		st.At = d.clock(v, "at")
+		if st.TimingPos == (Pos{}) {
+			st.TimingPos = d.pos(keyNode(root, "at"))
+		}
 	}
 	if v := f["only_if"]; v != nil {
 		st.OnlyIf = d.expr(v, "only_if", env[scopeCustomer])

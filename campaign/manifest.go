@@ -211,7 +211,8 @@ func settingsSum(c *Campaign) string {
 	return d.sum()
 }
 
-// stepSum digests a step's timing, conditions, content and variants: not its
+// stepSum digests a step's timing, conditions, content, locale variants and
+// A/B variants (their splits too): not its
 // identity or order, which the manifest keeps apart.
 func stepSum(st *Step) string {
 	d := newDigest()
@@ -222,6 +223,15 @@ func stepSum(st *Step) string {
 	putContent(d, "content", st.Content)
 	for _, loc := range slices.Sorted(maps.Keys(st.Variants)) {
 		putContent(d, "variant "+loc, st.Variants[loc])
+	}
+	// Only steps with A/B variants write them, so that the digests of every
+	// other step stay those of manifests stored before A/B variants.
+	for _, v := range st.AB {
+		d.put("ab", v.Name, v.Split)
+		putContent(d, "ab "+v.Name, v.Content)
+		for _, loc := range slices.Sorted(maps.Keys(v.Locales)) {
+			putContent(d, "ab "+v.Name+" "+loc, v.Locales[loc])
+		}
 	}
 	return d.sum()
 }

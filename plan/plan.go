@@ -23,11 +23,14 @@ type Entry struct {
 	Campaign   string `json:"campaign,omitempty"`
 	Enrollment int    `json:"enrollment,omitempty"`
 	Step       string `json:"step,omitempty"`
-	File       string `json:"file,omitempty"`
-	Subject    string `json:"subject,omitempty"`
-	From       string `json:"from,omitempty"`
-	To         string `json:"to,omitempty"`
-	Reason     string `json:"reason,omitempty"`
+	// Variant is the A/B variant of an email of a step that has variants:
+	// "a" (the step's own file), "b", …; File is that variant's file.
+	Variant string `json:"variant,omitempty"`
+	File    string `json:"file,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // Timeline is a customer's plan from From until Until.
@@ -59,7 +62,7 @@ func Build(eng *lifecycle.Engine, r *render.Renderer, c *lifecycle.Customer, eve
 			continue // history
 		}
 		e := Entry{Kind: string(ch.Kind), At: ch.At.UTC().Format(time.RFC3339), Local: ch.At.In(loc).Format(time.RFC3339),
-			Campaign: ch.Campaign, Enrollment: ch.Enrollment, Step: ch.Step, From: ch.From, To: ch.To, Reason: ch.Reason}
+			Campaign: ch.Campaign, Enrollment: ch.Enrollment, Step: ch.Step, Variant: ch.Variant, From: ch.From, To: ch.To, Reason: ch.Reason}
 		switch ch.Kind {
 		case lifecycle.KindSent:
 			e.Kind = "email"
@@ -67,10 +70,10 @@ func Build(eng *lifecycle.Engine, r *render.Renderer, c *lifecycle.Customer, eve
 			e.Kind = "skip"
 		}
 		if st := set.Step(ch.Step); st != nil {
-			e.File = st.ContentFor(data.Customer.Locale).Path
+			e.File = st.ContentForVariant(ch.Variant, data.Customer.Locale).Path
 			if e.Kind == "email" && r != nil {
 				data.Event = triggerOf(c, st.Campaign, ch.Enrollment, changes, events)
-				if email, err := r.Render(st.ID, data); err == nil {
+				if email, err := r.RenderVariant(st.ID, ch.Variant, data, nil); err == nil {
 					e.Subject = email.Subject
 				}
 			}

@@ -741,14 +741,17 @@ func (w *Worker) message(c *lifecycle.Customer, st *campaign.Step, n int) (*mail
 // customer c, in round n of the step's campaign (lifecycle.Enrollment.Number),
 // rendered by r with the data eng decides (render.NewData): the links of
 // cfg.Links, the From address of cfg.From, click tracking when cfg.Click is set
-// (render.Renderer.RenderTracked) and the headers. Outside a worker it makes the
-// exact message the worker would (retain's bench sends it). cfg.Now dates it;
-// nil is time.Now.
+// (render.Renderer.RenderTracked) and the headers. A step with A/B variants
+// is rendered in the variant recorded on c's enrollment — the one
+// lifecycle.Engine.Decide gave (Decision.Variant) —, so a retry sends the
+// variant the first attempt did; the Message-ID stays the step's. Outside a
+// worker it makes the exact message the worker would (retain's bench sends
+// it). cfg.Now dates it; nil is time.Now.
 func Message(cfg *WorkerConfig, eng *lifecycle.Engine, r *render.Renderer, c *lifecycle.Customer, st *campaign.Step, n int) (*mailer.Message, error) {
 	links := cfg.Links(c, st.Campaign.ID)
 	data := render.NewData(eng, c, links, cfg.From.Address)
 	data.Event = render.EventOf(c, st.Campaign)
-	email, err := r.RenderTracked(st.ID, data, cfg.Click)
+	email, err := r.RenderVariant(st.ID, variantOf(c, st), data, cfg.Click)
 	if err != nil {
 		return nil, err
 	}
@@ -771,6 +774,15 @@ func Message(cfg *WorkerConfig, eng *lifecycle.Engine, r *render.Renderer, c *li
 		ReplyTo:           replyTo,
 		Headers:           StepHeaders(st, domainOf(from.Address)),
 	}, nil
+}
+
+// variantOf is the A/B variant of st that c gets: the one Engine.Decide
+// recorded on c's enrollment; "" when the step has none.
+func variantOf(c *lifecycle.Customer, st *campaign.Step) string {
+	if enr := c.Enrollments[st.Campaign.ID]; enr != nil {
+		return enr.AB[st.Slug]
+	}
+	return ""
 }
 
 // messageID is the Message-ID of step for customer c in round n: signed by

@@ -63,7 +63,9 @@
 // check that on every example campaign and under fuzzing.
 //
 // Render picks the locale variant with campaign.Step.ContentFor(d.Customer.Locale) and
-// fills d.Campaign and d.Step itself. Declared attributes the customer lacks render as
+// fills d.Campaign and d.Step itself; RenderVariant renders an A/B variant of the step
+// (lifecycle.Decision.Variant), in the customer's locale as ContentForVariant picks it.
+// A/B variant files are compiled and checked exactly as locale variants are. Declared attributes the customer lacks render as
 // the zero value of their type, so {{ .Customer.Attributes.plan | default "free" }}
 // works; a missing key anywhere else (an unset link) is an error, not "<no value>".
 //

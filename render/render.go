@@ -125,7 +125,7 @@ type textLayoutData struct {
 	Preheader string
 }
 
-// Compile compiles every step of set, its locale variants and the layouts they use
+// Compile compiles every step of set, its locale and A/B variants and the layouts they use
 // from templatesDir, once. It returns campaign.Problems listing every problem found,
 // each at its file:line:col, sorted; the Renderer is nil then.
 func Compile(set *campaign.Set, templatesDir string) (*Renderer, error) {
@@ -153,6 +153,14 @@ func Compile(set *campaign.Set, templatesDir string) (*Renderer, error) {
 			contents := []*campaign.Content{st.Content}
 			for _, loc := range slices.Sorted(mapKeys(st.Variants)) {
 				contents = append(contents, st.Variants[loc])
+			}
+			// A/B variants are checked and compiled as locale variants
+			// are: the same fields, partials and step links.
+			for _, v := range st.AB {
+				contents = append(contents, v.Content)
+				for _, loc := range slices.Sorted(mapKeys(v.Locales)) {
+					contents = append(contents, v.Locales[loc])
+				}
 			}
 			for _, ct := range contents {
 				if ct == nil {
@@ -384,11 +392,20 @@ func (r *Renderer) Render(stepID string, d *Data) (*Email, error) {
 // are never rewritten, and each distinct URL is passed to click once. A nil click
 // tracks nothing.
 func (r *Renderer) RenderTracked(stepID string, d *Data, click func(customer, campaign, step, url string) (string, error)) (*Email, error) {
+	return r.RenderVariant(stepID, "", d, click)
+}
+
+// RenderVariant is RenderTracked for A/B variant variant of the step (as
+// lifecycle.Decision.Variant names it; "" or campaign.VariantA is the step's
+// own content), in the locale variant Step.ContentForVariant picks for
+// d.Customer.Locale. A variant the step does not have renders the step's own
+// content. Clicks are tracked per step, whatever the variant.
+func (r *Renderer) RenderVariant(stepID, variant string, d *Data, click func(customer, campaign, step, url string) (string, error)) (*Email, error) {
 	st, ok := r.steps[stepID]
 	if !ok {
 		return nil, fmt.Errorf("render %s: %w", stepID, ErrUnknownStep)
 	}
-	cc, ok := r.byCont[st.ContentFor(d.Customer.Locale)]
+	cc, ok := r.byCont[st.ContentForVariant(variant, d.Customer.Locale)]
 	if !ok {
 		return nil, fmt.Errorf("render %s: %w", stepID, ErrUnknownStep)
 	}
@@ -404,7 +421,7 @@ func (r *Renderer) RenderTracked(stepID string, d *Data, click func(customer, ca
 }
 
 // RenderContent renders one compiled step file, whatever the customer's locale: the
-// preview of a locale variant.
+// preview of a locale or A/B variant.
 func (r *Renderer) RenderContent(ct *campaign.Content, d *Data) (*Email, error) {
 	cc, ok := r.byCont[ct]
 	if !ok {
@@ -418,7 +435,7 @@ func (r *Renderer) RenderContent(ct *campaign.Content, d *Data) (*Email, error) 
 }
 
 // RenderFile is RenderContent for the step file at path, as the campaign loader named
-// it ("campaigns/onboarding/01-welcome.nl.md").
+// it ("campaigns/onboarding/01-welcome.nl.md", "campaigns/onboarding/02-first-project.b.md").
 func (r *Renderer) RenderFile(path string, d *Data) (*Email, error) {
 	cc, ok := r.byPath[filepath.Clean(path)]
 	if !ok {

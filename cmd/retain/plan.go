@@ -43,9 +43,11 @@ customer's timezone when it has no offset. The default is now.
    "timeline": [{"kind": "email|skip|stage|enrolled|exited|goal_reached|completed",
      "at": "<UTC, RFC 3339>", "local": "<customer time, RFC 3339>",
      "campaign": "onboarding", "enrollment": 1, "step": "onboarding/first-project",
-     "file": "campaigns/onboarding/02-first-project.md", "subject": "...",
+     "variant": "b", "file": "campaigns/onboarding/02-first-project.b.md", "subject": "...",
      "from": "lead", "to": "onboarding", "reason": "..."}]}
-Fields that do not apply to a kind are left out.
+Fields that do not apply to a kind are left out; "variant" is the A/B variant the
+customer gets of a step that has variants ("a" is the step's own file), as the
+worker assigns it.
 
 Exit status: 0 printed, 1 the campaigns or the customer file have problems, 2 usage error.
 
@@ -145,6 +147,9 @@ func printPlan(w io.Writer, p *plan.Timeline, loc *time.Location, horizon time.D
 		switch e.Kind {
 		case "email":
 			what, detail = "email "+e.Step, filepath.Base(e.File)
+			if e.Variant != "" {
+				what += " (variant " + e.Variant + ")"
+			}
 			if e.Subject != "" {
 				detail = fmt.Sprintf("%q", e.Subject)
 			}

@@ -29,14 +29,15 @@ var previewCmd = &command{
 	usage:   "preview [--customer FILE|ID] [--format html|text|eml] STEP.md\n       retain preview --all --out DIR [--against REF] [--customer FILE|ID] [DIR]",
 	help: `STEP.md is a step file inside a campaign folder, such as
 campaigns/onboarding/01-welcome.md; a locale variant (01-welcome.nl.md) previews
-that translation. The whole campaigns folder is loaded, so the preview uses the
+that translation, and an A/B variant (02-first-project.b.md) that variant. The whole campaigns folder is loaded, so the preview uses the
 same lifecycle.yaml and layouts as a real send.
 
-With --all, every step and locale variant of the campaigns in DIR (a project or
+With --all, every step, locale variant and A/B variant of the campaigns in DIR (a project or
 campaigns folder; default $RETAIN_CAMPAIGNS, else the current directory) is
 written to the --out folder: for each, the HTML part, the text part and the .eml
-message, as <campaign>/<step>[.<locale>].html, .txt and .eml, and an index.html
-listing campaign, step, locale, subject and preheader with links to each part.
+message, as <campaign>/<step>[.<variant>][.<locale>].html, .txt and .eml, and an
+index.html listing campaign, step, variant, locale, subject and preheader with
+links to each part.
 The folder needs no server: open index.html, or keep it as a CI artifact.
 
 With --all --against REF (a git revision such as origin/main, or a folder), only
@@ -117,7 +118,9 @@ func runPreview(c *command, e *env, args []string) int {
 	l := p.l
 	stepPath := filepath.Clean(pos[0])
 	data := p.data(step, content.Locale)
-	email, err := l.renderer.Render(step.ID, data)
+	// A variant file (02-first-project.b.md) previews that A/B variant, in the
+	// customer's locale as a send picks it.
+	email, err := l.renderer.RenderVariant(step.ID, abVariantOf(step, content), data, nil)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain preview: %s: %v\n", stepPath, err)
 		return exitProblems
@@ -324,8 +327,8 @@ func (p *previewer) message(st *campaign.Step, d *render.Data, email *render.Ema
 	}
 }
 
-// findContent returns the step and the content (default or locale variant) that
-// were loaded from path.
+// findContent returns the step and the content (default, locale variant, A/B
+// variant or an A/B variant's locale variant) that were loaded from path.
 func findContent(set *campaign.Set, path string) (*campaign.Step, *campaign.Content) {
 	for _, c := range set.Campaigns {
 		for _, st := range c.Steps {
@@ -337,9 +340,36 @@ func findContent(set *campaign.Set, path string) (*campaign.Step, *campaign.Cont
 					return st, v
 				}
 			}
+			for _, v := range st.AB {
+				if filepath.Clean(v.Content.Path) == path {
+					return st, v.Content
+				}
+				for _, lv := range v.Locales {
+					if filepath.Clean(lv.Path) == path {
+						return st, lv
+					}
+				}
+			}
 		}
 	}
 	return nil, nil
+}
+
+// abVariantOf is the name of the A/B variant of st that ct belongs to
+// (02-first-project.b.md and 02-first-project.b.nl.md are "b"); "" for the
+// step's own files.
+func abVariantOf(st *campaign.Step, ct *campaign.Content) string {
+	for _, v := range st.AB {
+		if v.Content == ct {
+			return v.Name
+		}
+		for _, lv := range v.Locales {
+			if lv == ct {
+				return v.Name
+			}
+		}
+	}
+	return ""
 }
 
 func baseURL(e *env) string {

@@ -145,6 +145,8 @@ type previewCampaign struct {
 // previewEmail is one step in one locale.
 type previewEmail struct {
 	CampaignID, StepID, Slug string
+	// Variant is the A/B variant ("b"); empty for the step's own content.
+	Variant string
 	// Locale is the locale variant; empty for the default content.
 	Locale string
 	// Status is empty without --against.
@@ -153,8 +155,8 @@ type previewEmail struct {
 	// removed, a previous version that does not render.
 	Note string
 	// Base is where the parts are written under the output folder, without
-	// extension: "onboarding/welcome.nl" for .html, .txt, .eml, .before.html,
-	// .compare.html….
+	// extension: "onboarding/welcome.nl" (or "onboarding/first-project.b" for
+	// an A/B variant) for .html, .txt, .eml, .before.html, .compare.html….
 	Base string
 	// Now is the email as the campaigns render it; nil for a removed step.
 	// Before is the email at REF; nil without --against or for a new step.
@@ -171,6 +173,14 @@ type renderedEmail struct {
 	EML   []byte
 	// Err says why it could not be rendered; Email is nil then.
 	Err string
+}
+
+// Label names the email's step in the index: its slug, with the A/B variant.
+func (pe *previewEmail) Label() string {
+	if pe.Variant == "" {
+		return pe.Slug
+	}
+	return pe.Slug + " (variant " + pe.Variant + ")"
 }
 
 // Name is the file name of the email's parts, without extension.
@@ -198,12 +208,24 @@ func buildPreview(cur, old *previewer, ref string) *previewSite {
 			if old != nil && ost == nil {
 				status = statusNew
 			}
-			for _, loc := range stepLocales(st, ost) {
-				now := cur.renderEmail(st, loc)
+			for _, k := range stepEmails(st, ost) {
+				now := cur.renderEmail(st, k.variant, k.locale)
 				if now == nil {
+					if old == nil {
+						continue
+					}
+					if before := old.renderEmail(ost, k.variant, k.locale); before != nil {
+						// An A/B variant removed: listed with the removed
+						// steps, and its step changed.
+						s.Removed = append(s.Removed, &previewEmail{CampaignID: camp.ID, StepID: st.ID, Slug: st.Slug, Variant: k.variant, Locale: k.locale,
+							Status: statusRemoved, Note: "A/B variant " + k.variant + " removed: its customers now get the step's own email", Base: emailBase(st, k.variant, k.locale), Before: before})
+						if status == statusUnchanged {
+							status = statusChanged
+						}
+					}
 					continue
 				}
-				pe := &previewEmail{CampaignID: camp.ID, StepID: st.ID, Slug: st.Slug, Locale: loc, Base: emailBase(st, loc), Now: now}
+				pe := &previewEmail{CampaignID: camp.ID, StepID: st.ID, Slug: st.Slug, Variant: k.variant, Locale: k.locale, Base: emailBase(st, k.variant, k.locale), Now: now}
 				if old != nil {
 					compareEmail(pe, st, ost, old)
 					if pe.Status != statusUnchanged && status == statusUnchanged {
@@ -240,13 +262,13 @@ func buildPreview(cur, old *previewer, ref string) *previewSite {
 					continue
 				}
 				s.Gone++
-				for _, loc := range stepLocales(ost, nil) {
-					before := old.renderEmail(ost, loc)
+				for _, k := range stepEmails(ost, nil) {
+					before := old.renderEmail(ost, k.variant, k.locale)
 					if before == nil {
 						continue
 					}
-					s.Removed = append(s.Removed, &previewEmail{CampaignID: camp.ID, StepID: ost.ID, Slug: ost.Slug, Locale: loc,
-						Status: statusRemoved, Base: emailBase(ost, loc), Before: before})
+					s.Removed = append(s.Removed, &previewEmail{CampaignID: camp.ID, StepID: ost.ID, Slug: ost.Slug, Variant: k.variant, Locale: k.locale,
+						Status: statusRemoved, Base: emailBase(ost, k.variant, k.locale), Before: before})
 				}
 			}
 		}
@@ -270,8 +292,11 @@ func compareEmail(pe *previewEmail, st, ost *campaign.Step, old *previewer) {
 		return
 	}
 	loc := pe.Locale
-	pe.Before = old.renderEmail(ost, loc)
+	pe.Before = old.renderEmail(ost, pe.Variant, loc)
 	switch {
+	case pe.Before == nil && pe.Variant != "":
+		pe.Status, pe.Note = statusNew, "new A/B variant"
+		return
 	case pe.Before == nil:
 		pe.Status = statusChanged // REF had nothing for this locale
 	case pe.Before.Email == nil:
@@ -282,8 +307,8 @@ func compareEmail(pe *previewEmail, st, ost *campaign.Step, old *previewer) {
 	default:
 		pe.Status = statusChanged
 	}
-	_, isNow := st.Variants[loc]
-	_, wasThen := ost.Variants[loc]
+	_, isNow := variantLocales(st, pe.Variant)[loc]
+	_, wasThen := variantLocales(ost, pe.Variant)[loc]
 	switch {
 	case loc == "" || isNow == wasThen:
 	case isNow && pe.Before != nil:
@@ -295,34 +320,75 @@ func compareEmail(pe *previewEmail, st, ost *campaign.Step, old *previewer) {
 	}
 }
 
-// stepLocales are the locales to render step st in, and ost at REF: the
-// default content first (""), then every variant of either, sorted.
-func stepLocales(st, ost *campaign.Step) []string {
-	set := map[string]bool{}
+// emailKey names one email of a step: an A/B variant ("" for the step's own
+// content) in a locale ("" for the default).
+type emailKey struct{ variant, locale string }
+
+// stepEmails are the emails to render of step st, and ost at REF: the step's
+// own content, then each A/B variant of either by name, each in the default
+// locale first, then in every locale variant it has in either, sorted.
+func stepEmails(st, ost *campaign.Step) []emailKey {
+	variants := map[string]bool{"": true}
 	for _, s := range []*campaign.Step{st, ost} {
 		if s != nil {
-			for loc := range s.Variants {
-				set[loc] = true
+			for _, v := range s.AB {
+				variants[v.Name] = true
 			}
 		}
 	}
-	return append([]string{""}, slices.Sorted(maps.Keys(set))...)
+	var out []emailKey
+	for _, v := range slices.Sorted(maps.Keys(variants)) {
+		set := map[string]bool{}
+		for _, s := range []*campaign.Step{st, ost} {
+			for loc := range variantLocales(s, v) {
+				set[loc] = true
+			}
+		}
+		out = append(out, emailKey{v, ""})
+		for _, loc := range slices.Sorted(maps.Keys(set)) {
+			out = append(out, emailKey{v, loc})
+		}
+	}
+	return out
 }
 
-// emailBase is where the parts of step st in locale are written.
-func emailBase(st *campaign.Step, locale string) string {
+// variantLocales are the locale variants of A/B variant name of st (the
+// step's own for ""); none when st is nil or has no such variant.
+func variantLocales(st *campaign.Step, name string) map[string]*campaign.Content {
+	if st == nil {
+		return nil
+	}
+	if name == "" {
+		return st.Variants
+	}
+	if v := st.ABVariant(name); v != nil {
+		return v.Locales
+	}
+	return nil
+}
+
+// emailBase is where the parts of step st in A/B variant variant and locale
+// are written: onboarding/first-project.b.nl.
+func emailBase(st *campaign.Step, variant, locale string) string {
 	b := st.Campaign.ID + "/" + st.Slug
+	if variant != "" {
+		b += "." + variant
+	}
 	if locale != "" {
 		b += "." + locale
 	}
 	return b
 }
 
-// renderEmail renders step st for the customer in locale (empty: the
-// customer's own): the locale's variant, or what the step falls back to for
-// that locale. It is nil when the step has nothing for the locale.
-func (p *previewer) renderEmail(st *campaign.Step, locale string) *renderedEmail {
-	ct := st.ContentFor(locale)
+// renderEmail renders A/B variant variant ("" for the step's own content) of
+// step st for the customer in locale (empty: the customer's own): the
+// locale's file, or what the variant falls back to for that locale. It is nil
+// when st is nil or has no such A/B variant.
+func (p *previewer) renderEmail(st *campaign.Step, variant, locale string) *renderedEmail {
+	if st == nil || variant != "" && st.ABVariant(variant) == nil {
+		return nil
+	}
+	ct := st.ContentForVariant(variant, locale)
 	if ct == nil {
 		return nil
 	}

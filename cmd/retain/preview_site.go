@@ -95,10 +95,14 @@ func (l diffLine) Class() string {
 var sitePages = template.Must(template.New("site").Funcs(template.FuncMap{
 	"base": path.Base,
 	"emailLabel": func(pe *previewEmail) string {
-		if pe.Locale == "" {
-			return pe.StepID
+		id := pe.StepID
+		if pe.Variant != "" {
+			id += " variant " + pe.Variant
 		}
-		return fmt.Sprintf("%s (%s)", pe.StepID, pe.Locale)
+		if pe.Locale == "" {
+			return id
+		}
+		return fmt.Sprintf("%s (%s)", id, pe.Locale)
 	},
 }).Parse(`
 {{- define "style" -}}
@@ -163,8 +167,8 @@ pre.diff ins { background: #dcfce7; color: #166534; }
 <thead><tr><th>Step</th><th>Locale</th>{{ if $.Against }}<th>Status</th>{{ end }}<th>Subject</th><th>Preheader</th><th>Parts</th></tr></thead>
 <tbody>
 {{- range $e := .Emails }}
-<tr data-step="{{ $e.StepID }}" data-locale="{{ $e.Locale }}"{{ with $e.Status }} data-status="{{ . }}"{{ end }}>
-<td><b>{{ $e.Slug }}</b><br><small>{{ $e.Now.File }}</small></td>
+<tr data-step="{{ $e.StepID }}" data-locale="{{ $e.Locale }}"{{ with $e.Variant }} data-variant="{{ . }}"{{ end }}{{ with $e.Status }} data-status="{{ . }}"{{ end }}>
+<td><b>{{ $e.Label }}</b><br><small>{{ $e.Now.File }}</small></td>
 <td>{{ $.LocaleName $e.Locale }}</td>
 {{- if $.Against }}
 <td><span class="status {{ $e.Status }}">{{ $e.Status }}</span>{{ with $e.Note }}<br><small>{{ . }}</small>{{ end }}</td>
@@ -194,8 +198,8 @@ pre.diff ins { background: #dcfce7; color: #166534; }
 <thead><tr><th>Step</th><th>Locale</th><th>Status</th><th>Subject at {{ .Against }}</th><th>Preheader</th><th>Parts at {{ .Against }}</th></tr></thead>
 <tbody>
 {{- range $e := .Removed }}
-<tr data-step="{{ $e.StepID }}" data-locale="{{ $e.Locale }}" data-status="removed">
-<td><b>{{ $e.Slug }}</b><br><small>{{ $e.Before.File }}</small></td>
+<tr data-step="{{ $e.StepID }}" data-locale="{{ $e.Locale }}"{{ with $e.Variant }} data-variant="{{ . }}"{{ end }} data-status="removed">
+<td><b>{{ $e.Label }}</b><br><small>{{ $e.Before.File }}</small></td>
 <td>{{ $.LocaleName $e.Locale }}</td>
 <td><span class="status removed">removed</span></td>
 {{- with $e.Before.Email }}

@@ -18,7 +18,8 @@ var sendTestCmd = &command{
 	summary: "Send one email step to an address through the relay, as the worker would, marked as a test",
 	usage:   "send-test --to ADDRESS [--customer FILE|ID] STEP.md",
 	help: `STEP.md is a step file inside a campaign folder (a locale variant such as
-01-welcome.nl.md sends that translation). The step is rendered for the customer
+01-welcome.nl.md sends that translation, an A/B variant such as
+02-first-project.b.md that variant). The step is rendered for the customer
 as retain preview renders it — the built-in sample customer, a customer file,
 or the ID of a customer stored in Redis — built with the headers the worker
 sends (From, Reply-To, List-Unsubscribe, Feedback-ID, the campaign's topic) and
@@ -75,7 +76,7 @@ func runSendTest(c *command, e *env, args []string) int {
 		return code
 	}
 	data := p.data(step, content.Locale)
-	email, err := p.l.renderer.Render(step.ID, data)
+	email, err := p.l.renderer.RenderVariant(step.ID, abVariantOf(step, content), data, nil)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "retain send-test: %s: %v\n", pos[0], err)
 		return exitProblems
