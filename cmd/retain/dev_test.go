@@ -240,7 +240,7 @@ func TestDevReloadsAChangeThatLintsAndKeepsTheLastGoodOneOtherwise(t *testing.T)
 	if err := os.WriteFile(step, good, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b.out.waitFor(t, regexp.MustCompile(`reloaded: 7 campaigns`), 5*time.Second)
+	b.out.waitFor(t, regexp.MustCompile(`reloaded: 8 campaigns`), 5*time.Second)
 	if _, page := b.get(t, "/inbox/"); strings.Contains(page, "dealy") {
 		t.Errorf("the inbox page still shows the fixed problem:\n%s", page)
 	}
