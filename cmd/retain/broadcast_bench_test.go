@@ -48,7 +48,7 @@ func BenchmarkBroadcastAudience(b *testing.B) {
 		b.Fatal(err)
 	}
 	files := map[string]string{
-		"campaign.md": fmt.Sprintf("---\nname: Launch\nkind: broadcast\naudience: '%s'\nsend_at: 2026-12-10 09:00 local\ntopic: news\nholdout: 10%%\n---\n", audience),
+		"campaign.md":  fmt.Sprintf("---\nname: Launch\nkind: broadcast\naudience: '%s'\nsend_at: 2026-12-10 09:00 local\ntopic: news\nholdout: 10%%\n---\n", audience),
 		"01-launch.md": "---\nsubject: Planning templates\n---\nPlan your quarter in an afternoon.\n",
 	}
 	for name, src := range files {
