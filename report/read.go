@@ -227,7 +227,8 @@ func campaignReport(c *campaign.Campaign, h map[string]int, median float64) Camp
 	for _, id := range append(ids, gone...) {
 		s := StepReport{ID: id, Sent: h[id+"|sent"], Failed: h[id+"|failed"], Bounced: h[id+"|bounced"],
 			SoftBounced: h[id+"|soft_bounced"], Complained: h[id+"|complained"],
-			Unsubscribed: h[id+"|unsubscribed"], Clicked: h[id+"|clicked"], EditSkipped: h[id+"|edited"]}
+			Unsubscribed: h[id+"|unsubscribed"], Clicked: h[id+"|clicked"], EditSkipped: h[id+"|edited"],
+			Variants: variants(stepOf(c, id), id, h)}
 		cr.Sent += s.Sent
 		cr.Failed += s.Failed
 		cr.Bounced += s.Bounced
@@ -246,7 +247,90 @@ func campaignReport(c *campaign.Campaign, h map[string]int, median float64) Camp
 		cr.ComplaintRate = float64(cr.Complained) / float64(cr.Sent)
 	}
 	cr.MedianTimeToGoal = median
+	cr.Holdout = holdout(c, h)
 	return cr
+}
+
+// holdout is the experiment of campaign c from its counters h: nil when c has
+// no holdout and no control group was ever counted (counters from before
+// holdouts have none: every enrollment is then in the treatment group).
+func holdout(c *campaign.Campaign, h map[string]int) *Holdout {
+	if c.Holdout <= 0 && h[controlEnrolled] == 0 {
+		return nil
+	}
+	ho := &Holdout{
+		Share:     float64(c.Holdout) / 10_000,
+		Control:   group(h[controlEnrolled], h[controlGoal]),
+		Treatment: group(h["enrolled"]-h[controlEnrolled], h["goal_reached"]-h[controlGoal]),
+	}
+	ho.Comparison = Compare(ho.Treatment.GoalReached, ho.Treatment.Enrolled, ho.Control.GoalReached, ho.Control.Enrolled)
+	return ho
+}
+
+// stepOf is c's step with identity id, nil for one since removed.
+func stepOf(c *campaign.Campaign, id string) *campaign.Step {
+	for _, st := range c.Steps {
+		if st.ID == id {
+			return st
+		}
+	}
+	return nil
+}
+
+func group(enrolled, reached int) Group {
+	g := Group{Enrolled: enrolled, GoalReached: reached}
+	if enrolled > 0 {
+		g.Rate = float64(reached) / float64(enrolled)
+	}
+	return g
+}
+
+// variants are the A/B variants of step id (st, nil for a step since
+// removed) from the counters h: a, the step's variants, then any other
+// variant counted (since removed), each but a compared with a. Nil when the
+// step has no variants and none was counted.
+func variants(st *campaign.Step, id string, h map[string]int) []VariantReport {
+	var names []string
+	if st != nil && len(st.AB) > 0 {
+		names = append(names, campaign.VariantA)
+		for _, v := range st.AB {
+			names = append(names, v.Name)
+		}
+	}
+	var gone []string
+	for f := range h {
+		rest, ok := strings.CutPrefix(f, id+"|")
+		if !ok {
+			continue
+		}
+		if v, _, ok := strings.Cut(rest, "|"); ok && !slices.Contains(names, v) && !slices.Contains(gone, v) {
+			gone = append(gone, v)
+		}
+	}
+	if len(names) == 0 && len(gone) > 0 {
+		names = append(names, campaign.VariantA)
+	}
+	slices.Sort(gone)
+	for _, v := range gone {
+		if !slices.Contains(names, v) {
+			names = append(names, v)
+		}
+	}
+	var out []VariantReport
+	for _, v := range names {
+		field := func(what string) int { return h[variantField(id, v, what)] }
+		r := VariantReport{Variant: v, Given: field("given"), Sent: field("sent"), Clicked: field("clicked"),
+			Unsubscribed: field("unsubscribed"), GoalReached: field("goal_reached")}
+		if r.Given > 0 {
+			r.GoalRate = float64(r.GoalReached) / float64(r.Given)
+		}
+		out = append(out, r)
+	}
+	for i := 1; i < len(out); i++ {
+		vs := Compare(out[i].GoalReached, out[i].Given, out[0].GoalReached, out[0].Given)
+		out[i].VsA = &vs
+	}
+	return out
 }
 
 // stageOrder is the lifecycle's stages in order, then any other stage counted

@@ -113,17 +113,39 @@ func (r *Recorder) change(ctx context.Context, p redis.Pipeliner, k keys, id str
 	switch c.Kind {
 	case lifecycle.KindEnrolled:
 		p.HIncrBy(ctx, k.campaign(c.Campaign), "enrolled", 1)
+		if c.Group == lifecycle.GroupControl {
+			p.HIncrBy(ctx, k.campaign(c.Campaign), controlEnrolled, 1)
+		}
 	case lifecycle.KindGoal:
 		p.HIncrBy(ctx, k.campaign(c.Campaign), "goal_reached", 1)
+		if c.Group == lifecycle.GroupControl {
+			p.HIncrBy(ctx, k.campaign(c.Campaign), controlGoal, 1)
+		}
 		if enr := after.Enrollments[c.Campaign]; enr != nil && enr.Number == c.Enrollment {
 			secs := c.At.Sub(enr.Started).Seconds()
 			p.ZAdd(ctx, k.goal(c.Campaign), redis.Z{Score: secs, Member: id + ":" + strconv.Itoa(c.Enrollment)})
+			// The goal counts for the variant the customer was given of
+			// each step with variants it passed, as "given" counted it.
+			for _, slug := range sortedKeys(enr.AB) {
+				if givenVariant(enr, slug) {
+					p.HIncrBy(ctx, k.campaign(c.Campaign), variantField(c.Campaign+"/"+slug, enr.AB[slug], "goal_reached"), 1)
+				}
+			}
 		}
 	case lifecycle.KindSent:
 		if c.Step != "" {
 			p.HIncrBy(ctx, k.campaign(c.Campaign), c.Step+"|sent", 1)
+			if c.Variant != "" {
+				p.HIncrBy(ctx, k.campaign(c.Campaign), variantField(c.Step, c.Variant, "sent"), 1)
+				p.HIncrBy(ctx, k.campaign(c.Campaign), variantField(c.Step, c.Variant, "given"), 1)
+			}
 		}
 	case lifecycle.KindSkipped:
+		if c.Step != "" && c.Variant != "" && !isEdit(c.Reason) {
+			// Given the variant but not sent it: a send of it that failed
+			// for good, or a condition false when the send was retried.
+			p.HIncrBy(ctx, k.campaign(c.Campaign), variantField(c.Step, c.Variant, "given"), 1)
+		}
 		switch {
 		case c.Step == "":
 		case c.Outcome.Failed():
@@ -164,6 +186,9 @@ func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, k keys, id stri
 		camp, step := str(ev.Data["campaign"]), str(ev.Data["step"])
 		if camp != "" && step != "" {
 			p.HIncrBy(ctx, k.campaign(camp), step+"|clicked", 1)
+			if v := stepVariant(after.Enrollments[camp], camp, step); v != "" {
+				p.HIncrBy(ctx, k.campaign(camp), variantField(step, v, "clicked"), 1)
+			}
 		}
 	case eventBounced, eventSoftBounced, eventComplained:
 		camp, step := str(ev.Data["campaign"]), str(ev.Data["step"])
@@ -171,8 +196,12 @@ func (r *Recorder) event(ctx context.Context, p redis.Pipeliner, k keys, id stri
 			p.HIncrBy(ctx, k.campaign(camp), step+"|"+deliverabilityField[ev.Name], 1)
 		}
 	case eventUnsubscribed:
-		if camp, step := lastSentStep(after); step != "" {
+		if enr := lastSentEnrollment(after); enr != nil {
+			camp, step := enr.Campaign, enr.Campaign+"/"+enr.Passed[len(enr.Passed)-1]
 			p.HIncrBy(ctx, k.campaign(camp), step+"|unsubscribed", 1)
+			if v := stepVariant(enr, camp, step); v != "" {
+				p.HIncrBy(ctx, k.campaign(camp), variantField(step, v, "unsubscribed"), 1)
+			}
 		}
 	case eventNPSSubmitted:
 		if _, ok := ev.Data["comment"]; !ok { // a comment repeats an answer already counted
@@ -254,12 +283,13 @@ func (r *Recorder) npsAnswer(ctx context.Context, p redis.Pipeliner, k keys, id 
 		ev.At.UnixMilli(), week, f, int64(NPSAnswerTTL/time.Second))
 }
 
-// lastSentStep is where an unsubscribe is attributed: the last step passed by
-// the enrollment that sent the customer's latest email (the one whose last
-// step is latest, not after LastSent). Empty when nothing was ever sent.
-func lastSentStep(c *lifecycle.Customer) (campaignID, step string) {
+// lastSentEnrollment is where an unsubscribe is attributed: its last step
+// passed, in the enrollment that sent the customer's latest email (the one
+// whose last step is latest, not after LastSent). Nil when nothing was ever
+// sent.
+func lastSentEnrollment(c *lifecycle.Customer) *lifecycle.Enrollment {
 	if c.LastSent.IsZero() {
-		return "", ""
+		return nil
 	}
 	var best *lifecycle.Enrollment
 	for _, id := range sortedKeys(c.Enrollments) {
@@ -271,10 +301,41 @@ func lastSentStep(c *lifecycle.Customer) (campaignID, step string) {
 			best = e
 		}
 	}
-	if best == nil {
-		return "", ""
+	return best
+}
+
+// The campaign hash's fields of a holdout's control group: its enrollments
+// and goals reached. The treatment group is the rest of "enrolled" and
+// "goal_reached". They hold no "|", so no step is read from them.
+const (
+	controlEnrolled = "control:enrolled"
+	controlGoal     = "control:goal_reached"
+)
+
+// variantField is the campaign hash's field counting what (given, sent,
+// clicked, unsubscribed, goal_reached) for variant v of step:
+// "onboarding/welcome|b|sent".
+func variantField(step, v, what string) string { return step + "|" + v + "|" + what }
+
+// givenVariant reports whether enr passed the step slug with an A/B variant
+// recorded (sent it, or failed to for good) rather than skipping it for an
+// edit: the customers "given" counts, those whose goal counts for the variant.
+func givenVariant(enr *lifecycle.Enrollment, slug string) bool {
+	if enr.AB[slug] == "" || !slices.Contains(enr.Passed, slug) {
+		return false
 	}
-	return best.Campaign, best.Campaign + "/" + best.Passed[len(best.Passed)-1]
+	return !slices.ContainsFunc(enr.Edits, func(e lifecycle.Edit) bool { return e.Step == slug })
+}
+
+// stepVariant is the A/B variant enr gave the customer of step
+// ("campaign/slug") of campaign camp, "" when the step has no variants or
+// enr did not pass it.
+func stepVariant(enr *lifecycle.Enrollment, camp, step string) string {
+	slug, ok := strings.CutPrefix(step, camp+"/")
+	if enr == nil || !ok || !givenVariant(enr, slug) {
+		return ""
+	}
+	return enr.AB[slug]
 }
 
 // npsField is the counter field of an NPS answer, from its category or else

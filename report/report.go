@@ -48,6 +48,17 @@
 //	                                                         the customer's place lost)
 //	                                    "step|clicked"       link_clicked events (one per customer, step and URL)
 //	                                    "step|unsubscribed"  unsubscribed events, see below
+//	                                    control:enrolled     enrollments in the holdout (control) group
+//	                                    control:goal_reached goals reached by them; the treatment group
+//	                                                         is enrolled and goal_reached minus these
+//	                                    "step|v|given"       customers who passed the step with A/B
+//	                                                         variant v ("a", "b", …): sent it, or its
+//	                                                         send failed for good
+//	                                    "step|v|sent"        of them, sent it
+//	                                    "step|v|clicked"     step|clicked of those given variant v
+//	                                    "step|v|unsubscribed" step|unsubscribed of those given variant v
+//	                                    "step|v|goal_reached" goals reached in an enrollment that was
+//	                                                         given variant v of the step
 //	{s}report:goal:{id}           zset  "customer:enrollment" scored by seconds from enrollment to goal;
 //	                                    the median of the shards' union is exact: Read reads every
 //	                                    shard's scores, one float per goal reached
@@ -86,6 +97,16 @@
 //     touches only the two keys it is given, the answer key and the NPS hash
 //     of the customer's shard, so it runs on Redis Cluster too.
 //   - Customers deleted from the store stay in the counters.
+//   - Experiments (see stats.go for the statistics): a holdout's control
+//     group is the enrollments whose enrolled change has Group
+//     lifecycle.GroupControl, and their goal_reached changes; everyone else
+//     enrolled is the treatment group, including enrollments from before the
+//     holdout was set. A goal counts for variant v of a step when the
+//     enrollment reaching it passed the step with v recorded
+//     (Enrollment.AB) and not by an edit: exactly the customers
+//     "step|v|given" counts, so the goal rate of a variant is of the
+//     customers given it. Clicks count for the variant of the step the
+//     event names, unsubscribes for that of the step they are attributed to.
 package report
 
 import "time"
@@ -145,8 +166,32 @@ type CampaignReport struct {
 	// Conversion is GoalReached / Enrolled (0 when none enrolled).
 	Conversion float64 `json:"conversion"`
 	// MedianTimeToGoal from enrollment, in seconds; 0 when no goal was reached.
-	MedianTimeToGoal float64      `json:"median_time_to_goal_seconds"`
-	Steps            []StepReport `json:"steps"`
+	MedianTimeToGoal float64 `json:"median_time_to_goal_seconds"`
+	// Holdout compares the goal conversion of the customers sent the
+	// campaign with its holdout (control) group's; nil for a campaign
+	// without a holdout and no control group counted.
+	Holdout *Holdout     `json:"holdout,omitempty"`
+	Steps   []StepReport `json:"steps"`
+}
+
+// Holdout is a campaign's experiment: the control group, enrolled but sent
+// none of its emails, against the treatment group, everyone else enrolled.
+type Holdout struct {
+	// Share is the campaign's holdout: as a fraction of the customers who
+	// enrol (0.1 for holdout: 10%); 0 when it has none any more.
+	Share     float64 `json:"share"`
+	Control   Group   `json:"control"`
+	Treatment Group   `json:"treatment"`
+	// Comparison is the treatment's goal conversion against the control's.
+	Comparison
+}
+
+// Group is the goal conversion of a group of enrollments.
+type Group struct {
+	Enrolled    int `json:"enrolled"`
+	GoalReached int `json:"goal_reached"`
+	// Rate is GoalReached / Enrolled, 0 when none enrolled.
+	Rate float64 `json:"rate"`
 }
 
 // StepReport is one step's counts.
@@ -162,6 +207,28 @@ type StepReport struct {
 	// EditSkipped counts customers who skipped the step because the campaign
 	// was edited.
 	EditSkipped int `json:"edit_skipped"`
+	// Variants are the step's A/B variants, "a" (its own content) first; nil
+	// for a step that never had any.
+	Variants []VariantReport `json:"variants,omitempty"`
+}
+
+// VariantReport is one A/B variant of a step: what the customers given it
+// did.
+type VariantReport struct {
+	Variant string `json:"variant"`
+	// Given counts the customers who passed the step with this variant:
+	// those sent it, and the few whose send of it failed for good (refused,
+	// unrenderable). It is the denominator of GoalRate.
+	Given        int `json:"given"`
+	Sent         int `json:"sent"`
+	Clicked      int `json:"clicked"`
+	Unsubscribed int `json:"unsubscribed"`
+	// GoalReached counts the goals reached by customers given this variant,
+	// in the enrollment they were given it; GoalRate is GoalReached / Given.
+	GoalReached int     `json:"goal_reached"`
+	GoalRate    float64 `json:"goal_rate"`
+	// VsA compares GoalRate with variant a's; nil for a itself.
+	VsA *Comparison `json:"vs_a,omitempty"`
 }
 
 // StageCount is how many customers are in a stage now.

@@ -65,6 +65,34 @@ type funnelView struct {
 	Complained, ComplaintRate, BounceRate, ComplaintWarn, Paused string
 	Chart                                                        template.HTML
 	Steps                                                        []stepRow
+	// Holdout compares the control group with the treatment, Variants each
+	// step's A/B variants with its variant a; nil and empty without.
+	Holdout  *experimentView
+	Variants []experimentView
+}
+
+// experimentView is one experiment's table: a holdout (control, treatment)
+// or a step's A/B variants (a, b, …).
+type experimentView struct {
+	// Share is a holdout's share of the customers ("10%"), Step the step
+	// whose variants these are.
+	Step, Share string
+	Rows        []experimentRow
+}
+
+// experimentRow is a group or variant: its counts, goal rate and, but for
+// the baseline (control, a), the comparison with the baseline.
+type experimentRow struct {
+	Name                                     string
+	Customers, Sent, Clicked, Unsub, Reached string
+	Rate                                     string
+	Baseline                                 bool
+	NotEnough                                bool
+	// Uplift, Interval and P are digits, signs and words only, written as
+	// is (see npsView.Score); Verdict says higher, lower or no clear
+	// difference, and Class colours it (good, bad or none).
+	Uplift, Interval, P template.HTML
+	Verdict, Class      string
 }
 
 type stepRow struct {
@@ -256,6 +284,31 @@ func funnel(c report.CampaignReport) funnelView {
 			EditSkipped: formatInt(st.EditSkipped),
 		})
 	}
+	if h := c.Holdout; h != nil {
+		// The share as set, to the basis point: 12.5%, not 13%.
+		share := strconv.FormatFloat(math.Round(h.Share*10_000)/100, 'f', -1, 64) + "%"
+		f.Holdout = &experimentView{Share: share, Rows: []experimentRow{
+			{Name: "Control (held out)", Customers: formatInt(h.Control.Enrolled), Reached: formatInt(h.Control.GoalReached),
+				Rate: groupRate(h.Control.GoalReached, h.Control.Enrolled), Baseline: true},
+			compared(experimentRow{Name: "Treatment (sent the campaign)", Customers: formatInt(h.Treatment.Enrolled), Reached: formatInt(h.Treatment.GoalReached),
+				Rate: groupRate(h.Treatment.GoalReached, h.Treatment.Enrolled)}, &h.Comparison),
+		}}
+	}
+	for _, st := range c.Steps {
+		if len(st.Variants) == 0 {
+			continue
+		}
+		ev := experimentView{Step: st.ID}
+		for _, v := range st.Variants {
+			row := experimentRow{Name: v.Variant, Customers: formatInt(v.Given), Sent: formatInt(v.Sent), Clicked: formatInt(v.Clicked),
+				Unsub: formatInt(v.Unsubscribed), Reached: formatInt(v.GoalReached), Rate: groupRate(v.GoalReached, v.Given), Baseline: v.VsA == nil}
+			if v.VsA != nil {
+				row = compared(row, v.VsA)
+			}
+			ev.Rows = append(ev.Rows, row)
+		}
+		f.Variants = append(f.Variants, ev)
+	}
 	if c.Enrolled == 0 && c.Sent == 0 {
 		// Nothing to draw: the page says "no data yet" instead of empty bars.
 		return f
@@ -267,6 +320,47 @@ func funnel(c report.CampaignReport) funnelView {
 		{Label: "Goal reached", Value: c.GoalReached, Note: ratio(c.GoalReached, c.Enrolled, "of enrolled"), Color: colGood},
 	})
 	return f
+}
+
+// compared fills row's comparison with its baseline from c, or says there is
+// not enough data yet.
+func compared(row experimentRow, c *report.Comparison) experimentRow {
+	if !c.Enough {
+		row.NotEnough = true
+		return row
+	}
+	row.Uplift = template.HTML(formatPoints(c.Uplift))
+	if c.RelativeUplift != nil {
+		row.Uplift += template.HTML(fmt.Sprintf(" (%+.0f%%)", *c.RelativeUplift*100))
+	}
+	row.Interval = template.HTML(formatPoints(c.Low) + " to " + formatPoints(c.High))
+	row.P = template.HTML(strconv.FormatFloat(c.P, 'f', 3, 64))
+	if c.P < 0.001 {
+		row.P = "&lt;0.001"
+	}
+	row.Verdict = c.Verdict
+	switch c.Verdict {
+	case report.VerdictHigher:
+		row.Class = "good"
+	case report.VerdictLower:
+		row.Class = "bad"
+	}
+	return row
+}
+
+// formatPoints writes a difference of rates in percentage points with its
+// sign, to a tenth: +5.0 pts.
+func formatPoints(d float64) string {
+	return fmt.Sprintf("%+.1f pts", d*100)
+}
+
+// groupRate is the goal rate of a group to a tenth of a percent (experiment
+// rates differ by less than a whole percent), "—" for an empty group.
+func groupRate(reached, of int) string {
+	if of <= 0 {
+		return "—"
+	}
+	return strconv.FormatFloat(float64(reached)*100/float64(of), 'f', 1, 64) + "%"
 }
 
 // isWonBack says whether a flow brings a customer back from at_risk or churned,

@@ -340,3 +340,52 @@ func TestFormatHelpersWriteNumbersForHumans(t *testing.T) {
 		}
 	}
 }
+
+// TestReportsPageShowsExperiments: a campaign's holdout and a step's A/B
+// variants in tables, with the uplift, its interval and p (the holdout is
+// report.TestCompareHoldoutByHand's: +5.0 points, +1.5 to +7.8, p 0.007), the
+// method named, and "not enough data yet" for a variant under the rule.
+func TestReportsPageShowsExperiments(t *testing.T) {
+	rep := reportFixture()
+	ho := &report.Holdout{Share: 0.1,
+		Control:    report.Group{Enrolled: 400, GoalReached: 40, Rate: 0.1},
+		Treatment:  report.Group{Enrolled: 3600, GoalReached: 540, Rate: 0.15},
+		Comparison: report.Compare(540, 3600, 40, 400)}
+	b, c := report.Compare(56, 70, 48, 80), report.Compare(3, 10, 48, 80)
+	rep.Campaigns[0].Holdout = ho
+	rep.Campaigns[0].Steps[0].Variants = []report.VariantReport{
+		{Variant: "a", Given: 80, Sent: 79, Clicked: 20, Unsubscribed: 2, GoalReached: 48, GoalRate: 0.6},
+		{Variant: "b", Given: 70, Sent: 69, Clicked: 12, GoalReached: 56, GoalRate: 0.8, VsA: &b},
+		{Variant: "c", Given: 10, Sent: 10, GoalReached: 3, GoalRate: 0.3, VsA: &c},
+	}
+	bundle := setupReports(t, rep, nil)
+	resp, body := bundle.get(t, "/reports", basicAuth)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d:\n%s", resp.StatusCode, body)
+	}
+	wantContains(t, "/reports", body,
+		`<div class="experiments" id="experiments-onboarding">`,
+		`10% of the customers who enrol are held out`,
+		`<tr><td>Control (held out)</td><td class="num">400</td><td class="num">40</td><td class="num"><strong>10.0%</strong></td><td colspan="4" class="muted">baseline</td></tr>`,
+		`<tr><td>Treatment (sent the campaign)</td><td class="num">3,600</td><td class="num">540</td><td class="num"><strong>15.0%</strong></td><td class="num">+5.0 pts (+50%)</td><td class="num">+1.5 pts to +7.8 pts</td><td class="num">0.007</td><td class="good">higher</td></tr>`,
+		`A/B variants of <span class="mono">onboarding/welcome</span>`,
+		`<tr><td>a</td><td class="num">80</td><td class="num">79</td><td class="num">20</td><td class="num">2</td><td class="num">48</td><td class="num"><strong>60.0%</strong></td><td colspan="4" class="muted">baseline</td></tr>`,
+		`<tr><td>b</td><td class="num">70</td><td class="num">69</td><td class="num">12</td><td class="num">0</td><td class="num">56</td><td class="num"><strong>80.0%</strong></td><td class="num">+20.0 pts (+33%)</td><td class="num">+5.2 pts to +33.4 pts</td><td class="num">0.008</td><td class="good">higher</td></tr>`,
+		`<tr><td>c</td><td class="num">10</td><td class="num">10</td><td class="num">0</td><td class="num">0</td><td class="num">3</td><td class="num"><strong>30.0%</strong></td><td colspan="4" class="empty">not enough data yet</td></tr>`,
+		`<strong>95% interval, Newcombe hybrid score</strong>`,
+		`control group's (or variant a's)`,
+		`until each group has 30 customers, 5 who reached the goal and 5 who did not`,
+	)
+	// The win-back campaign runs no experiment: no table for it.
+	if strings.Contains(body, `id="experiments-winback"`) {
+		t.Error("an experiments table for a campaign without one")
+	}
+	// Without enough data the holdout says so instead of an uplift.
+	rep.Campaigns[0].Holdout = &report.Holdout{Share: 0.1,
+		Control:    report.Group{Enrolled: 12, GoalReached: 1, Rate: 1.0 / 12},
+		Treatment:  report.Group{Enrolled: 100, GoalReached: 20, Rate: 0.2},
+		Comparison: report.Compare(20, 100, 1, 12)}
+	_, body = bundle.get(t, "/reports", basicAuth)
+	wantContains(t, "/reports", body,
+		`<tr><td>Treatment (sent the campaign)</td><td class="num">100</td><td class="num">20</td><td class="num"><strong>20.0%</strong></td><td colspan="4" class="empty">not enough data yet</td></tr>`)
+}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -21,6 +24,13 @@ retain event/import keep as they change customers; reading them never scans
 customers. Stage flows and NPS cover --since until now; campaign funnels, the
 customers per stage, the repeat-purchase funnel and the cohorts count
 everything since the counters began. Days, ISO weeks and months are UTC.
+
+A campaign with a holdout and a step with A/B variants get an Experiments
+table: the goal conversion of the control group against the others, and of
+each variant against variant a, with the uplift in percentage points, its 95%
+interval (Newcombe's hybrid score interval) and the p-value of the pooled
+two-proportion z-test; "not enough data yet" until each group has 30
+customers, 5 who reached the goal and 5 who did not. See docs/reports.md.
 
 Environment: REDIS_URL, RETAIN_REDIS_PREFIX, RETAIN_CAMPAIGNS.
 
@@ -118,6 +128,7 @@ func printReport(out io.Writer, r *report.Report) {
 		}
 	}
 	w.Flush()
+	printExperiments(out, r)
 	printDeliverability(out, r)
 
 	fmt.Fprintln(out, "\nCustomers per stage now")
@@ -179,6 +190,98 @@ func printReport(out io.Writer, r *report.Report) {
 	}
 	w.Flush()
 }
+
+// printExperiments writes each campaign's holdout comparison and each step's
+// A/B variants, with the uplift of the goal rate and its 95% interval, or
+// "not enough data yet" (see report.Compare). Nothing without experiments.
+func printExperiments(out io.Writer, r *report.Report) {
+	has := false
+	for _, c := range r.Campaigns {
+		has = has || c.Holdout != nil
+		for _, s := range c.Steps {
+			has = has || len(s.Variants) > 0
+		}
+	}
+	if !has {
+		return
+	}
+	// Left-aligned, every row as wide as its head (tabwriter aligns a column
+	// over the consecutive lines that have it), no padding at line ends.
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "\nExperiments: goal conversion (%s)\n", report.Method)
+	w := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	width := 0
+	row := func(cells ...string) {
+		if cells[0] == "    group" || cells[0] == "    variant" {
+			width = len(cells)
+		}
+		for len(cells) < width {
+			cells = append(cells, "")
+		}
+		fmt.Fprintln(w, strings.Join(cells, "\t"))
+	}
+	for _, c := range r.Campaigns {
+		if h := c.Holdout; h != nil {
+			w.Flush()
+			fmt.Fprintf(&buf, "  %s: holdout %s (control: enrolled, sent nothing; treatment: everyone else)\n", c.ID, percent(h.Share))
+			row("    group", "enrolled", "goal reached", "rate", "uplift", "95% interval", "p", "")
+			row("    control", strconv.Itoa(h.Control.Enrolled), strconv.Itoa(h.Control.GoalReached), rate(h.Control.Rate, h.Control.Enrolled))
+			row(append([]string{"    treatment", strconv.Itoa(h.Treatment.Enrolled), strconv.Itoa(h.Treatment.GoalReached), rate(h.Treatment.Rate, h.Treatment.Enrolled)}, comparison(&h.Comparison)...)...)
+		}
+		for _, s := range c.Steps {
+			if len(s.Variants) == 0 {
+				continue
+			}
+			w.Flush()
+			fmt.Fprintf(&buf, "  %s: A/B variants\n", s.ID)
+			row("    variant", "given", "sent", "clicked", "unsubscribed", "goal reached", "rate", "uplift vs a", "95% interval", "p", "")
+			for _, v := range s.Variants {
+				cells := []string{"    " + v.Variant, strconv.Itoa(v.Given), strconv.Itoa(v.Sent), strconv.Itoa(v.Clicked), strconv.Itoa(v.Unsubscribed),
+					strconv.Itoa(v.GoalReached), rate(v.GoalRate, v.Given)}
+				if v.VsA != nil {
+					cells = append(cells, comparison(v.VsA)...)
+				}
+				row(cells...)
+			}
+		}
+	}
+	w.Flush()
+	fmt.Fprintf(&buf, "  Uplift is in percentage points of goal rate, against the control group or variant a; shown once each group\n"+
+		"  has %d customers, %d who reached the goal and %d who did not.\n", report.MinCustomers, report.MinOutcomes, report.MinOutcomes)
+	for line := range strings.Lines(buf.String()) {
+		fmt.Fprintln(out, strings.TrimRight(line, " \n"))
+	}
+}
+
+// comparison is the uplift, interval, p-value and verdict cells of c, or
+// "not enough data yet".
+func comparison(c *report.Comparison) []string {
+	if !c.Enough {
+		return []string{report.VerdictNotEnough, "", "", ""}
+	}
+	uplift := points(c.Uplift)
+	if c.RelativeUplift != nil {
+		uplift += fmt.Sprintf(" (%+.0f%%)", *c.RelativeUplift*100)
+	}
+	p := fmt.Sprintf("%.3f", c.P)
+	if c.P < 0.001 {
+		p = "<0.001"
+	}
+	return []string{uplift, points(c.Low) + " to " + points(c.High), p, c.Verdict}
+}
+
+// points writes a difference of rates in percentage points: "+5.0 pts".
+func points(d float64) string { return fmt.Sprintf("%+.1f pts", d*100) }
+
+// rate writes a rate as a percentage, "-" for an empty group.
+func rate(r float64, of int) string {
+	if of == 0 {
+		return "-"
+	}
+	return percent(r)
+}
+
+func percent(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" }
 
 // printDeliverability writes each campaign's bounce and complaint rates
 // against the limits mailbox providers set, and the paused campaigns.

@@ -68,3 +68,48 @@ func TestReportJSONCountsEventsAppliedByTheCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestReportTextShowsExperiments: the holdout and the A/B variants of a step
+// in the text report, with the method named, the uplift in points with its
+// interval, and "not enough data yet" for a comparison under the rule.
+func TestReportTextShowsExperiments(t *testing.T) {
+	ho := &report.Holdout{Share: 0.1,
+		Control:    report.Group{Enrolled: 400, GoalReached: 40, Rate: 0.1},
+		Treatment:  report.Group{Enrolled: 3600, GoalReached: 540, Rate: 0.15},
+		Comparison: report.Compare(540, 3600, 40, 400)}
+	b := report.Compare(56, 70, 48, 80)
+	c := report.Compare(3, 10, 48, 80)
+	r := &report.Report{Campaigns: []report.CampaignReport{{ID: "welcome", Holdout: ho, Steps: []report.StepReport{
+		{ID: "welcome/hello", Variants: []report.VariantReport{
+			{Variant: "a", Given: 80, Sent: 79, Clicked: 20, Unsubscribed: 2, GoalReached: 48, GoalRate: 0.6},
+			{Variant: "b", Given: 70, Sent: 69, Clicked: 12, GoalReached: 56, GoalRate: 0.8, VsA: &b},
+			{Variant: "c", Given: 10, Sent: 10, GoalReached: 3, GoalRate: 0.3, VsA: &c},
+		}},
+		{ID: "welcome/tips"},
+	}}}}
+	var out strings.Builder
+	printExperiments(&out, r)
+	want := `
+Experiments: goal conversion (95% interval, Newcombe hybrid score; p: two-sided pooled two-proportion z-test)
+  welcome: holdout 10.0% (control: enrolled, sent nothing; treatment: everyone else)
+    group      enrolled  goal reached  rate   uplift           95% interval          p
+    control    400       40            10.0%
+    treatment  3600      540           15.0%  +5.0 pts (+50%)  +1.5 pts to +7.8 pts  0.007  higher
+  welcome/hello: A/B variants
+    variant  given  sent  clicked  unsubscribed  goal reached  rate   uplift vs a          95% interval           p
+    a        80     79    20       2             48            60.0%
+    b        70     69    12       0             56            80.0%  +20.0 pts (+33%)     +5.2 pts to +33.4 pts  0.008  higher
+    c        10     10    0        0             3             30.0%  not enough data yet
+  Uplift is in percentage points of goal rate, against the control group or variant a; shown once each group
+  has 30 customers, 5 who reached the goal and 5 who did not.
+`
+	if diff := cmp.Diff(want, out.String()); diff != "" {
+		t.Errorf("experiments (-want +got):\n%s", diff)
+	}
+
+	out.Reset()
+	printExperiments(&out, &report.Report{Campaigns: []report.CampaignReport{{ID: "plain", Steps: []report.StepReport{{ID: "plain/one"}}}}})
+	if out.Len() != 0 {
+		t.Errorf("experiments of a report without any:\n%s", out.String())
+	}
+}
