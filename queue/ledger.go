@@ -15,16 +15,16 @@ import (
 	"github.com/retainmail/retain/store"
 )
 
-// Ledger states of one send.
+// Ledger states of one send (store/ledger.go, where the key format is too).
 const (
-	ledgerClaimed = "claimed"
-	ledgerSent    = "sent"
-	ledgerUnknown = "unknown" // the connection was lost after DATA: maybe delivered
-	ledgerFailed  = "failed"  // refused for good by the relay
+	ledgerClaimed = store.LedgerClaimed
+	ledgerSent    = store.LedgerSent
+	ledgerUnknown = store.LedgerUnknown // the connection was lost after DATA: maybe delivered
+	ledgerFailed  = store.LedgerFailed  // refused for good by the relay
 )
 
 // ledger records each send once: {s}ledger:{customer}:{campaign}:{enrollment}:{step},
-// where {s} is the customer's shard prefix (store.CustomerPrefix), so the entry
+// where {s} is the customer's shard prefix (store.LedgerKey), so the entry
 // is in the hash slot of the customer's other keys.
 //
 // A claim is fenced: its value, "claimed:<owner>:<token>", carries a random
@@ -191,7 +191,7 @@ func (d *Durability) check(c *redis.Cmd) error {
 }
 
 func (l *ledger) key(customer, campaign string, enrollment int, slug string) string {
-	return fmt.Sprintf("%sledger:%s:%s:%d:%s", store.CustomerPrefix(l.prefix, customer), customer, campaign, enrollment, slug)
+	return store.LedgerKey(l.prefix, customer, campaign, enrollment, slug)
 }
 
 // claimValue is the value of a claim taken by owner with token.

@@ -64,6 +64,10 @@
 //	{s}lease-fresh:{token}                                                TakeLease: a worker starting on a fresh
 //	                 string      "1", for half a claimed lease's time     lease need not renew it (one EXISTS per
 //	                             to live                                  batch instead of a script per customer)
+//	{s}ledger:{id}:{campaign}:{n}:{slug}                                  the send ledger, package queue's (LedgerKey
+//	                 string      sent, unknown, failed, or                in ledger.go): claimed before SMTP, the
+//	                             claimed:{owner}:{token}; expires after   outcome after; LedgerStates reads a
+//	                             the workers' LedgerKeep (30 days)        customer's in one MGET (the people page)
 //	{p}email:{addr}  string      customer ID of the lower-cased address   CustomerByEmail; one address per customer;
 //	                             ("ID\nUNIXMS" while a write is taking  a key per address, so creating customers
 //	                             it: email.go)                            in parallel never contends on one key

@@ -36,6 +36,7 @@ import (
 //	GET  /api/customers/{id}           200; 404 unknown; 503
 //	GET  /api/customers/{id}/timeline  200; 400 bad horizon; 404; 503
 //	PUT  /api/customers/{id}/subscription, GET /api/customers/{id}/consent: subscription.go
+//	GET  /api/customers, GET /api/customers/{id}/emails: customers.go
 //	/api/suppressions...               the suppression list: suppress.go
 //
 // A validation error names the first field at fault, in the request's own terms
@@ -698,6 +699,10 @@ type enrollmentOut struct {
 	Attempts int `json:"attempts,omitempty"`
 	// Edits are the steps skipped because the campaign was edited.
 	Edits []lifecycle.Edit `json:"edits,omitempty"`
+	// Group is "control" for an enrollment in the campaign's holdout.
+	Group string `json:"group,omitempty"`
+	// Variants are the A/B variants the customer was given, by step slug.
+	Variants map[string]string `json:"variants,omitempty"`
 }
 
 type subscriptionOut struct {
@@ -748,7 +753,8 @@ func (s *Server) customer(ctx context.Context, id string) (*customerOut, error) 
 	for _, camp := range slices.Sorted(maps.Keys(c.Enrollments)) {
 		enr := c.Enrollments[camp]
 		e := enrollmentOut{Campaign: camp, Number: enr.Number, Status: enr.Status, Started: utc(enr.Started),
-			Ended: utc(enr.Ended), Reason: enr.Reason, Passed: orEmpty(enr.Passed), Due: utc(enr.Due), Attempts: enr.Attempts, Edits: enr.Edits}
+			Ended: utc(enr.Ended), Reason: enr.Reason, Passed: orEmpty(enr.Passed), Due: utc(enr.Due), Attempts: enr.Attempts, Edits: enr.Edits,
+			Group: enr.Group, Variants: enr.AB}
 		if enr.Next != "" {
 			e.NextStep = camp + "/" + enr.Next
 		}

@@ -225,6 +225,7 @@ func TestAPIDocExamplesAnswerAsDocumented(t *testing.T) {
 		}
 	}
 	for _, r := range []string{"POST /api/events", "PUT /api/customers/{id}", "GET /api/customers/{id}", "GET /api/customers/{id}/timeline",
+		"GET /api/customers", "GET /api/customers/{id}/emails",
 		"PUT /api/customers/{id}/subscription", "GET /api/customers/{id}/consent",
 		"GET /api/suppressions", "GET /api/suppressions/{email}", "PUT /api/suppressions/{email}", "DELETE /api/suppressions/{email}", "POST /api/suppressions/import"} {
 		if !routes[r] {

@@ -1,7 +1,8 @@
 // Package web is retain web: the process that customers' clicks and the product's
 // events reach. It serves the JSON API behind a bearer token (events, customers,
 // timelines), the pages links in emails lead to (one-click unsubscribe, email
-// preferences, NPS answers, tracked clicks), the campaign preview pages, and the
+// preferences, NPS answers, tracked clicks), the campaign preview pages, the
+// people pages (people.go: a customer and every email it was sent), and the
 // operators' endpoints (/healthz, /metrics, the Asynq monitor).
 //
 // It decides nothing itself: events are queued for the workers (package queue),
