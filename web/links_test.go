@@ -185,7 +185,7 @@ func TestPreferencePageShowsTopicsAndSavesThem(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("GET = %d", res.StatusCode)
 	}
-	for _, want := range []string{`value="check-ins" checked`, "Churned, Win-back", `value="education" checked`, `value="shop" checked`, `value="surveys" checked`, "Unsubscribe from all emails"} {
+	for _, want := range []string{`value="check-ins" checked`, "Churned, Win-back", `value="education" checked`, `value="shop" checked`, `value="surveys" checked`, `value="news" checked`, "Unsubscribe from all emails"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("preference page lacks %q:\n%s", want, body)
 		}
@@ -198,7 +198,7 @@ func TestPreferencePageShowsTopicsAndSavesThem(t *testing.T) {
 		t.Fatalf("save = %d:\n%s", res.StatusCode, body)
 	}
 	c := b.customer(t, "c1")
-	if diff := cmp.Diff([]string{"check-ins", "onboarding", "surveys"}, c.OptedOut); diff != "" || c.Unsubscribed {
+	if diff := cmp.Diff([]string{"check-ins", "news", "onboarding", "surveys"}, c.OptedOut); diff != "" || c.Unsubscribed {
 		t.Errorf("opted out (-want +got):\n%s unsubscribed %v", diff, c.Unsubscribed)
 	}
 	if d := b.engine.Decide(c, "onboarding", b.now); d.Action != lifecycle.Stop || d.Reason != "opted out of onboarding" {
@@ -206,17 +206,17 @@ func TestPreferencePageShowsTopicsAndSavesThem(t *testing.T) {
 	}
 	evs, _ := b.store.Events(b.ctx, "c1", 1)
 	want := lifecycle.Event{Name: "preferences_changed", At: b.now, Data: map[string]any{
-		"how": "preference page", "unsubscribed": false, "opted_out": []any{"check-ins", "onboarding", "surveys"}}}
+		"how": "preference page", "unsubscribed": false, "opted_out": []any{"check-ins", "news", "onboarding", "surveys"}}}
 	if len(evs) != 1 || !cmp.Equal(want, evs[0]) {
 		t.Errorf("consent note = %+v, want %+v", evs, want)
 	}
 
 	// Unsubscribe from all, then come back to every topic.
 	b.do(t, http.MethodPost, target, url.Values{"action": {"unsubscribe"}, "topic": {"shop"}})
-	if c := b.customer(t, "c1"); !c.Unsubscribed || len(c.OptedOut) != 3 {
+	if c := b.customer(t, "c1"); !c.Unsubscribed || len(c.OptedOut) != 4 {
 		t.Errorf("after unsubscribe from all: unsubscribed %v, opted out %v", c.Unsubscribed, c.OptedOut)
 	}
-	b.do(t, http.MethodPost, target, url.Values{"action": {"save"}, "topic": {"check-ins", "education", "onboarding", "shop", "surveys"}})
+	b.do(t, http.MethodPost, target, url.Values{"action": {"save"}, "topic": {"check-ins", "education", "news", "onboarding", "shop", "surveys"}})
 	if c := b.customer(t, "c1"); c.Unsubscribed || len(c.OptedOut) != 0 {
 		t.Errorf("after subscribing again: unsubscribed %v, opted out %v", c.Unsubscribed, c.OptedOut)
 	}

@@ -189,7 +189,7 @@ func TestLinkPageChangesAppearInTheConsentHistory(t *testing.T) {
 		t.Fatalf("one-click = %d %s", res.StatusCode, body)
 	}
 	b.now = b.now.Add(time.Minute)
-	form := url.Values{"action": {"save"}, "topic": {"check-ins", "education", "onboarding", "shop", "surveys"}}
+	form := url.Values{"action": {"save"}, "topic": {"check-ins", "education", "news", "onboarding", "shop", "surveys"}}
 	if res, body := b.do(t, http.MethodPost, b.path(t, b.signer.PreferencesURL("c1")), form); res.StatusCode != http.StatusOK {
 		t.Fatalf("preferences = %d %s", res.StatusCode, body)
 	}

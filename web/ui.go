@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/subtle"
 	"embed"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/retainmail/retain/campaign"
+	"github.com/retainmail/retain/lifecycle"
 	"github.com/retainmail/retain/render"
 	"github.com/retainmail/retain/store"
 )
@@ -126,13 +128,14 @@ var uiFiles embed.FS
 var uiPages = func() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"delay":   formatDelay,
-		"trigger": formatTrigger,
+		"when":    formatWhen,
+		"percent": func(bp int) string { return strconv.FormatFloat(float64(bp)/100, 'f', -1, 64) + "%" },
 		"inc":     func(i int) int { return i + 1 },
 		"stepURL": stepURL,
 	}
 	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(uiFiles, "templates/ui/layout.html"))
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"campaigns.html", "campaign.html", "step.html", "error.html", "reports.html", "failed.html"} {
+	for _, name := range []string{"campaigns.html", "campaign.html", "step.html", "error.html", "reports.html", "failed.html", "people.html", "person.html"} {
 		pages[name] = template.Must(template.Must(layout.Clone()).ParseFS(uiFiles, "templates/ui/"+name))
 	}
 	return pages
@@ -273,7 +276,11 @@ type preview struct {
 	CustomerID string
 	// Locale is the ?locale= asked for; empty for the customer's own.
 	Locale string
-	Email  *render.Email
+	// ABVariant is the A/B variant shown ("a", "b", …), from ?variant=, else
+	// the one a stored customer was given (or would be); empty for a step
+	// without variants, or the sample customer's default (the step's own).
+	ABVariant string
+	Email     *render.Email
 	// Err says why the step could not be rendered; Email is nil then.
 	Err string
 	// Status is the HTTP status of the page.
@@ -282,12 +289,20 @@ type preview struct {
 
 // query is the preview's query string, for the iframe and the variant links.
 func (p *preview) query(locale string) string {
+	return p.queryFor(locale, p.ABVariant)
+}
+
+// queryFor is query with another A/B variant.
+func (p *preview) queryFor(locale, variant string) string {
 	v := url.Values{}
 	if p.CustomerID != "" {
 		v.Set("customer", p.CustomerID)
 	}
 	if locale != "" {
 		v.Set("locale", locale)
+	}
+	if variant != "" {
+		v.Set("variant", variant)
 	}
 	if len(v) == 0 {
 		return ""
@@ -307,8 +322,12 @@ func (s *Server) renderStepFor(r *http.Request, st *campaign.Step, test bool) *p
 	p := &preview{
 		CustomerID: strings.TrimSpace(r.URL.Query().Get("customer")),
 		Locale:     r.URL.Query().Get("locale"),
+		ABVariant:  r.URL.Query().Get("variant"),
 		Content:    st.Content,
 		Status:     http.StatusOK,
+	}
+	if p.ABVariant != campaign.VariantA && st.ABVariant(p.ABVariant) == nil {
+		p.ABVariant = ""
 	}
 	data := render.SampleData(set, baseURL(r))
 	data.Event = render.SampleEvent(st.Campaign)
@@ -340,11 +359,26 @@ func (s *Server) renderStepFor(r *http.Request, st *campaign.Step, test bool) *p
 		// know the From address, so the sample's stands in.
 		data = render.NewData(s.d.Engine, c, links, data.Sender.Email)
 		data.Event = render.EventOf(c, st.Campaign)
-		p.Content = st.ContentFor(data.Customer.Locale)
-	} else if s.d.Sender.Name != "" {
-		data.Sender.Name, data.Sender.Address = s.d.Sender.Name, s.d.Sender.Address
+		if p.ABVariant == "" && len(st.AB) > 0 {
+			// The variant the worker sends this customer: the one recorded,
+			// else the one they would be given.
+			p.ABVariant = lifecycle.AssignVariant(c.ID, st)
+			if enr := c.Enrollments[st.Campaign.ID]; enr != nil && enr.AB[st.Slug] != "" {
+				p.ABVariant = enr.AB[st.Slug]
+			}
+		}
+		p.Content = st.ContentForVariant(p.ABVariant, data.Customer.Locale)
+	} else {
+		p.Content = st.ContentForVariant(p.ABVariant, "")
+		if s.d.Sender.Name != "" {
+			data.Sender.Name, data.Sender.Address = s.d.Sender.Name, s.d.Sender.Address
+		}
 	}
-	if v, ok := st.Variants[p.Locale]; ok {
+	locales := st.Variants
+	if v := st.ABVariant(p.ABVariant); v != nil {
+		locales = v.Locales
+	}
+	if v, ok := locales[p.Locale]; ok {
 		p.Content = v
 		data.Customer.Locale = p.Locale
 	} else {
@@ -394,6 +428,18 @@ func (s *Server) showStep(w http.ResponseWriter, r *http.Request, notice string,
 	for _, loc := range slices.Sorted(keys(st.Variants)) {
 		variants = append(variants, variant{loc, stepURL(st) + p.query(loc), p.Locale == loc})
 	}
+	var ab []variant // the A/B variants, with their share
+	if len(st.AB) > 0 {
+		rest := 100
+		for _, v := range st.AB {
+			rest -= v.Split
+		}
+		cur := cmp.Or(p.ABVariant, campaign.VariantA)
+		ab = append(ab, variant{fmt.Sprintf("a (%d%%)", rest), stepURL(st) + p.queryFor(p.Locale, campaign.VariantA), cur == campaign.VariantA})
+		for _, v := range st.AB {
+			ab = append(ab, variant{fmt.Sprintf("%s (%d%%)", v.Name, v.Split), stepURL(st) + p.queryFor(p.Locale, v.Name), cur == v.Name})
+		}
+	}
 	data := struct {
 		page
 		Campaign   *campaign.Campaign
@@ -403,6 +449,7 @@ func (s *Server) showStep(w http.ResponseWriter, r *http.Request, notice string,
 		Preview    *preview
 		FrameURL   string
 		Variants   []variant
+		ABVariants []variant
 		SenderName string
 		// TestSend is true when retain web can send test emails; Sent and
 		// SendError say how the last one went.
@@ -417,7 +464,7 @@ func (s *Server) showStep(w http.ResponseWriter, r *http.Request, notice string,
 		},
 		Campaign: c, Step: st, Index: i, Preview: p,
 		FrameURL: stepURL(st) + "/html" + p.query(p.Locale),
-		Variants: variants,
+		Variants: variants, ABVariants: ab,
 		TestSend: s.d.TestSend != nil,
 	}
 	if failed {
@@ -428,10 +475,10 @@ func (s *Server) showStep(w http.ResponseWriter, r *http.Request, notice string,
 		data.Sent = "Test email sent to " + to + "."
 	}
 	if i > 0 {
-		data.Prev = stepURL(c.Steps[i-1]) + p.query("")
+		data.Prev = stepURL(c.Steps[i-1]) + p.queryFor("", "")
 	}
 	if i+1 < len(c.Steps) {
-		data.Next = stepURL(c.Steps[i+1]) + p.query("")
+		data.Next = stepURL(c.Steps[i+1]) + p.queryFor("", "")
 	}
 	if set := s.set(); set.Lifecycle != nil {
 		data.SenderName = set.Lifecycle.Sender.Name
@@ -482,6 +529,15 @@ func formatDelay(d time.Duration) string {
 		return fmt.Sprintf("%dm", d/time.Minute)
 	}
 	return d.String()
+}
+
+// formatWhen says when customers get a campaign: its trigger, or a
+// broadcast's send time.
+func formatWhen(c *campaign.Campaign) string {
+	if c.IsBroadcast() {
+		return "broadcast at " + c.Broadcast.SendAt.Source
+	}
+	return formatTrigger(c.Trigger)
 }
 
 func formatTrigger(t campaign.Trigger) string {

@@ -3,11 +3,13 @@ package web
 import (
 	"html"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/retainmail/retain/ingest"
+	"github.com/retainmail/retain/lifecycle"
 )
 
 const uiCampaigns = "testdata/ui/campaigns"
@@ -164,4 +166,39 @@ func TestPreviewLinksLeadToPagesThatSayTheyArePreviews(t *testing.T) {
 			t.Errorf("%s: %d, want 200 and a page that says it is a preview", l, resp.StatusCode)
 		}
 	}
+}
+
+// TestABVariantPreview: a step with A/B variants shows a tab per variant with
+// its share; ?variant=b previews variant b; a stored customer's preview shows
+// the variant the worker sends them.
+func TestABVariantPreview(t *testing.T) {
+	b := setupUI(t, filepath.Join("..", "campaigns"))
+	const own, varB = "Your first project, in ten minutes", "Your first project, already half done"
+	_, body := b.get(t, "/campaigns/onboarding/first-project", basicAuth)
+	wantContains(t, "the step's own content", body, own, `id="ab-variants"`, `class="current">a (50%)<`, `variant=b`)
+	_, body = b.get(t, "/campaigns/onboarding/first-project?variant=b", basicAuth)
+	wantContains(t, "variant b", body, varB, `class="current">b (50%)<`)
+	st := b.applier.Engine.Set().Step("onboarding/first-project")
+	for _, id := range []string{"c1", "c2", "c3", "c4", "c5", "c6"} {
+		b.signUp(t, &ingest.Record{ID: id, Email: id + "@example.org", FirstName: "Kim"})
+		want := own
+		if lifecycle.AssignVariant(id, st) == "b" {
+			want = varB
+		}
+		_, body = b.get(t, "/campaigns/onboarding/first-project?customer="+id, basicAuth)
+		wantContains(t, "preview for "+id, body, want)
+	}
+}
+
+// TestCampaignPagesShowBroadcastsHoldoutsAndVariants: the campaign list says
+// when a broadcast goes out; its page names the holdout; a step's A/B
+// variants show with their share.
+func TestCampaignPagesShowBroadcastsHoldoutsAndVariants(t *testing.T) {
+	b := setupUI(t, filepath.Join("..", "campaigns"))
+	_, body := b.get(t, "/campaigns", basicAuth)
+	wantContains(t, "/campaigns", body, "broadcast at 2027-01-12 09:00 local", "entering stage onboarding")
+	_, body = b.get(t, "/campaigns/planning-templates", basicAuth)
+	wantContains(t, "the broadcast's page", body, "broadcast at 2027-01-12 09:00 local", "10% of the customers who would enrol are kept as a control group")
+	_, body = b.get(t, "/campaigns/onboarding", basicAuth)
+	wantContains(t, "onboarding's page", body, "variant b · 50%")
 }
