@@ -37,16 +37,18 @@ type Audience struct {
 type Decided struct {
 	Customer *lifecycle.Customer
 	Choice   lifecycle.Choice
-	// SendAt is the customer's send time (for every choice but ChoiceHad,
-	// whose enrollment says it).
+	// SendAt is the customer's send time, for those it enrols (the
+	// enrollment of ChoiceHad says it).
 	SendAt time.Time
 }
 
 // Scan decides broadcast camp at now for every stored customer and calls fn
 // with each batch's decisions, from Workers goroutines at once (worker is the
-// caller's index, for per-worker state). It writes nothing.
+// caller's index, for per-worker state). It writes nothing. The customers are
+// read as store.ScanProfiles reads them: profile, attributes, counters and
+// subscription, which is all a decision needs.
 func (a *Audience) Scan(ctx context.Context, camp *campaign.Campaign, now time.Time, fn func(worker int, batch []Decided) error) error {
-	return a.Store.ScanCustomers(ctx, cmpOr(a.Batch, 1000), cmpOr(a.Workers, 2), func(worker int, batch []*lifecycle.Customer) error {
+	return a.Store.ScanProfiles(ctx, cmpOr(a.Batch, 1000), cmpOr(a.Workers, 2), func(worker int, batch []*lifecycle.Customer) error {
 		out, err := a.decide(ctx, camp, now, batch)
 		if err != nil {
 			return err
@@ -63,8 +65,9 @@ func (a *Audience) decide(ctx context.Context, camp *campaign.Campaign, now time
 	var at []int
 	for i, c := range batch {
 		ch := a.Engine.Choose(c, camp, now)
-		out[i] = Decided{Customer: c, Choice: ch, SendAt: lifecycle.BroadcastAt(camp, a.Engine.Location(c))}
+		out[i] = Decided{Customer: c, Choice: ch}
 		if ch.Enrols() {
+			out[i].SendAt = lifecycle.BroadcastAt(camp, a.Engine.Location(c))
 			emails, at = append(emails, c.Email), append(at, i)
 		}
 	}

@@ -184,6 +184,41 @@ func decodeCustomer(b []byte) (*lifecycle.Customer, error) {
 	return c, nil
 }
 
+// profileRecord is what decodeProfile reads of a stored customer: the
+// fields it shadows are skipped, or (Enrollments) read for their keys only.
+type profileRecord struct {
+	*lifecycle.Customer
+	Attributes   attrs               `json:"attributes,omitempty"`
+	Enrollments  map[string]skipJSON `json:"enrollments,omitempty"`
+	StageSince   skipJSON            `json:"stage_since"`
+	CreatedAt    skipJSON            `json:"created_at"`
+	LastActivity skipJSON            `json:"last_activity"`
+	LastEvent    skipJSON            `json:"last_event"`
+	LastSent     skipJSON            `json:"last_sent"`
+}
+
+// skipJSON is a JSON value read past and not decoded.
+type skipJSON struct{}
+
+func (skipJSON) UnmarshalJSON([]byte) error { return nil }
+
+// decodeProfile decodes a stored customer for Store.ScanProfiles.
+func decodeProfile(b []byte) (*lifecycle.Customer, error) {
+	c := new(lifecycle.Customer)
+	r := profileRecord{Customer: c}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	c.Attributes = r.Attributes
+	if len(r.Enrollments) > 0 {
+		c.Enrollments = make(map[string]*lifecycle.Enrollment, len(r.Enrollments))
+		for id := range r.Enrollments {
+			c.Enrollments[id] = &lifecycle.Enrollment{Campaign: id}
+		}
+	}
+	return c, nil
+}
+
 type eventRecord struct {
 	*lifecycle.Event
 	Data data `json:"data,omitempty"`
