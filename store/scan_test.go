@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/retainmail/retain/internal/redistest"
@@ -165,5 +166,41 @@ func TestScanCustomersOnCluster(t *testing.T) {
 	}
 	if mgets == 0 || mgets > len(want) {
 		t.Errorf("the scan sent %d MGETs for %d customers", mgets, len(want))
+	}
+}
+
+// TestScanProfilesReadsWhoACustomerIs: ScanProfiles gives each customer's
+// profile, typed attributes, counters and subscription as stored, and the
+// campaigns it has enrollments in, without their details or the customer's
+// times.
+func TestScanProfilesReadsWhoACustomerIs(t *testing.T) {
+	b := setup(t)
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	trial := at.Add(14 * 24 * time.Hour)
+	stored := &lifecycle.Customer{ID: "c1", Email: "c1@example.com", FirstName: "Kim", Name: "Kim de Vries", Locale: "nl", Timezone: "Europe/Amsterdam",
+		Stage: "active", StageSince: at, CreatedAt: at, LastActivity: at, LastEvent: at, LastSent: at,
+		Attributes:   map[string]any{"plan": "business", "seats": 3, "trial_ends": trial},
+		Counters:     map[string]int{"orders": 2},
+		Unsubscribed: true, OptedOut: []string{"news"},
+		Enrollments: map[string]*lifecycle.Enrollment{
+			"onboarding": {Campaign: "onboarding", Number: 1, Started: at, Status: lifecycle.Completed, Last: at, Passed: []string{"welcome"}},
+			"education":  {Campaign: "education", Number: 2, Started: at, Status: lifecycle.Active, Last: at, Next: "tips", Due: trial},
+		}}
+	if err := b.store.Update(b.ctx, "c1", "", func(*lifecycle.Customer) (*Change, error) { return &Change{Customer: stored}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	var got []*lifecycle.Customer
+	err := b.store.ScanProfiles(b.ctx, 10, 1, func(_ int, batch []*lifecycle.Customer) error {
+		got = append(got, batch...)
+		return nil
+	})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("scan: %d customers, %v", len(got), err)
+	}
+	want := &lifecycle.Customer{ID: "c1", Email: "c1@example.com", FirstName: "Kim", Name: "Kim de Vries", Locale: "nl", Timezone: "Europe/Amsterdam",
+		Stage: "active", Attributes: stored.Attributes, Counters: stored.Counters, Unsubscribed: true, OptedOut: []string{"news"},
+		Enrollments: map[string]*lifecycle.Enrollment{"onboarding": {Campaign: "onboarding"}, "education": {Campaign: "education"}}}
+	if diff := cmp.Diff(want, got[0]); diff != "" {
+		t.Errorf("profile (-want +got):\n%s", diff)
 	}
 }
