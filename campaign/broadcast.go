@@ -127,7 +127,16 @@ func ParseSendAt(s string) (SendAt, error) {
 	if err != nil {
 		return out, fmt.Errorf("%q: unknown time zone %q: use an IANA name such as Europe/Amsterdam, UTC, or local", s, fields[2])
 	}
-	out.Instant = time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), wall.Minute(), 0, 0, loc)
+	t := time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), wall.Minute(), 0, 0, loc)
+	if h, m, _ := t.Clock(); h != wall.Hour() || m != wall.Minute() {
+		// A time the clocks skip (02:30 as they spring forward from 02:00
+		// to 03:00) moves forward by the gap (03:30), as a local send_at
+		// and a step's at: do.
+		_, before := t.Zone()
+		_, after := t.Add(3 * time.Hour).Zone()
+		t = t.Add(time.Duration(after-before) * time.Second)
+	}
+	out.Instant = t
 	return out, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -450,7 +451,28 @@ func settingChanges(o, n *Campaign) []string {
 	if o.Topic != n.Topic {
 		out = append(out, "topic "+orNone(o.Topic)+" → "+orNone(n.Topic))
 	}
+	if a, b := describeKind(o), describeKind(n); a != b {
+		out = append(out, "kind "+a+" → "+b)
+	}
+	if o.Holdout != n.Holdout {
+		out = append(out, "holdout "+describeHoldout(o.Holdout)+" → "+describeHoldout(n.Holdout))
+	}
 	return out
+}
+
+// describeKind is a campaign's kind, with a broadcast's send_at.
+func describeKind(c *Campaign) string {
+	if c.IsBroadcast() {
+		return KindBroadcast + " at " + c.Broadcast.SendAt.Source
+	}
+	return KindSequence
+}
+
+func describeHoldout(bp int) string {
+	if bp == 0 {
+		return "none"
+	}
+	return strconv.FormatFloat(float64(bp)/100, 'f', -1, 64) + "%"
 }
 
 // stepChanges lists what changed in a step's timing, conditions and content.
@@ -609,6 +631,9 @@ func describeGoal(g *Goal) string {
 	s := "event " + g.Event
 	if g.Where != nil {
 		s += " where " + g.Where.Source
+	}
+	if g.Within > 0 {
+		s += " within " + FormatDuration(g.Within)
 	}
 	return s
 }

@@ -261,6 +261,13 @@ var diffEdits = []struct {
 		},
 	},
 	{
+		name: "experiment settings changed",
+		edit: func(t *testing.T, f campaignFiles) {
+			f.replace(t, "onboarding/campaign.md", "{event: project_created}", "{event: project_created, within: 7d}\nholdout: 10%")
+		},
+		want: []string{"onboarding: goal event project_created → event project_created within 7d, holdout none → 10%"},
+	},
+	{
 		name: "lifecycle changed",
 		edit: func(t *testing.T, f campaignFiles) {
 			f.replace(t, "lifecycle.yaml", "inactive: 21d", "inactive: 28d")

@@ -59,6 +59,8 @@ func AssignVariant(customerID string, st *campaign.Step) string {
 // new assignment, which it records.
 func variant(c *Customer, enr *Enrollment, st *campaign.Step) string {
 	if len(st.AB) == 0 {
+		// The step lost its variants: what was recorded is not what is sent.
+		delete(enr.AB, st.Slug)
 		return ""
 	}
 	if v, ok := enr.AB[st.Slug]; ok && (v == campaign.VariantA || st.ABVariant(v) != nil) {

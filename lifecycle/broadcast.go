@@ -33,6 +33,12 @@ func BroadcastAt(camp *campaign.Campaign, loc *time.Location) time.Time {
 	return inWindow(camp.SendWindow, nil, t, loc)
 }
 
+// BroadcastGrace is how long after its send time a broadcast may still be
+// sent: the lifecycle's backfill grace, and at least an hour, so that a
+// grace set near 0 for imports does not skip broadcasts that a scheduler
+// gets to a tick late.
+func (e *Engine) BroadcastGrace() time.Duration { return max(e.lc.BackfillGrace, time.Hour) }
+
 // Choice is what a broadcast's audience evaluation decides for one customer.
 type Choice int
 
@@ -48,9 +54,12 @@ const (
 	// ChoiceSuppressed: the address is on the suppression list. The engine
 	// does not know suppressions: the caller that looked it up says so.
 	ChoiceSuppressed
-	// ChoiceOutside: not in the audience (or its condition failed for
-	// this customer).
+	// ChoiceOutside: not in the audience.
 	ChoiceOutside
+	// ChoiceError: the audience condition failed while running for this
+	// customer (a missing attribute of another type): counted apart, and
+	// not enrolled.
+	ChoiceError
 	// ChoiceLate: the customer's send time passed longer ago than the
 	// lifecycle's backfill grace: the broadcast would mail the past.
 	ChoiceLate
@@ -61,12 +70,12 @@ const (
 	ChoiceSend
 )
 
-var choiceNames = [...]string{"already enrolled", "unsubscribed", "opted out of the topic", "suppressed", "not in the audience", "send time long past", "control group", "sent"}
+var choiceNames = [...]string{"already enrolled", "unsubscribed", "opted out of the topic", "suppressed", "not in the audience", "audience condition failed", "send time long past", "control group", "sent"}
 
 func (ch Choice) String() string { return choiceNames[ch] }
 
 // Choices lists every choice, in order.
-var Choices = []Choice{ChoiceHad, ChoiceUnsubscribed, ChoiceOptedOut, ChoiceSuppressed, ChoiceOutside, ChoiceLate, ChoiceControl, ChoiceSend}
+var Choices = []Choice{ChoiceHad, ChoiceUnsubscribed, ChoiceOptedOut, ChoiceSuppressed, ChoiceOutside, ChoiceError, ChoiceLate, ChoiceControl, ChoiceSend}
 
 // Enrols reports whether the customer is enrolled (ChoiceSend, ChoiceControl).
 func (ch Choice) Enrols() bool { return ch == ChoiceControl || ch == ChoiceSend }
@@ -83,10 +92,13 @@ func (e *Engine) Choose(c *Customer, camp *campaign.Campaign, now time.Time) Cho
 	case camp.Topic != "" && slices.Contains(c.OptedOut, camp.Topic):
 		return ChoiceOptedOut
 	}
-	if ok, err := e.Matches(c, camp.Audience, now); err != nil || !ok {
+	switch ok, err := e.Matches(c, camp.Audience, now); {
+	case err != nil:
+		return ChoiceError
+	case !ok:
 		return ChoiceOutside
 	}
-	if BroadcastAt(camp, e.Location(c)).Before(now.Add(-e.lc.BackfillGrace)) {
+	if BroadcastAt(camp, e.Location(c)).Before(now.Add(-e.BroadcastGrace())) {
 		return ChoiceLate
 	}
 	if InHoldout(c.ID, camp) {

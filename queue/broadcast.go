@@ -120,8 +120,9 @@ func (a *Audience) Evaluate(ctx context.Context, camp *campaign.Campaign, now ti
 			mu.Unlock()
 			return nil
 		}
-		delta, n := pending, scanned.Load()-unsent
-		pending, unsent, last = AudienceCounts{}, scanned.Load(), time.Now()
+		at := scanned.Load()
+		delta, n := pending, at-unsent
+		pending, unsent, last = AudienceCounts{}, at, time.Now()
 		mu.Unlock()
 		if progress == nil {
 			return nil
@@ -138,8 +139,11 @@ func (a *Audience) Evaluate(ctx context.Context, camp *campaign.Campaign, now ti
 		// The customer is decided again on its current state, under the
 		// write's WATCH: what changed since the scan read it counts.
 		got := make(map[string]lifecycle.Choice, len(ids))
-		if len(ids) > 0 {
-			err := a.Store.UpdateMany(ctx, ids, func(c *lifecycle.Customer) (*store.Change, error) {
+		// A write that keeps losing its optimistic lock to busy customers
+		// is tried again: enrolling is idempotent.
+		var err error
+		for attempt := 0; len(ids) > 0 && attempt < 3; attempt++ {
+			err = a.Store.UpdateMany(ctx, ids, func(c *lifecycle.Customer) (*store.Change, error) {
 				choice, chs := a.Engine.EnrollBroadcast(c, camp, now)
 				got[c.ID] = choice
 				if !choice.Enrols() {
@@ -147,9 +151,12 @@ func (a *Audience) Evaluate(ctx context.Context, camp *campaign.Campaign, now ti
 				}
 				return &store.Change{Customer: c, Changes: chs, Wake: a.Engine.NextWake(c), Due: a.Engine.NextDue(c)}, nil
 			})
-			if err != nil {
-				return fmt.Errorf("enrol %d customers in broadcast %s: %w", len(ids), camp.ID, err)
+			if err == nil || ctx.Err() != nil {
+				break
 			}
+		}
+		if err != nil {
+			return fmt.Errorf("enrol %d customers in broadcast %s: %w", len(ids), camp.ID, err)
 		}
 		mu.Lock()
 		for _, d := range batch {
@@ -164,6 +171,11 @@ func (a *Audience) Evaluate(ctx context.Context, camp *campaign.Campaign, now ti
 		scanned.Add(int64(len(batch)))
 		return flush(false)
 	})
+	if err == nil {
+		// A scan cut short (the lock lost, the scheduler stopping) has not
+		// decided everyone: never report it done.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return total, err
 	}
@@ -194,7 +206,7 @@ const broadcastLock = 30 * time.Second
 
 func newBroadcaster(st *store.Store, eng *lifecycle.Engine, log *slog.Logger) *broadcaster {
 	return &broadcaster{aud: &Audience{Store: st, Engine: eng, Log: log}, store: st, log: log,
-		grace: eng.Set().Lifecycle.BackfillGrace, finished: map[string]bool{}, running: map[string]bool{}}
+		grace: eng.BroadcastGrace(), finished: map[string]bool{}, running: map[string]bool{}}
 }
 
 // check starts the evaluation of every broadcast due at now that is not

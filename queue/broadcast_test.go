@@ -185,7 +185,7 @@ func TestBroadcastEvaluatedTwiceEnrolsOnceAndItsHoldoutGetsNothing(t *testing.T)
 			control = append(control, id)
 		}
 	}
-	if len(control) == 0 || len(control) == n {
+	if len(control) < 2 || len(control) == n {
 		t.Fatalf("holdout of 30%% put %d of %d in control: pick other IDs", len(control), n)
 	}
 	aud := &Audience{Store: b.store, Engine: eng, Batch: 7}
@@ -204,13 +204,25 @@ func TestBroadcastEvaluatedTwiceEnrolsOnceAndItsHoldoutGetsNothing(t *testing.T)
 	if again[lifecycle.ChoiceHad] != n || again.Enrolled() != n || len(again) != 1 {
 		t.Fatalf("second evaluation %v, want all %d already enrolled", again, n)
 	}
+	// An address suppressed after the evaluation leaves the control group as
+	// it leaves the others: its enrollment ends, it does not walk on.
+	suppressed := control[0]
+	if err := b.store.Suppress(b.ctx, suppressed+"@example.org", "complained", at); err != nil {
+		t.Fatal(err)
+	}
+	control = control[1:]
 	b.clock.t = time.Date(2026, 3, 10, 8, 0, 0, 0, time.UTC) // 09:00 in Amsterdam
 	b.run(t)
-	msgs := b.smtp.Wait(n-len(control), 5*time.Second)
+	msgs := b.smtp.Wait(n-len(control)-1, 5*time.Second)
 	b.clock.Advance(24 * time.Hour)
 	b.run(t)
-	if got := len(b.smtp.Messages()); got != n-len(control) || len(msgs) != got {
-		t.Errorf("%d emails, want %d (the control group gets none)", got, n-len(control))
+	if got := len(b.smtp.Messages()); got != n-len(control)-1 || len(msgs) != got {
+		t.Errorf("%d emails, want %d (the control group gets none)", got, n-len(control)-1)
+	}
+	if c, err := b.store.Customer(b.ctx, suppressed); err != nil {
+		t.Fatal(err)
+	} else if enr := c.Enrollments["launch"]; enr.Status != lifecycle.Exited || !strings.HasPrefix(enr.Reason, "address suppressed") {
+		t.Errorf("%s (control, suppressed): enrollment %+v, want exited: address suppressed", suppressed, enr)
 	}
 	for _, m := range b.smtp.Messages() {
 		if slices.Contains(control, strings.TrimSuffix(m.To[0], "@example.org")) {

@@ -413,6 +413,7 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 		return err
 	}
 	var jobs []*job
+	var controls []control
 	outcomes := make(map[stepKey]*outcome)
 	for _, c := range custs {
 		if c == nil {
@@ -424,6 +425,9 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 		w.engine.CatchUp(c, now)
 		for _, campID := range w.engine.Due(c, now) {
 			d := w.engine.Decide(c, campID, now)
+			if d.Action == lifecycle.Skip && d.Reason == lifecycle.HoldoutReason {
+				controls = append(controls, control{c.Email, stepKey{c.ID, campID, d.Enrollment.Number, d.Enrollment.Next}})
+			}
 			if d.Action != lifecycle.Send {
 				continue
 			}
@@ -439,6 +443,9 @@ func (w *Worker) ProcessLease(ctx context.Context, l *store.Lease) error {
 		}
 	}
 	if err := w.prepare(ctx, jobs, now); err != nil {
+		return err
+	}
+	if err := w.suppressControls(ctx, controls, now, outcomes); err != nil {
 		return err
 	}
 	stopBeat := w.heartbeat(ctx, l)
@@ -498,6 +505,36 @@ func (w *Worker) heartbeat(ctx context.Context, l *store.Lease) (stop func()) {
 		}
 	})
 	return func() { close(done); wg.Wait() }
+}
+
+// control is a step a customer in a campaign's holdout passes without a send.
+type control struct {
+	email string
+	key   stepKey
+}
+
+// suppressControls ends, as a send to a suppressed address ends it, the
+// enrollment of each customer of controls whose address is suppressed: the
+// control group leaves a campaign for the same reasons as the customers who
+// get its emails, or its goal rate would not compare with theirs.
+func (w *Worker) suppressControls(ctx context.Context, controls []control, now time.Time, outcomes map[stepKey]*outcome) error {
+	if len(controls) == 0 {
+		return nil
+	}
+	emails := make([]string, len(controls))
+	for i, c := range controls {
+		emails[i] = c.email
+	}
+	sups, err := w.store.Suppressions(ctx, emails)
+	if err != nil {
+		return err
+	}
+	for i, sup := range sups {
+		if sup != nil {
+			outcomes[controls[i].key] = &outcome{at: now, stop: "address suppressed: " + sup.Reason}
+		}
+	}
+	return nil
 }
 
 // prepare drops the jobs of suppressed addresses and of sends the ledger already

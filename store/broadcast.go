@@ -62,10 +62,22 @@ func (s *Store) TakeBroadcast(ctx context.Context, id, token string, ttl time.Du
 		return false, nil
 	}
 	ok, err := s.rdb.SetNX(ctx, s.broadcastLockKey(id), token, ttl).Result()
-	if err != nil {
-		return false, fmt.Errorf("store: lock broadcast %s: %w", id, err)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("store: lock broadcast %s: %w", id, err)
+		}
+		return false, err
 	}
-	return ok, nil
+	// Another scheduler may have finished it between the read and the
+	// lock (and released its lock): read again under the lock.
+	state, err = s.rdb.HGet(ctx, s.broadcastKey(id), "state").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, errors.Join(fmt.Errorf("store: read broadcast %s: %w", id, err), s.ReleaseBroadcast(ctx, id, token))
+	}
+	if state == BroadcastDone || state == BroadcastSkipped {
+		return false, s.ReleaseBroadcast(ctx, id, token)
+	}
+	return true, nil
 }
 
 // renewLock extends KEYS[1] by ARGV[2] ms while it holds ARGV[1].

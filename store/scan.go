@@ -22,7 +22,8 @@ import (
 // goroutines decode and call fn, each with its number (0 ≤ worker < workers)
 // so callers can keep per-worker state: fn runs concurrently for different
 // workers. Memory stays at about workers+1 batches (workers+masters on
-// Redis Cluster), whatever the number of customers.
+// Redis Cluster), whatever the number of customers. A scan that ctx ends
+// returns ctx's error: it did not read every customer.
 func (s *Store) ScanCustomers(ctx context.Context, count, workers int, fn func(worker int, batch []*lifecycle.Customer) error) error {
 	return s.scan(ctx, count, workers, decodeCustomer, fn)
 }
@@ -37,8 +38,8 @@ func (s *Store) ScanProfiles(ctx context.Context, count, workers int, fn func(wo
 	return s.scan(ctx, count, workers, decodeProfile, fn)
 }
 
-func (s *Store) scan(ctx context.Context, count, workers int, decode func([]byte) (*lifecycle.Customer, error), fn func(worker int, batch []*lifecycle.Customer) error) error {
-	ctx, cancel := context.WithCancel(ctx)
+func (s *Store) scan(parent context.Context, count, workers int, decode func([]byte) (*lifecycle.Customer, error), fn func(worker int, batch []*lifecycle.Customer) error) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	workers = max(workers, 1)
 	type raw struct {
@@ -127,6 +128,10 @@ func (s *Store) scan(ctx context.Context, count, workers int, decode func([]byte
 	}
 	close(batches)
 	wg.Wait()
+	if firstErr == nil {
+		// Cancelled from outside: not every customer was read.
+		firstErr = parent.Err()
+	}
 	return firstErr
 }
 
