@@ -3,10 +3,10 @@ package store
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -30,9 +30,8 @@ const (
 	ListBudget = 5000
 )
 
-// listScanCount is the COUNT of each SCAN. It is fixed: a cursor that stops
-// inside a SCAN batch replays that batch, which SCAN gives again only for the
-// same COUNT.
+// listScanCount is the COUNT of each SCAN: a page that fills up inside a
+// batch carries the batch's rest in its cursor, at most this many IDs.
 const listScanCount = 200
 
 // listReadChunk is how many customers of a SCAN batch one MGET reads.
@@ -86,7 +85,7 @@ type ListPage struct {
 // with any SCAN, a customer created or deleted while a client pages through
 // may be listed or not, and a customer may come twice, on two pages, when
 // Redis resizes its key table meanwhile; within a page it comes once. Every
-// customer stored throughout is listed. A page reads at most Budget
+// customer stored throughout is listed, whatever else changes in Redis. A page reads at most Budget
 // customers (one SCAN batch more, at most listScanCount) and holds at most
 // Limit: a filter that matches few customers gives short pages, each with a
 // Next, until the last.
@@ -150,54 +149,83 @@ func (s *Store) ListCustomers(ctx context.Context, q ListQuery) (*ListPage, erro
 	const mark = "}:c:"
 	match := globEscape(s.prefix) + "{*" + mark + "*"
 	seen := map[string]bool{}
+	// read reads keys in order until the page is full, and returns the IDs
+	// of those it did not read: the next page starts with them.
+	read := func(keys []string) ([]string, error) {
+		for len(keys) > 0 {
+			chunk := keys[:min(len(keys), listReadChunk)]
+			vals, err := s.getMany(ctx, chunk)
+			if err != nil {
+				return nil, fmt.Errorf("store: list customers: get %d customers: %w", len(chunk), err)
+			}
+			for k, v := range vals {
+				if len(page.Customers) == limit {
+					var rest []string
+					for _, key := range keys[k:] {
+						_, id, _ := strings.Cut(key[len(s.prefix):], mark)
+						rest = append(rest, id)
+					}
+					return rest, nil
+				}
+				raw, ok := v.(string)
+				if !ok {
+					continue // deleted since SCAN saw it
+				}
+				page.Scanned++
+				c, err := decodeCustomer([]byte(raw))
+				if err != nil {
+					_, id, _ := strings.Cut(chunk[k][len(s.prefix):], mark)
+					return nil, fmt.Errorf("store: decode customer %s: %w", id, err)
+				}
+				if !seen[c.ID] && keep(c) {
+					seen[c.ID] = true
+					page.Customers = append(page.Customers, c)
+				}
+			}
+			keys = keys[len(chunk):]
+		}
+		return nil, nil
+	}
 	for i := start; i < len(nodes); i++ {
 		if i > start {
 			pos = listPos{node: nodes[i].addr}
 		}
 		for {
-			if page.Scanned >= budget {
-				page.StoppedEarly = true
+			var keys []string
+			if len(pos.pending) > 0 {
+				// The rest of the SCAN batch the page before stopped in.
+				for _, id := range pos.pending {
+					keys = append(keys, s.customerKey(id))
+				}
+				pos.pending = nil
+			} else {
+				if pos.end {
+					break
+				}
+				if page.Scanned >= budget {
+					page.StoppedEarly = true
+					page.Next = pos.encode()
+					return page, nil
+				}
+				var next uint64
+				var err error
+				keys, next, err = nodes[i].c.Scan(ctx, pos.scan, match, listScanCount).Result()
+				if err != nil {
+					return nil, fmt.Errorf("store: list customers: scan: %w", err)
+				}
+				slices.Sort(keys)
+				pos.scan, pos.end = next, next == 0
+			}
+			rest, err := read(keys)
+			if err != nil {
+				return nil, err
+			}
+			if len(rest) > 0 {
+				pos.pending = rest
 				page.Next = pos.encode()
 				return page, nil
 			}
-			keys, next, err := nodes[i].c.Scan(ctx, pos.scan, match, listScanCount).Result()
-			if err != nil {
-				return nil, fmt.Errorf("store: list customers: scan: %w", err)
-			}
-			slices.Sort(keys)
-			// Keys up to after were read by the page before.
-			keys = slices.DeleteFunc(keys, func(k string) bool { return k[len(s.prefix):] <= pos.after })
-			for len(keys) > 0 {
-				chunk := keys[:min(len(keys), listReadChunk)]
-				keys = keys[len(chunk):]
-				vals, err := s.getMany(ctx, chunk)
-				if err != nil {
-					return nil, fmt.Errorf("store: list customers: get %d customers: %w", len(chunk), err)
-				}
-				for k, v := range vals {
-					if len(page.Customers) == limit {
-						page.Next = pos.encode()
-						return page, nil
-					}
-					pos.after = chunk[k][len(s.prefix):]
-					raw, ok := v.(string)
-					if !ok {
-						continue // deleted since SCAN saw it
-					}
-					page.Scanned++
-					c, err := decodeCustomer([]byte(raw))
-					if err != nil {
-						_, id, _ := strings.Cut(chunk[k][len(s.prefix):], mark)
-						return nil, fmt.Errorf("store: decode customer %s: %w", id, err)
-					}
-					if !seen[c.ID] && keep(c) {
-						seen[c.ID] = true
-						page.Customers = append(page.Customers, c)
-					}
-				}
-			}
-			pos.scan, pos.after = next, ""
-			if next == 0 {
+			if pos.end {
 				break
 			}
 			if len(page.Customers) == limit {
@@ -263,18 +291,33 @@ func (s *Store) masters(ctx context.Context) ([]master, error) {
 }
 
 // listPos is where a page of ListCustomers starts: the master (its address,
-// "" on a single Redis), its SCAN cursor, and the last key (without the
-// prefix) read from that SCAN batch, "" when none was.
+// "" on a single Redis), its SCAN cursor, whether that SCAN is at its end, and
+// the IDs of the customers of the last SCAN batch the page before did not
+// read (a page that fills up inside a batch hands the rest of it on, so no
+// SCAN is ever replayed: a replay covers other keys when the keyspace
+// changed meanwhile).
 type listPos struct {
-	node  string
-	scan  uint64
-	after string
+	node    string
+	scan    uint64
+	end     bool
+	pending []string
 }
 
-// encode writes the position as a cursor: base64url, so that it goes in a
-// query string as it is.
+// listCursor is a listPos as a cursor holds it.
+type listCursor struct {
+	V       int      `json:"v"`
+	Node    string   `json:"n,omitempty"`
+	Scan    uint64   `json:"s,omitempty"`
+	End     bool     `json:"e,omitempty"`
+	Pending []string `json:"p,omitempty"`
+}
+
+// encode writes the position as a cursor: JSON in base64url, so that it goes
+// in a query string as it is. With a batch's rest it holds up to
+// listScanCount IDs.
 func (p listPos) encode() string {
-	return base64.RawURLEncoding.EncodeToString([]byte("1\n" + p.node + "\n" + strconv.FormatUint(p.scan, 10) + "\n" + p.after))
+	b, _ := json.Marshal(listCursor{V: 2, Node: p.node, Scan: p.scan, End: p.end, Pending: p.pending})
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func decodeListCursor(c string) (listPos, error) {
@@ -285,13 +328,9 @@ func decodeListCursor(c string) (listPos, error) {
 	if err != nil {
 		return listPos{}, ErrBadListCursor
 	}
-	f := strings.SplitN(string(b), "\n", 4)
-	if len(f) != 4 || f[0] != "1" {
+	var lc listCursor
+	if err := json.Unmarshal(b, &lc); err != nil || lc.V != 2 || len(lc.Pending) > listScanCount {
 		return listPos{}, ErrBadListCursor
 	}
-	n, err := strconv.ParseUint(f[2], 10, 64)
-	if err != nil {
-		return listPos{}, ErrBadListCursor
-	}
-	return listPos{node: f[1], scan: n, after: f[3]}, nil
+	return listPos{node: lc.Node, scan: lc.Scan, end: lc.End, pending: lc.Pending}, nil
 }

@@ -32,7 +32,17 @@ func putCustomers(t *testing.T, s *Store, stage string, ids ...string) {
 // the test when a page is larger than q.Limit or holds a customer twice.
 func listAll(t *testing.T, s *Store, q ListQuery) (ids []string, sizes []int) {
 	t.Helper()
+	return listAllWith(t, s, q, nil)
+}
+
+// listAllWith is listAll calling between each page, when set, to change
+// Redis meanwhile.
+func listAllWith(t *testing.T, s *Store, q ListQuery, between func(page int)) (ids []string, sizes []int) {
+	t.Helper()
 	for pages := 0; ; pages++ {
+		if between != nil && pages > 0 {
+			between(pages)
+		}
 		if pages > 10000 {
 			t.Fatal("the pages never end")
 		}
@@ -117,6 +127,31 @@ func TestListCustomersPagesThroughEveryCustomerOnce(t *testing.T) {
 		t.Errorf("a page with a budget of 20: %d customers, scanned %d, stopped early %v, next %q; want it stopped early with a cursor",
 			len(p.Customers), p.Scanned, p.StoppedEarly, p.Next)
 	}
+}
+
+// TestListCustomersListsEveryoneWhileOtherKeysComeAndGo: workers create and
+// delete keys all the time (leases, ledger entries); a SCAN batch replayed
+// after that covers other keys. Paging 7 at a time while 100 unrelated keys
+// come or go between pages still lists each of 300 customers exactly once.
+func TestListCustomersListsEveryoneWhileOtherKeysComeAndGo(t *testing.T) {
+	rdb := redistest.StartServer(t).Client(t)
+	s := New(rdb, "t:")
+	var all []string
+	for i := range 300 {
+		all = append(all, fmt.Sprintf("cus_%03d", i))
+	}
+	putCustomers(t, s, "onboarding", all...)
+	got, _ := listAllWith(t, s, ListQuery{Limit: 7}, func(page int) {
+		for k := range 100 {
+			key := fmt.Sprintf("t:other:%d", k)
+			if page%2 == 1 {
+				rdb.Set(t.Context(), key, "x", 0)
+			} else {
+				rdb.Del(t.Context(), key)
+			}
+		}
+	})
+	onlyOnce(t, got, all)
 }
 
 // TestListCustomersFilters: stage, a search by part of an ID or email (without
