@@ -32,6 +32,7 @@ func abStep(splits ...int) *campaign.Step {
 // within reports whether got is within tol of want, failing t if not.
 func within(t *testing.T, what string, got, want, tol int) {
 	t.Helper()
+	t.Logf("%s: %d of %d (want %d ± %d, 3 standard deviations)", what, got, assignN, want, tol)
 	if got < want-tol || got > want+tol {
 		t.Errorf("%s: %d of %d, want %d ± %d", what, got, assignN, want, tol)
 	}
@@ -104,6 +105,7 @@ func TestHoldoutIsTenPercentAndIndependentOfVariants(t *testing.T) {
 	within(t, "holdout 10%", held, 1000, 90) // sd 30
 	// Among the ~5,000 customers of variant b, 10% are in the holdout: sd
 	// sqrt(5000·.1·.9) ≈ 21, so ±64 around 10% of b's count.
+	t.Logf("holdout among variant b: %d of %d", heldInB, inB)
 	if want := inB / 10; heldInB < want-64 || heldInB > want+64 {
 		t.Errorf("holdout among variant b: %d of %d, want %d ± 64", heldInB, inB, want)
 	}
