@@ -797,13 +797,8 @@ func (s *Server) getTimeline(w http.ResponseWriter, r *http.Request) {
 		horizon = d
 	}
 	id := r.PathValue("id")
-	c, err := s.d.Store.Customer(r.Context(), id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "", fmt.Sprintf("customer %q is unknown", id))
-		return
-	case err != nil:
-		s.unavailable(w, r, err, "Redis is unavailable: try again")
+	c := s.customerOr404(w, r, id)
+	if c == nil {
 		return
 	}
 	eng := s.d.Engine

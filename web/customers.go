@@ -322,17 +322,27 @@ func (s *Server) emails(ctx context.Context, c *lifecycle.Customer) ([]emailOut,
 	return out, nil
 }
 
-// getEmails handles GET /api/customers/{id}/emails: {"emails": [...]}, each
-// step of the customer's enrollments with its ledger state (emailOut).
-func (s *Server) getEmails(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+// customerOr404 reads the customer id of an API request, or answers 404
+// (unknown) or 503 (Redis) and returns nil.
+func (s *Server) customerOr404(w http.ResponseWriter, r *http.Request, id string) *lifecycle.Customer {
 	c, err := s.d.Store.Customer(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "", fmt.Sprintf("customer %q is unknown", id))
-		return
+		return nil
 	case err != nil:
 		s.unavailable(w, r, err, "Redis is unavailable: try again")
+		return nil
+	}
+	return c
+}
+
+// getEmails handles GET /api/customers/{id}/emails: {"emails": [...]}, each
+// step of the customer's enrollments with its ledger state (emailOut).
+func (s *Server) getEmails(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	c := s.customerOr404(w, r, id)
+	if c == nil {
 		return
 	}
 	rows, err := s.emails(r.Context(), c)

@@ -198,13 +198,8 @@ func (s *Server) getConsent(w http.ResponseWriter, r *http.Request) {
 		invalid("format", "format %q is not json or csv", format).write(w)
 		return
 	}
-	c, err := s.d.Store.Customer(r.Context(), id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "", fmt.Sprintf("customer %q is unknown", id))
-		return
-	case err != nil:
-		s.unavailable(w, r, err, "Redis is unavailable: try again")
+	c := s.customerOr404(w, r, id)
+	if c == nil {
 		return
 	}
 	evs, err := s.d.Store.ConsentHistory(r.Context(), id)

@@ -9,8 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,25 +69,7 @@ func BenchmarkBroadcastAudience(b *testing.B) {
 	eng := lifecycle.New(set)
 	camp := set.Campaign("launch")
 	aud := &queue.Audience{Store: st, Engine: eng}
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var ms runtime.MemStats
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peak.Load() {
-					peak.Store(ms.HeapInuse)
-				}
-			}
-		}
-	})
+	peakHeap := watchHeap()
 	runtime.GC()
 	var runs []time.Duration
 	var enrolled int64
@@ -107,8 +87,7 @@ func BenchmarkBroadcastAudience(b *testing.B) {
 	}
 	b.StopTimer()
 	cpu := cpuTime() - cpu0
-	close(stop)
-	wg.Wait()
+	peak := peakHeap()
 	slices.Sort(runs)
 	median := runs[len(runs)/2].Seconds()
 	b.Logf("%d customers, audience %s: %d enrolled per run; runs %v (median %.1fs); this process's CPU %.1f µs per customer (Redis not counted)",
@@ -117,5 +96,5 @@ func BenchmarkBroadcastAudience(b *testing.B) {
 	b.ReportMetric(float64(n)/median, "customers/s")
 	b.ReportMetric(float64(enrolled), "enrolled/run")
 	b.ReportMetric(cpu.Seconds()*1e6/float64(n*len(runs)), "cpu-µs/customer")
-	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
 }

@@ -61,25 +61,7 @@ func BenchmarkImpactRedis(b *testing.B) {
 		return ""
 	}}
 	args := []string{"impact", "--against", old, "--now", now.Format(time.RFC3339), edited}
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var ms runtime.MemStats
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peak.Load() {
-					peak.Store(ms.HeapInuse)
-				}
-			}
-		}
-	})
+	peakHeap := watchHeap()
 	if path := os.Getenv("RETAIN_BENCH_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -102,8 +84,7 @@ func BenchmarkImpactRedis(b *testing.B) {
 	}
 	b.StopTimer()
 	cpu := cpuTime() - cpu0
-	close(stop)
-	wg.Wait()
+	peak := peakHeap()
 	slices.Sort(runs)
 	median := runs[len(runs)/2].Seconds()
 	b.Logf("%d customers: runs %v (median %.1fs); this process's CPU %.1f µs per customer (Redis not counted)",
@@ -111,7 +92,36 @@ func BenchmarkImpactRedis(b *testing.B) {
 	b.ReportMetric(median, "median-s/run")
 	b.ReportMetric(float64(n)/median, "customers/s")
 	b.ReportMetric(cpu.Seconds()*1e6/float64(n*len(runs)), "cpu-µs/customer")
-	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+}
+
+// watchHeap samples the Go heap in use every 20 ms until the function it
+// returns is called, which returns the peak.
+func watchHeap() func() uint64 {
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var ms runtime.MemStats
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	})
+	return func() uint64 {
+		close(stop)
+		wg.Wait()
+		return peak.Load()
+	}
 }
 
 // cpuTime is the user and system CPU this process used so far.
