@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -226,22 +227,12 @@ func previewBroadcast(ctx context.Context, e *env, ws *workspace, camp *campaign
 		if groups[a] != groups[b] {
 			return int(groups[b] - groups[a])
 		}
-		return cmpStrings(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
+		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
 	}) {
 		p.Groups = append(p.Groups, previewGroup{Stage: k[0], Locale: k[1], Customers: groups[k]})
 	}
 	slices.SortFunc(p.Sample, func(a, b previewSample) int { return a.SendAt.Compare(b.SendAt) })
 	return p, nil
-}
-
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (p *broadcastPreview) print(e *env) {
