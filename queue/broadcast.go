@@ -26,10 +26,7 @@ type Audience struct {
 	Batch int
 	// Workers decide batches in parallel; default 2.
 	Workers int
-	// Log receives the evaluation's progress; default slog.Default().
-	Log *slog.Logger
-	// Every is how often the evaluation logs and records its progress;
-	// default 5 seconds.
+	// Every is how often Evaluate reports its progress; default 5 seconds.
 	Every time.Duration
 }
 
@@ -145,6 +142,9 @@ func (a *Audience) Evaluate(ctx context.Context, camp *campaign.Campaign, now ti
 		for attempt := 0; len(ids) > 0 && attempt < 3; attempt++ {
 			err = a.Store.UpdateMany(ctx, ids, func(c *lifecycle.Customer) (*store.Change, error) {
 				choice, chs := a.Engine.EnrollBroadcast(c, camp, now)
+				if choice == lifecycle.ChoiceHad && got[c.ID].Enrols() {
+					return nil, nil // enrolled by this batch's earlier attempt
+				}
 				got[c.ID] = choice
 				if !choice.Enrols() {
 					return nil, nil
@@ -205,7 +205,7 @@ type broadcaster struct {
 const broadcastLock = 30 * time.Second
 
 func newBroadcaster(st *store.Store, eng *lifecycle.Engine, log *slog.Logger) *broadcaster {
-	return &broadcaster{aud: &Audience{Store: st, Engine: eng, Log: log}, store: st, log: log,
+	return &broadcaster{aud: &Audience{Store: st, Engine: eng}, store: st, log: log,
 		grace: eng.BroadcastGrace(), finished: map[string]bool{}, running: map[string]bool{}}
 }
 
